@@ -1,0 +1,110 @@
+//! The command line: `run` (the default), `pay`, `check-config`. Each command is one function;
+//! errors are plain sentences for a technician on SSH, and set a non-zero exit code.
+
+mod pay;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "photoboothd",
+    version,
+    about = "Paid photo booth daemon: camera, printer, Payme"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the booth (the default when no command is given, on built-in defaults).
+    Run {
+        /// Configuration file; without it the built-in defaults are used.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Pay an order the way Payme would (Check, Create, Perform) against the running daemon.
+    Pay {
+        /// The order number shown by the kiosk.
+        order_id: i64,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and print what the booth would run with.
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let command = cli.command.unwrap_or(Command::Run { config: None });
+    let result = match command {
+        Command::Run { config } => run(config),
+        Command::Pay { order_id, config } => load(config).and_then(|c| block_on(pay::pay(c, order_id))),
+        Command::CheckConfig { config } => load(config).map(|c| check_config(&c)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("photoboothd: {message}");
+            1
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, String> {
+    Config::load_or_default(path.as_deref()).map_err(|e| e.to_string())
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(f)
+}
+
+fn run(path: Option<PathBuf>) -> Result<(), String> {
+    crate::logging::init("info");
+    let config = load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Two cores on most Pis; more threads only add memory. The SQLite work runs on the
+        // blocking pool, which grows and shrinks by itself.
+        .worker_threads(2)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(crate::daemon::run(config)).map_err(|e| e.to_string())
+}
+
+fn check_config(config: &Config) {
+    let b = &config.booth;
+    println!("configuration is valid");
+    println!(
+        "  booth          {} ({} sum per copy, 1..={} copies, orders expire after {} s)",
+        b.name, b.price_per_copy, b.max_copies, b.order_ttl_s
+    );
+    println!("  data_dir       {}", config.data_dir().display());
+    println!("  kiosk          http://{}", config.http.kiosk_listen);
+    println!("  webhook        http://{}/payme", config.http.webhook_listen);
+    println!(
+        "  payme checkout {} (merchant {:?}, account field {:?})",
+        config.payme.checkout_base, config.payme.merchant_id, config.payme.account_field
+    );
+    println!(
+        "  fiscal detail  {}",
+        if config.payme.fiscal.is_some() {
+            "sent"
+        } else {
+            "not sent"
+        }
+    );
+    println!("  printer        {:?}", config.printer.backend);
+}

@@ -1,0 +1,208 @@
+//! `photoboothd run`: opens the store, binds both listeners, starts the print loop, and shuts all
+//! of it down in order on SIGTERM or Ctrl-C (listeners stop taking requests, in-flight requests
+//! finish, the print loop finishes the job it is printing).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::booth::print_loop::PrintLoop;
+use crate::booth::Booth;
+use crate::clock;
+use crate::config::Config;
+use crate::hw::printer;
+use crate::payme::auth::{self, KeyRing};
+use crate::payme::Merchant;
+use crate::store::{Store, StoreError};
+
+/// Written into the data directory once both listeners are bound, removed on a clean stop.
+/// The CLI reads it to find the running daemon's real addresses (the config may say port 0).
+pub const RUNTIME_FILE: &str = "photoboothd.run.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub pid: u32,
+    pub kiosk: SocketAddr,
+    pub webhook: SocketAddr,
+    pub started_at: i64,
+}
+
+impl RuntimeInfo {
+    pub fn read(data_dir: &Path) -> Option<RuntimeInfo> {
+        let text = std::fs::read_to_string(data_dir.join(RUNTIME_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+#[derive(Debug)]
+pub struct DaemonError(pub String);
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl From<StoreError> for DaemonError {
+    fn from(e: StoreError) -> Self {
+        DaemonError(e.to_string())
+    }
+}
+
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| DaemonError(format!("cannot create the data directory {}: {e}", data_dir.display())))?;
+    let store = Arc::new(open_store(&data_dir).await?);
+
+    let configured = auth::configured_key(&config, &data_dir).map_err(|e| DaemonError(e.to_string()))?;
+    let key_store = store.clone();
+    let configured_key = configured.key.clone();
+    let (effective, rotated) =
+        tokio::task::spawn_blocking(move || key_store.read(|c| auth::effective_key(c, &configured_key)))
+            .await
+            .map_err(|e| DaemonError(e.to_string()))??;
+    if rotated {
+        tracing::info!(origin = %configured.origin, "payme: using the key Payme set with ChangePassword, which replaced the configured key");
+    } else {
+        tracing::info!(origin = %configured.origin, "payme: key loaded");
+    }
+    warn_about_config(&config);
+
+    let (wake_tx, wake_rx) = mpsc::channel(64);
+    let merchant = Arc::new(Merchant::new(
+        store.clone(),
+        KeyRing::new(configured.key, &effective),
+        config.payme.account_field.clone(),
+        config.payme.fiscal.clone(),
+        wake_tx,
+    ));
+    let booth = Arc::new(Booth::new(store.clone(), config.clone()));
+    let printer: Arc<dyn printer::Printer> = printer::from_config(&config, &data_dir).into();
+
+    let webhook_listener = bind(config.http.webhook_listen, "http.webhook_listen").await?;
+    let kiosk_listener = bind(config.http.kiosk_listen, "http.kiosk_listen").await?;
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        kiosk: local_addr(&kiosk_listener)?,
+        webhook: local_addr(&webhook_listener)?,
+        started_at: clock::now_ms(),
+    };
+    write_runtime_file(&data_dir, &info)?;
+    tracing::info!(
+        kiosk = %info.kiosk,
+        webhook = %info.webhook,
+        data_dir = %data_dir.display(),
+        printer = printer.backend(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "photoboothd ready"
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+
+    let print_loop = tokio::spawn(
+        PrintLoop {
+            store: store.clone(),
+            printer,
+            booth_name: config.booth.name.clone(),
+        }
+        .run(wake_rx, shutdown_rx.clone()),
+    );
+    let webhook = serve(
+        webhook_listener,
+        crate::http::webhook_router(merchant),
+        shutdown_rx.clone(),
+    );
+    let kiosk = serve(kiosk_listener, crate::http::kiosk_router(booth), shutdown_rx.clone());
+    let (w, k) = tokio::join!(webhook, kiosk);
+    let _ = print_loop.await;
+    let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
+    w.and(k).map_err(|e| DaemonError(format!("listener failed: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
+    let dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || Store::open_in(&dir))
+        .await
+        .map_err(|e| DaemonError(e.to_string()))?
+        .map_err(|e| DaemonError(format!("cannot open the database in {}: {e}", data_dir.display())))
+}
+
+fn warn_about_config(config: &Config) {
+    if config.payme.merchant_id.is_empty() {
+        tracing::warn!("payme.merchant_id is not set: QR codes will not open a real Payme checkout");
+    }
+    if config.payme.fiscal.is_none() {
+        tracing::warn!("[payme.fiscal] is not set: CheckPerformTransaction sends no fiscal receipt detail");
+    }
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| DaemonError(format!("cannot listen on {addr} ({key}): {e}")))
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, DaemonError> {
+    listener.local_addr().map_err(|e| DaemonError(e.to_string()))
+}
+
+fn write_runtime_file(data_dir: &Path, info: &RuntimeInfo) -> Result<(), DaemonError> {
+    let path: PathBuf = data_dir.join(RUNTIME_FILE);
+    let tmp = data_dir.join(format!(".{RUNTIME_FILE}.tmp"));
+    let text = serde_json::to_string(info).map_err(|e| DaemonError(e.to_string()))?;
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| DaemonError(format!("cannot write {}: {e}", path.display())))
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,22 @@
+//! The two HTTP listeners. The webhook listener is what the tunnel exposes, and serves only
+//! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API.
+
+mod kiosk;
+mod webhook;
+
+pub use kiosk::router as kiosk_router;
+pub use webhook::router as webhook_router;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// A JSON response with the given status.
+fn json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}

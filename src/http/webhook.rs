@@ -1,0 +1,73 @@
+//! `POST /payme`: reads the raw body itself (Payme sends `text/json`, and bad JSON must still get a
+//! JSON-RPC -32700 with HTTP 200), bounds its size and its arrival time, and hands it to the
+//! merchant on a blocking thread. Every reply on /payme is HTTP 200.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+
+use super::json;
+use crate::payme::rpc::{self, RpcError};
+use crate::payme::{Merchant, MAX_BODY_BYTES};
+
+/// A sender slower than this is not Payme; its connection must not hold a slot for long.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn router(merchant: Arc<Merchant>) -> Router {
+    Router::new()
+        .route("/payme", any(payme))
+        .fallback(|| async { json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not found" })) })
+        .with_state(merchant)
+}
+
+async fn payme(State(merchant): State<Arc<Merchant>>, method: Method, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    if method != Method::POST {
+        return ok(rpc::reply_err(&Value::Null, &RpcError::not_post()));
+    }
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
+            // Too large, or the connection broke mid-body. Without a body there is no id to echo.
+            let error = if merchant.authorized(authorization.as_deref()) {
+                tracing::warn!(error = %e, "payme: request body rejected");
+                RpcError::too_large()
+            } else {
+                RpcError::unauthorized()
+            };
+            return ok(rpc::reply_err(&Value::Null, &error));
+        }
+        Err(_) => {
+            tracing::warn!("payme: request body did not arrive in time");
+            return ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body")));
+        }
+    };
+    let handled = tokio::task::spawn_blocking(move || merchant.handle(&bytes, authorization.as_deref())).await;
+    let reply = match handled {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "payme: handler failed, replying -32400");
+            return ok(rpc::reply_err(&Value::Null, &RpcError::system()));
+        }
+    };
+    tracing::debug!(
+        method = reply.method,
+        code = reply.error_code,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "payme: replied"
+    );
+    ok(reply.body)
+}
+
+fn ok(body: Value) -> Response {
+    json(StatusCode::OK, &body)
+}

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() {
+    let cli = photoboothd::cli::Cli::parse();
+    std::process::exit(photoboothd::cli::main(cli));
+}

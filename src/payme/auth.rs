@@ -1,0 +1,272 @@
+//! The cashbox key: where it comes from, how a request proves it, and how Payme rotates it.
+//!
+//! Precedence for the configured key: `PAYME_KEY`, then systemd's credential `payme-key`, then
+//! `payme.key_file`, then `payme.key`, then a random key generated once into `data_dir/payme.key`.
+//! A key set later by Payme's ChangePassword lives in the store and wins over the configured key it
+//! replaced, so a rotation survives a restart; if the owner has since put a different key in the
+//! configuration, the configuration wins. The key is never logged and never put in an error.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use rusqlite::Connection;
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::store::settings;
+
+/// Payme's Basic-auth login is always this literal.
+const LOGIN: &str = "Paycom";
+const GENERATED_KEY_FILE: &str = "payme.key";
+const CREDENTIAL_NAME: &str = "payme-key";
+const ROTATED_KEY: &str = "payme.rotated_key";
+const ROTATED_FROM: &str = "payme.rotated_from";
+
+/// Where the configured key came from: logged at start, so a technician knows which file to edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    Environment,
+    Credential(PathBuf),
+    KeyFile(PathBuf),
+    ConfigFile,
+    Generated(PathBuf),
+}
+
+impl fmt::Display for KeyOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOrigin::Environment => write!(f, "the PAYME_KEY environment variable"),
+            KeyOrigin::Credential(p) => write!(f, "the systemd credential {}", p.display()),
+            KeyOrigin::KeyFile(p) => write!(f, "payme.key_file {}", p.display()),
+            KeyOrigin::ConfigFile => write!(f, "payme.key in the configuration"),
+            KeyOrigin::Generated(p) => write!(f, "the generated key file {}", p.display()),
+        }
+    }
+}
+
+pub struct ConfiguredKey {
+    pub key: String,
+    pub origin: KeyOrigin,
+}
+
+#[derive(Debug)]
+pub struct KeyError(pub String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Stray newlines are the classic way a key file breaks authentication; other bytes are kept
+/// exactly (keys contain `% & ? @ # !` and must never be decoded).
+fn clean(key: &str) -> &str {
+    key.trim_matches(|c| c == '\n' || c == '\r')
+}
+
+fn read_key_file(path: &Path) -> Result<String, KeyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| KeyError(format!("cannot read the Payme key from {}: {e}", path.display())))?;
+    let key = clean(&text);
+    if key.is_empty() {
+        return Err(KeyError(format!("the Payme key file {} is empty", path.display())));
+    }
+    Ok(key.to_string())
+}
+
+pub fn configured_key(config: &Config, data_dir: &Path) -> Result<ConfiguredKey, KeyError> {
+    if let Ok(key) = std::env::var("PAYME_KEY") {
+        let key = clean(&key);
+        if !key.is_empty() {
+            return Ok(ConfiguredKey {
+                key: key.to_string(),
+                origin: KeyOrigin::Environment,
+            });
+        }
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = Path::new(&dir).join(CREDENTIAL_NAME);
+        if path.exists() {
+            return Ok(ConfiguredKey {
+                key: read_key_file(&path)?,
+                origin: KeyOrigin::Credential(path),
+            });
+        }
+    }
+    if let Some(path) = &config.payme.key_file {
+        return Ok(ConfiguredKey {
+            key: read_key_file(path)?,
+            origin: KeyOrigin::KeyFile(path.clone()),
+        });
+    }
+    if let Some(key) = &config.payme.key {
+        return Ok(ConfiguredKey {
+            key: clean(key).to_string(),
+            origin: KeyOrigin::ConfigFile,
+        });
+    }
+    let path = data_dir.join(GENERATED_KEY_FILE);
+    if path.exists() {
+        return Ok(ConfiguredKey {
+            key: read_key_file(&path)?,
+            origin: KeyOrigin::Generated(path),
+        });
+    }
+    let key = generate_key().map_err(|e| KeyError(format!("cannot generate a Payme key: {e}")))?;
+    write_private(&path, &key).map_err(|e| {
+        KeyError(format!(
+            "cannot write the generated Payme key to {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(ConfiguredKey {
+        key,
+        origin: KeyOrigin::Generated(path),
+    })
+}
+
+/// 36 characters, like Payme's own keys, from an alphabet that needs no escaping anywhere.
+fn generate_key() -> Result<String, getrandom::Error> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 36];
+    getrandom::fill(&mut bytes)?;
+    // 256 % 57 != 0 gives a slight bias; with 36 characters the key still has > 200 bits.
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// The key requests must carry now: a rotation stored by ChangePassword, if it replaced the key
+/// that is configured today, otherwise the configured key.
+pub fn effective_key(conn: &Connection, configured: &str) -> rusqlite::Result<(String, bool)> {
+    let rotated = settings::get(conn, ROTATED_KEY)?;
+    let from = settings::get(conn, ROTATED_FROM)?;
+    Ok(match (rotated, from) {
+        (Some(rotated), Some(from)) if from == configured => (rotated, true),
+        _ => (configured.to_string(), false),
+    })
+}
+
+/// Persists a rotation inside the caller's transaction.
+pub fn store_rotation(conn: &Connection, configured: &str, new_key: &str) -> rusqlite::Result<()> {
+    settings::set(conn, ROTATED_KEY, new_key)?;
+    settings::set(conn, ROTATED_FROM, configured)
+}
+
+/// The live key, checked on every request and swapped by ChangePassword.
+pub struct KeyRing {
+    configured: String,
+    /// `Paycom:<key>` as the decoded Basic credentials must read.
+    expected: RwLock<Arc<[u8]>>,
+}
+
+impl KeyRing {
+    pub fn new(configured: String, effective: &str) -> KeyRing {
+        KeyRing {
+            configured,
+            expected: RwLock::new(expected_credentials(effective)),
+        }
+    }
+
+    pub fn configured(&self) -> &str {
+        &self.configured
+    }
+
+    /// Call only after the new key is committed to the store.
+    pub fn replace(&self, new_key: &str) {
+        let mut guard = self.expected.write().unwrap_or_else(|p| p.into_inner());
+        *guard = expected_credentials(new_key);
+    }
+
+    /// Whether the request's `Authorization` header carries `Basic base64(Paycom:<key>)`.
+    pub fn authorized(&self, header: Option<&[u8]>) -> bool {
+        let Some(decoded) = header.and_then(decode_basic) else {
+            return false;
+        };
+        let expected = self.expected.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // Lengths may differ (then ct_eq is false at once); the content is compared in constant time.
+        bool::from(decoded.as_slice().ct_eq(&expected))
+    }
+
+    /// Whether `candidate` is the key in force (ChangePassword with the same key is a no-op).
+    pub fn is_current(&self, candidate: &str) -> bool {
+        let expected = self.expected.read().unwrap_or_else(|p| p.into_inner()).clone();
+        bool::from(expected_credentials(candidate).ct_eq(&expected))
+    }
+}
+
+fn expected_credentials(key: &str) -> Arc<[u8]> {
+    format!("{LOGIN}:{key}").into_bytes().into()
+}
+
+fn decode_basic(header: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, encoded) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()
+}
+
+/// The header a client (the `pay` command, tests) sends.
+pub fn basic_header(key: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{LOGIN}:{key}"));
+    format!("Basic {encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_only_paycom_with_the_exact_key() {
+        let ring = KeyRing::new("k:%&?@#!".into(), "k:%&?@#!");
+        assert!(ring.authorized(Some(basic_header("k:%&?@#!").as_bytes())));
+        assert!(!ring.authorized(Some(basic_header("k:%&?@#").as_bytes())));
+        assert!(!ring.authorized(None));
+        assert!(!ring.authorized(Some(b"Bearer abc")));
+        assert!(!ring.authorized(Some(b"Basic !!!not-base64")));
+        let other_login = base64::engine::general_purpose::STANDARD.encode("Admin:k:%&?@#!");
+        assert!(!ring.authorized(Some(format!("Basic {other_login}").as_bytes())));
+    }
+
+    #[test]
+    fn replace_takes_effect_at_once() {
+        let ring = KeyRing::new("old".into(), "old");
+        ring.replace("new");
+        assert!(!ring.authorized(Some(basic_header("old").as_bytes())));
+        assert!(ring.authorized(Some(basic_header("new").as_bytes())));
+        assert!(ring.is_current("new"));
+    }
+
+    #[test]
+    fn generated_keys_are_36_characters_and_differ() {
+        let a = generate_key().unwrap();
+        let b = generate_key().unwrap();
+        assert_eq!(a.len(), 36);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,188 @@
+//! The SQLite store: the one record of orders, Payme transactions, print jobs and settings.
+//!
+//! One writer connection behind a mutex serialises every write, and each write runs in
+//! `BEGIN IMMEDIATE`, so two concurrent Payme duplicates can never interleave their read-then-write
+//! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
+//! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
+
+pub mod jobs;
+pub mod orders;
+mod schema;
+pub mod settings;
+pub mod transactions;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use jobs::{JobStatus, PrintJob};
+pub use orders::{Order, OrderStatus};
+pub use transactions::{PaymeTx, TxState};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "photoboothd.sqlite3";
+
+/// How long a connection waits for another process (the CLI, a second daemon) holding the lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const READERS: usize = 2;
+
+#[derive(Debug)]
+pub enum StoreError {
+    Sqlite(rusqlite::Error),
+    Io(std::io::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "database error: {e}"),
+            StoreError::Io(e) => write!(f, "database file error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+    pub fn open_in(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        Store::open(&data_dir.join(DB_FILE))
+    }
+
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut writer = Connection::open(path)?;
+        // The file holds the rotated Payme key: owner-only, like the generated key file.
+        restrict_permissions(path)?;
+        configure(&writer)?;
+        // WAL survives in the file; setting it once per open is cheap and idempotent.
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let conn =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            configure(&conn)?;
+            readers.push(Mutex::new(conn));
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits when it returns `Ok`.
+    /// An `Err` rolls back everything `f` did.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` on a read-only connection; it sees the last committed state.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = lock(&self.readers[i]);
+        Ok(f(&conn)?)
+    }
+
+    /// `PRAGMA quick_check` on the writer: used by health checks and tests.
+    pub fn integrity_ok(&self) -> Result<bool, StoreError> {
+        let conn = lock(&self.writer);
+        let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(verdict == "ok")
+    }
+}
+
+/// A panic inside a closure poisons the mutex; the connection itself is still sound (the
+/// unfinished transaction rolled back when it was dropped), so keep using it.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: a commit that Payme was told about (a performed payment) must survive a power cut.
+    // Only writes pay the fsync; CheckPerformTransaction and the other reads do not.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        assert!(store.integrity_ok().unwrap());
+        let version: i64 = store
+            .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(version, schema::VERSION);
+        drop(store);
+        // A second open finds the schema current and changes nothing.
+        let store = Store::open_in(dir.path()).unwrap();
+        let mode: String = store
+            .read(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let result = store.write(|tx| {
+            settings::set(tx, "probe", "1")?;
+            Err::<(), _>(rusqlite::Error::QueryReturnedNoRows)
+        });
+        assert!(result.is_err());
+        assert_eq!(store.read(|c| settings::get(c, "probe")).unwrap(), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! Orders: what the customer asked for and what it costs. Whether an order is still payable is
+//! decided here from its row, its transactions and the clock, so the kiosk API and the Payme
+//! methods can never disagree about it.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::jobs::JobStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: i64,
+    pub copies: u32,
+    pub price_per_copy_tiyin: i64,
+    pub amount_tiyin: i64,
+    pub status: StoredStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    pub closed_at: Option<i64>,
+}
+
+/// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredStatus {
+    Open,
+    Paid,
+    Refunded,
+    Cancelled,
+}
+
+impl StoredStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            StoredStatus::Open => "open",
+            StoredStatus::Paid => "paid",
+            StoredStatus::Refunded => "refunded",
+            StoredStatus::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<StoredStatus> {
+        Ok(match s {
+            "open" => StoredStatus::Open,
+            "paid" => StoredStatus::Paid,
+            "refunded" => StoredStatus::Refunded,
+            "cancelled" => StoredStatus::Cancelled,
+            other => return Err(bad_value("orders.status", other)),
+        })
+    }
+}
+
+/// The status the kiosk, the CLI and the logs show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    AwaitingPayment,
+    Paid,
+    Printing,
+    Printed,
+    PrintFailed,
+    Cancelled,
+    Expired,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::AwaitingPayment => "awaiting_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Printing => "printing",
+            OrderStatus::Printed => "printed",
+            OrderStatus::PrintFailed => "print_failed",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// Why an order cannot take a new Payme transaction right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotPayable {
+    /// Another transaction (pending or performed) holds it.
+    Held,
+    AlreadyPaid,
+    Refunded,
+    Cancelled,
+    Expired,
+}
+
+impl Order {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
+        Ok(Order {
+            id: row.get("id")?,
+            copies: row.get("copies")?,
+            price_per_copy_tiyin: row.get("price_per_copy_tiyin")?,
+            amount_tiyin: row.get("amount_tiyin")?,
+            status: StoredStatus::parse(&row.get::<_, String>("status")?)?,
+            created_at: row.get("created_at")?,
+            expires_at: row.get("expires_at")?,
+            paid_at: row.get("paid_at")?,
+            closed_at: row.get("closed_at")?,
+        })
+    }
+
+    /// Whether a new Payme transaction may take this order. `live_tx` is whether a transaction in
+    /// state 1 or 2 holds it. An open order with no live transaction stays payable until its TTL:
+    /// a transaction cancelled before perform (card declined, timeout) does not end the order.
+    pub fn payability(&self, live_tx: bool, now: i64) -> Result<(), NotPayable> {
+        match self.status {
+            StoredStatus::Paid => Err(NotPayable::AlreadyPaid),
+            StoredStatus::Refunded => Err(NotPayable::Refunded),
+            StoredStatus::Cancelled => Err(NotPayable::Cancelled),
+            StoredStatus::Open if live_tx => Err(NotPayable::Held),
+            StoredStatus::Open if now >= self.expires_at => Err(NotPayable::Expired),
+            StoredStatus::Open => Ok(()),
+        }
+    }
+
+    /// The status people see, from the stored status, the print job and the clock.
+    pub fn display_status(&self, live_tx: bool, job: Option<JobStatus>, now: i64) -> OrderStatus {
+        match self.status {
+            StoredStatus::Refunded => OrderStatus::Refunded,
+            StoredStatus::Cancelled => OrderStatus::Cancelled,
+            StoredStatus::Paid => match job {
+                Some(JobStatus::Printing) => OrderStatus::Printing,
+                Some(JobStatus::Printed) => OrderStatus::Printed,
+                Some(JobStatus::Failed) => OrderStatus::PrintFailed,
+                Some(JobStatus::Queued | JobStatus::Cancelled) | None => OrderStatus::Paid,
+            },
+            StoredStatus::Open if !live_tx && now >= self.expires_at => OrderStatus::Expired,
+            StoredStatus::Open => OrderStatus::AwaitingPayment,
+        }
+    }
+}
+
+pub fn insert(
+    conn: &Connection,
+    copies: u32,
+    price_per_copy_tiyin: i64,
+    now: i64,
+    ttl_ms: i64,
+) -> rusqlite::Result<Order> {
+    let amount = price_per_copy_tiyin
+        .checked_mul(i64::from(copies))
+        .ok_or_else(|| bad_value("orders.amount_tiyin", "overflow"))?;
+    conn.execute(
+        "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
+        params![copies, price_per_copy_tiyin, amount, now, now + ttl_ms],
+    )?;
+    let id = conn.last_insert_rowid();
+    get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Order>> {
+    conn.prepare_cached("SELECT * FROM orders WHERE id = ?1")?
+        .query_row([id], Order::from_row)
+        .optional()
+}
+
+pub fn mark_paid(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET status = 'paid', paid_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Ends an order for good: refunded after payment, or cancelled before it.
+pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusqlite::Result<()> {
+    debug_assert!(matches!(status, StoredStatus::Refunded | StoredStatus::Cancelled));
+    conn.prepare_cached("UPDATE orders SET status = ?2, closed_at = ?3 WHERE id = ?1")?
+        .execute(params![id, status.as_str(), now])?;
+    Ok(())
+}
+
+pub(super) fn bad_value(column: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected value {value:?} in {column}").into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: StoredStatus) -> Order {
+        Order {
+            id: 1,
+            copies: 2,
+            price_per_copy_tiyin: 100,
+            amount_tiyin: 200,
+            status,
+            created_at: 0,
+            expires_at: 1_000,
+            paid_at: None,
+            closed_at: None,
+        }
+    }
+
+    #[test]
+    fn an_open_order_is_payable_until_its_ttl_unless_held() {
+        let o = order(StoredStatus::Open);
+        assert_eq!(o.payability(false, 999), Ok(()));
+        assert_eq!(o.payability(false, 1_000), Err(NotPayable::Expired));
+        assert_eq!(o.payability(true, 10), Err(NotPayable::Held));
+        assert_eq!(o.display_status(true, None, 5_000), OrderStatus::AwaitingPayment);
+        assert_eq!(o.display_status(false, None, 5_000), OrderStatus::Expired);
+    }
+
+    #[test]
+    fn final_orders_are_never_payable() {
+        assert_eq!(
+            order(StoredStatus::Paid).payability(false, 0),
+            Err(NotPayable::AlreadyPaid)
+        );
+        assert_eq!(
+            order(StoredStatus::Refunded).payability(false, 0),
+            Err(NotPayable::Refunded)
+        );
+        assert_eq!(
+            order(StoredStatus::Cancelled).payability(false, 0),
+            Err(NotPayable::Cancelled)
+        );
+    }
+
+    #[test]
+    fn a_paid_order_shows_its_print_job() {
+        let o = order(StoredStatus::Paid);
+        assert_eq!(o.display_status(true, Some(JobStatus::Queued), 0), OrderStatus::Paid);
+        assert_eq!(
+            o.display_status(true, Some(JobStatus::Printing), 0),
+            OrderStatus::Printing
+        );
+        assert_eq!(
+            o.display_status(true, Some(JobStatus::Printed), 0),
+            OrderStatus::Printed
+        );
+        assert_eq!(
+            o.display_status(true, Some(JobStatus::Failed), 0),
+            OrderStatus::PrintFailed
+        );
+    }
+}

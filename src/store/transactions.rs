@@ -1,0 +1,142 @@
+//! Payme transactions as Payme sees them: ids, Payme's and our times, state and reason.
+//! The stored row is the reply: repeats of Create, Perform and Cancel read their answer back from
+//! here instead of recomputing it, which is what keeps them identical.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    Created = 1,
+    Performed = 2,
+    CancelledBeforePerform = -1,
+    CancelledAfterPerform = -2,
+}
+
+impl TxState {
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    fn from_code(code: i64) -> rusqlite::Result<TxState> {
+        Ok(match code {
+            1 => TxState::Created,
+            2 => TxState::Performed,
+            -1 => TxState::CancelledBeforePerform,
+            -2 => TxState::CancelledAfterPerform,
+            other => return Err(super::orders::bad_value("payme_transactions.state", &other.to_string())),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymeTx {
+    /// Ours: sent to Payme as the `transaction` string.
+    pub id: i64,
+    pub payme_id: String,
+    pub order_id: i64,
+    pub amount: i64,
+    /// The `account` object as Payme sent it (JSON text), echoed in GetStatement.
+    pub account: String,
+    pub payme_time: i64,
+    pub create_time: i64,
+    pub perform_time: i64,
+    pub cancel_time: i64,
+    pub state: TxState,
+    pub reason: Option<i64>,
+}
+
+impl PaymeTx {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<PaymeTx> {
+        Ok(PaymeTx {
+            id: row.get("id")?,
+            payme_id: row.get("payme_id")?,
+            order_id: row.get("order_id")?,
+            amount: row.get("amount")?,
+            account: row.get("account")?,
+            payme_time: row.get("payme_time")?,
+            create_time: row.get("create_time")?,
+            perform_time: row.get("perform_time")?,
+            cancel_time: row.get("cancel_time")?,
+            state: TxState::from_code(row.get("state")?)?,
+            reason: row.get("reason")?,
+        })
+    }
+}
+
+/// The fields of a new transaction that Payme gives us.
+pub struct NewTx<'a> {
+    pub payme_id: &'a str,
+    pub order_id: i64,
+    pub amount: i64,
+    pub account: &'a str,
+    pub payme_time: i64,
+}
+
+pub fn by_payme_id(conn: &Connection, payme_id: &str) -> rusqlite::Result<Option<PaymeTx>> {
+    conn.prepare_cached("SELECT * FROM payme_transactions WHERE payme_id = ?1")?
+        .query_row([payme_id], PaymeTx::from_row)
+        .optional()
+}
+
+/// The transaction in state 1 or 2 that holds the order, if any (at most one, by a unique index).
+pub fn live_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<PaymeTx>> {
+    conn.prepare_cached("SELECT * FROM payme_transactions WHERE order_id = ?1 AND state IN (1, 2)")?
+        .query_row([order_id], PaymeTx::from_row)
+        .optional()
+}
+
+pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Vec<PaymeTx>> {
+    conn.prepare_cached("SELECT * FROM payme_transactions WHERE order_id = ?1 ORDER BY id")?
+        .query_map([order_id], PaymeTx::from_row)?
+        .collect()
+}
+
+pub fn insert(conn: &Connection, new: &NewTx<'_>, create_time: i64) -> rusqlite::Result<PaymeTx> {
+    conn.prepare_cached(
+        "INSERT INTO payme_transactions (payme_id, order_id, amount, account, payme_time, create_time, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+    )?
+    .execute(params![
+        new.payme_id,
+        new.order_id,
+        new.amount,
+        new.account,
+        new.payme_time,
+        create_time
+    ])?;
+    by_payme_id(conn, new.payme_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+pub fn mark_performed(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE payme_transactions SET state = 2, perform_time = ?2 WHERE id = ?1 AND state = 1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+/// State 1 → -1 or 2 → -2, keeping the reason Payme gave (or 4 for our own timeout).
+pub fn mark_cancelled(conn: &Connection, id: i64, to: TxState, reason: i64, now: i64) -> rusqlite::Result<()> {
+    debug_assert!(matches!(
+        to,
+        TxState::CancelledBeforePerform | TxState::CancelledAfterPerform
+    ));
+    conn.prepare_cached("UPDATE payme_transactions SET state = ?2, reason = ?3, cancel_time = ?4 WHERE id = ?1")?
+        .execute(params![id, to.code(), reason, now])?;
+    Ok(())
+}
+
+/// Every successfully created transaction with `from <= payme_time <= to`, oldest first.
+pub fn statement(conn: &Connection, from: i64, to: i64) -> rusqlite::Result<Vec<PaymeTx>> {
+    conn.prepare_cached("SELECT * FROM payme_transactions WHERE payme_time BETWEEN ?1 AND ?2 ORDER BY payme_time, id")?
+        .query_map(params![from, to], PaymeTx::from_row)?
+        .collect()
+}
+
+pub fn save_fiscal(conn: &Connection, payme_id: &str, kind: &str, data: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO fiscal_receipts (payme_id, type, fiscal_data, received_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (payme_id, type) DO UPDATE SET fiscal_data = excluded.fiscal_data,
+                                                    received_at = excluded.received_at",
+    )?
+    .execute(params![payme_id, kind, data, now])?;
+    Ok(())
+}
