@@ -194,7 +194,8 @@ impl Config {
         if b.name.trim().is_empty() {
             return Err("booth.name must not be empty".into());
         }
-        if self.http.kiosk_listen == self.http.webhook_listen {
+        // Port 0 (the OS picks) is allowed on both, for tests.
+        if self.http.kiosk_listen == self.http.webhook_listen && self.http.kiosk_listen.port() != 0 {
             return Err("http.kiosk_listen and http.webhook_listen must differ".into());
         }
         let p = &self.payme;

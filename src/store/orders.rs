@@ -108,12 +108,16 @@ impl Order {
     /// Whether a new Payme transaction may take this order. `live_tx` is whether a transaction in
     /// state 1 or 2 holds it. An open order with no live transaction stays payable until its TTL:
     /// a transaction cancelled before perform (card declined, timeout) does not end the order.
+    /// A live transaction is reported first: Payme's sandbox wants -31008 for a second transaction
+    /// on a held or paid one-time order, whatever else is true of it.
     pub fn payability(&self, live_tx: bool, now: i64) -> Result<(), NotPayable> {
+        if live_tx {
+            return Err(NotPayable::Held);
+        }
         match self.status {
             StoredStatus::Paid => Err(NotPayable::AlreadyPaid),
             StoredStatus::Refunded => Err(NotPayable::Refunded),
             StoredStatus::Cancelled => Err(NotPayable::Cancelled),
-            StoredStatus::Open if live_tx => Err(NotPayable::Held),
             StoredStatus::Open if now >= self.expires_at => Err(NotPayable::Expired),
             StoredStatus::Open => Ok(()),
         }
