@@ -41,16 +41,25 @@ async fn quick_start_on_built_in_defaults() {
             _ => {}
         }
         let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "the booth did not start on defaults (is port 8080 or 8081 taken?):\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "the booth did not start on defaults (is port 8080 or 8081 taken?):\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(info.kiosk.to_string(), "127.0.0.1:8080");
     assert_eq!(info.webhook.to_string(), "127.0.0.1:8081");
 
     // curl -X POST localhost:8080/api/generate-qr -d '{"copies":2}'
-    let r = client::request(info.kiosk, "POST", "/api/generate-qr", &[("content-type", "application/x-www-form-urlencoded")], r#"{"copies":2}"#)
-        .await
-        .unwrap();
+    let r = client::request(
+        info.kiosk,
+        "POST",
+        "/api/generate-qr",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        r#"{"copies":2}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200);
     let order = r.json().unwrap();
     let id = order["order_id"].as_i64().unwrap().to_string();
@@ -58,16 +67,27 @@ async fn quick_start_on_built_in_defaults() {
     assert_eq!(order["status"], "awaiting_payment");
 
     // photoboothd pay <order_id>
-    let pay = Command::new(bin).current_dir(dir.path()).args(["pay", &id]).env_remove("PAYME_KEY").output().unwrap();
+    let pay = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["pay", &id])
+        .env_remove("PAYME_KEY")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&pay.stdout);
-    assert!(pay.status.success(), "pay failed: {out}{}", String::from_utf8_lossy(&pay.stderr));
+    assert!(
+        pay.status.success(),
+        "pay failed: {out}{}",
+        String::from_utf8_lossy(&pay.stderr)
+    );
     for method in ["CheckPerformTransaction", "CreateTransaction", "PerformTransaction"] {
         assert!(out.contains(method), "{out}");
     }
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = client::request(info.kiosk, "GET", &format!("/api/orders/{id}"), &[], Vec::new()).await.unwrap();
+        let r = client::request(info.kiosk, "GET", &format!("/api/orders/{id}"), &[], Vec::new())
+            .await
+            .unwrap();
         let v = r.json().unwrap();
         if v["status"] == "printed" {
             break;
@@ -103,17 +123,28 @@ fn check_config_names_the_bad_key_and_the_file() {
     let path = dir.path().join("bad.toml");
     let text = photoboothd::config::DEFAULT_TOML.replace("max_copies = 10", "max_copies = 10\ncopies_max = 3");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd")).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("copies_max") && err.contains("bad.toml"), "{err}");
 
     // `run` refuses the same file before binding anything.
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd")).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("copies_max"));
 
-    let ok = Command::new(env!("CARGO_BIN_EXE_photoboothd")).arg("check-config").output().unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration is valid"));
 }
