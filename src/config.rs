@@ -22,6 +22,12 @@ pub struct Config {
     pub http: Http,
     pub payme: Payme,
     pub printer: Printer,
+    #[serde(default)]
+    pub camera: Camera,
+    #[serde(default)]
+    pub gpio: Gpio,
+    #[serde(default)]
+    pub session: Session,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +43,71 @@ pub struct Booth {
     #[serde(default = "default_order_ttl")]
     pub order_ttl_s: u32,
     pub data_dir: Option<PathBuf>,
+    /// The kiosk's language until a customer switches it: uz, ru or en.
+    #[serde(default)]
+    pub language: Language,
+    /// Offset of the booth's local time from UTC in minutes, for dates printed on photos
+    /// (Uzbekistan: +300, no daylight saving). Stored times stay UTC.
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_minutes: i32,
+}
+
+fn default_utc_offset() -> i32 {
+    300
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    Uz,
+    Ru,
+    En,
+}
+
+/// The kiosk flow's knobs: how many retakes, and how long each waiting screen waits for a
+/// customer before it gives up and returns to the attract screen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    #[serde(default = "default_max_retakes")]
+    pub max_retakes: u32,
+    #[serde(default = "default_review_timeout")]
+    pub review_timeout_s: u32,
+    #[serde(default = "default_copies_timeout")]
+    pub copies_timeout_s: u32,
+    #[serde(default = "default_done_timeout")]
+    pub done_timeout_s: u32,
+    #[serde(default = "default_error_timeout")]
+    pub error_timeout_s: u32,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            max_retakes: default_max_retakes(),
+            review_timeout_s: default_review_timeout(),
+            copies_timeout_s: default_copies_timeout(),
+            done_timeout_s: default_done_timeout(),
+            error_timeout_s: default_error_timeout(),
+        }
+    }
+}
+
+fn default_max_retakes() -> u32 {
+    2
+}
+fn default_review_timeout() -> u32 {
+    60
+}
+fn default_copies_timeout() -> u32 {
+    60
+}
+fn default_done_timeout() -> u32 {
+    15
+}
+fn default_error_timeout() -> u32 {
+    20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +161,29 @@ pub struct Fiscal {
 pub struct Printer {
     #[serde(default)]
     pub backend: PrinterBackend,
+    /// A template name from `assets/templates/` (without `.toml`).
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// Prints per roll or pack; 0 means media is not counted.
+    #[serde(default)]
+    pub capacity: u32,
+    /// Warn (log and status) when fewer prints than this are left.
+    #[serde(default = "default_warn_below")]
+    pub warn_below: u32,
+    /// escpos: `tcp://host:port`, `/dev/usb/lpN` or a serial device.
+    pub device: Option<String>,
+    /// escpos: 384 (58 mm) or 576 (80 mm).
+    #[serde(default = "default_width_dots")]
+    pub width_dots: u32,
+    /// cups: the queue name.
+    pub queue: Option<String>,
+    /// cups: the media keyword, e.g. `w288h432` or `w288h432-div2`.
+    pub media: Option<String>,
+    /// cups: extra `-o name=value` options, e.g. `["StpLaminate=Glossy"]`.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// file: where PNGs go; default `data_dir/prints`.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -97,8 +191,139 @@ pub struct Printer {
 pub enum PrinterBackend {
     #[default]
     File,
+    Escpos,
+    Cups,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    #[serde(default)]
+    pub backend: CameraBackend,
+    /// Photos per session.
+    #[serde(default = "default_shots")]
+    pub shots: u32,
+    #[serde(default = "default_countdown")]
+    pub countdown_s: u32,
+    /// A capture process still running after this is killed.
+    #[serde(default = "default_camera_timeout")]
+    pub timeout_s: u32,
+    #[serde(default = "default_camera_width")]
+    pub width: u32,
+    #[serde(default = "default_camera_height")]
+    pub height: u32,
+    /// rpicam: pass `--immediate` (only right with fixed exposure, gain and white balance).
+    #[serde(default)]
+    pub immediate: bool,
+    /// Appended to the capture command line, one argument per element.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// gphoto2: tries after a busy or I/O error, with backoff.
+    #[serde(default = "default_camera_retries")]
+    pub retries: u32,
+}
+
+impl Default for Camera {
+    fn default() -> Self {
+        Camera {
+            backend: CameraBackend::default(),
+            shots: default_shots(),
+            countdown_s: default_countdown(),
+            timeout_s: default_camera_timeout(),
+            width: default_camera_width(),
+            height: default_camera_height(),
+            immediate: false,
+            extra_args: Vec::new(),
+            retries: default_camera_retries(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraBackend {
+    #[default]
+    Sim,
+    Rpicam,
+    Gphoto2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpio {
+    #[serde(default)]
+    pub backend: GpioBackend,
+    /// BCM number of the start/capture button (to ground; the internal pull-up is used).
+    #[serde(default = "default_button_pin")]
+    pub button_pin: u8,
+    #[serde(default = "default_debounce")]
+    pub debounce_ms: u32,
+    /// Holding the button this long is a service action instead of a press.
+    #[serde(default = "default_service_hold")]
+    pub service_hold_ms: u32,
+    /// BCM number of the status LED.
+    pub led_pin: Option<u8>,
+    /// BCM number of a flash or relay lit during capture.
+    pub flash_pin: Option<u8>,
+}
+
+impl Default for Gpio {
+    fn default() -> Self {
+        Gpio {
+            backend: GpioBackend::default(),
+            button_pin: default_button_pin(),
+            debounce_ms: default_debounce(),
+            service_hold_ms: default_service_hold(),
+            led_pin: None,
+            flash_pin: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpioBackend {
+    #[default]
+    Sim,
+    Rppal,
+}
+
+fn default_layout() -> String {
+    "strip-2x6".into()
+}
+fn default_warn_below() -> u32 {
+    20
+}
+fn default_width_dots() -> u32 {
+    576
+}
+fn default_shots() -> u32 {
+    3
+}
+fn default_countdown() -> u32 {
+    3
+}
+fn default_camera_timeout() -> u32 {
+    10
+}
+fn default_camera_width() -> u32 {
+    4056
+}
+fn default_camera_height() -> u32 {
+    3040
+}
+fn default_camera_retries() -> u32 {
+    2
+}
+fn default_button_pin() -> u8 {
+    17
+}
+fn default_debounce() -> u32 {
+    50
+}
+fn default_service_hold() -> u32 {
+    3000
+}
 fn default_name() -> String {
     "Photo Booth".into()
 }
@@ -188,8 +413,25 @@ impl Config {
         if !(1..=100).contains(&b.max_copies) {
             return Err("booth.max_copies must be between 1 and 100".into());
         }
-        if !(30..=86_400).contains(&b.order_ttl_s) {
-            return Err("booth.order_ttl_s must be between 30 and 86400 seconds".into());
+        if !(5..=86_400).contains(&b.order_ttl_s) {
+            return Err("booth.order_ttl_s must be between 5 and 86400 seconds".into());
+        }
+        if !(-720..=840).contains(&b.utc_offset_minutes) {
+            return Err("booth.utc_offset_minutes must be between -720 and 840".into());
+        }
+        let t = &self.session;
+        if t.max_retakes > 10 {
+            return Err("session.max_retakes must be at most 10".into());
+        }
+        for (key, value) in [
+            ("session.review_timeout_s", t.review_timeout_s),
+            ("session.copies_timeout_s", t.copies_timeout_s),
+            ("session.done_timeout_s", t.done_timeout_s),
+            ("session.error_timeout_s", t.error_timeout_s),
+        ] {
+            if !(2..=3600).contains(&value) {
+                return Err(format!("{key} must be between 2 and 3600 seconds"));
+            }
         }
         if b.name.trim().is_empty() {
             return Err("booth.name must not be empty".into());
@@ -236,12 +478,98 @@ impl Config {
                 return Err("payme.fiscal.vat_percent must be between 0 and 100".into());
             }
         }
+        self.validate_hardware()
+    }
+
+    fn validate_hardware(&self) -> Result<(), String> {
+        let pr = &self.printer;
+        if !pr
+            .layout
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            || pr.layout.is_empty()
+        {
+            return Err("printer.layout must be a template name such as \"strip-2x6\"".into());
+        }
+        match pr.backend {
+            PrinterBackend::Escpos => {
+                if pr.device.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                    return Err("printer.device is required for the escpos backend (tcp://host:port, /dev/usb/lp0 or a serial device)".into());
+                }
+                if pr.width_dots != 384 && pr.width_dots != 576 {
+                    return Err("printer.width_dots must be 384 (58 mm) or 576 (80 mm)".into());
+                }
+            }
+            PrinterBackend::Cups => {
+                if pr.queue.as_deref().is_none_or(|q| q.trim().is_empty()) {
+                    return Err("printer.queue is required for the cups backend".into());
+                }
+            }
+            PrinterBackend::File => {}
+        }
+        for option in &pr.options {
+            if !option.contains('=') || option.starts_with('-') {
+                return Err(format!("printer.options entry {option:?} must look like name=value"));
+            }
+        }
+        let c = &self.camera;
+        if !(1..=8).contains(&c.shots) {
+            return Err("camera.shots must be between 1 and 8".into());
+        }
+        if c.countdown_s > 30 {
+            return Err("camera.countdown_s must be at most 30".into());
+        }
+        if !(1..=120).contains(&c.timeout_s) {
+            return Err("camera.timeout_s must be between 1 and 120".into());
+        }
+        if !(64..=10_000).contains(&c.width) || !(64..=10_000).contains(&c.height) {
+            return Err("camera.width and camera.height must be between 64 and 10000 pixels".into());
+        }
+        if c.retries > 10 {
+            return Err("camera.retries must be at most 10".into());
+        }
+        let g = &self.gpio;
+        for (key, pin) in [
+            ("gpio.button_pin", Some(g.button_pin)),
+            ("gpio.led_pin", g.led_pin),
+            ("gpio.flash_pin", g.flash_pin),
+        ] {
+            if pin.is_some_and(|p| p > 27) {
+                return Err(format!("{key} must be a BCM GPIO number from 0 to 27"));
+            }
+        }
+        let pins: Vec<u8> = [Some(g.button_pin), g.led_pin, g.flash_pin]
+            .into_iter()
+            .flatten()
+            .collect();
+        if (1..pins.len()).any(|i| pins[..i].contains(&pins[i])) {
+            return Err("gpio.button_pin, gpio.led_pin and gpio.flash_pin must be different pins".into());
+        }
+        if !(5..=1000).contains(&g.debounce_ms) {
+            return Err("gpio.debounce_ms must be between 5 and 1000".into());
+        }
+        if !(500..=30_000).contains(&g.service_hold_ms) {
+            return Err("gpio.service_hold_ms must be between 500 and 30000".into());
+        }
         Ok(())
     }
 
     /// Price of one copy in tiyin (1 sum = 100 tiyin).
     pub fn price_per_copy_tiyin(&self) -> i64 {
         self.booth.price_per_copy * 100
+    }
+
+    /// Now as the booth's wall clock reads it, in ms: only for dates printed on photos.
+    pub fn local_time_ms(&self, utc_ms: i64) -> i64 {
+        utc_ms + i64::from(self.booth.utc_offset_minutes) * 60_000
+    }
+
+    /// Where the `file` printer writes.
+    pub fn prints_dir(&self) -> PathBuf {
+        self.printer
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("prints"))
     }
 
     /// The data directory: the configured one, systemd's `$STATE_DIRECTORY`, or `./data`.
@@ -294,7 +622,7 @@ mod tests {
         for (from, to, key) in [
             ("price_per_copy = 20000", "price_per_copy = 0", "booth.price_per_copy"),
             ("max_copies = 10", "max_copies = 0", "booth.max_copies"),
-            ("order_ttl_s = 600", "order_ttl_s = 5", "booth.order_ttl_s"),
+            ("order_ttl_s = 600", "order_ttl_s = 4", "booth.order_ttl_s"),
             ("price_per_copy = 20000", "price_per_copy = 200.5", "price_per_copy"),
             (
                 "kiosk_listen = \"127.0.0.1:8080\"",

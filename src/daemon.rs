@@ -12,14 +12,19 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::booth::health::Health;
 use crate::booth::print_loop::PrintLoop;
+use crate::booth::session::SessionManager;
 use crate::booth::Booth;
 use crate::clock;
 use crate::config::Config;
+use crate::http::Kiosk;
+use crate::hw::camera::{self, Camera};
+use crate::hw::gpio::{self, Gpio};
 use crate::hw::printer;
 use crate::payme::auth::{self, KeyRing};
 use crate::payme::Merchant;
-use crate::store::{Store, StoreError};
+use crate::store::{media, Store, StoreError};
 
 /// Written into the data directory once both listeners are bound, removed on a clean stop.
 /// The CLI reads it to find the running daemon's real addresses (the config may say port 0).
@@ -80,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     warn_about_config(&config);
 
     let (wake_tx, wake_rx) = mpsc::channel(64);
+    let service_wake = wake_tx.clone();
     let merchant = Arc::new(Merchant::new(
         store.clone(),
         KeyRing::new(configured.key, &effective),
@@ -87,8 +93,37 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         config.payme.fiscal.clone(),
         wake_tx,
     ));
-    let booth = Arc::new(Booth::new(store.clone(), config.clone()));
-    let printer: Arc<dyn printer::Printer> = printer::from_config(&config, &data_dir).into();
+    let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
+    let camera: Arc<dyn Camera> = camera::from_config(&config).into();
+    let (button_tx, button_rx) = mpsc::unbounded_channel();
+    let gpio: Arc<dyn Gpio> = gpio::from_config(&config, button_tx)
+        .map_err(|e| DaemonError(e.to_string()))?
+        .into();
+    let health = Arc::new(Health::new(printer.backend(), camera.backend(), gpio.backend()));
+    let capacity = config.printer.capacity;
+    let media_store = store.clone();
+    let media =
+        tokio::task::spawn_blocking(move || media_store.write(|tx| media::ensure(tx, capacity, clock::now_ms())))
+            .await
+            .map_err(|e| DaemonError(e.to_string()))??;
+    if let Some(m) = media {
+        tracing::info!(media_left = m.remaining, capacity = m.capacity, "media counter");
+    }
+    health.set_media(media);
+    let booth = Arc::new(Booth::new(store.clone(), config.clone(), health.clone(), gpio.clone()));
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Start-up work on the runtime thread is fine: nothing is being served yet.
+    let (sessions, session_task) = SessionManager::start(
+        store.clone(),
+        config.clone(),
+        booth.clone(),
+        camera,
+        gpio.clone(),
+        health.clone(),
+        data_dir.clone(),
+        shutdown_rx.clone(),
+    )?;
 
     let webhook_listener = bind(config.http.webhook_listen, "http.webhook_listen").await?;
     let kiosk_listener = bind(config.http.kiosk_listen, "http.kiosk_listen").await?;
@@ -104,22 +139,33 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         webhook = %info.webhook,
         data_dir = %data_dir.display(),
         printer = printer.backend(),
+        camera = health.camera_backend,
+        gpio = gpio.backend(),
         ready_ms = started.elapsed().as_millis() as u64,
         "photoboothd ready"
     );
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
 
+    tokio::spawn(crate::booth::service::handle_buttons(
+        button_rx,
+        sessions.clone(),
+        store.clone(),
+        printer.clone(),
+        service_wake,
+    ));
     let print_loop = tokio::spawn(
         PrintLoop {
             store: store.clone(),
             printer,
+            health: health.clone(),
             booth_name: config.booth.name.clone(),
+            warn_below: config.printer.warn_below,
+            data_dir: data_dir.clone(),
         }
         .run(wake_rx, shutdown_rx.clone()),
     );
@@ -128,9 +174,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         crate::http::webhook_router(merchant),
         shutdown_rx.clone(),
     );
-    let kiosk = serve(kiosk_listener, crate::http::kiosk_router(booth), shutdown_rx.clone());
+    let kiosk_state = Kiosk {
+        booth,
+        sessions,
+        data_dir: data_dir.clone(),
+    };
+    let kiosk = serve(
+        kiosk_listener,
+        crate::http::kiosk_router(kiosk_state),
+        shutdown_rx.clone(),
+    );
     let (w, k) = tokio::join!(webhook, kiosk);
     let _ = print_loop.await;
+    let _ = session_task.await;
     let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
     w.and(k).map_err(|e| DaemonError(format!("listener failed: {e}")))?;
     tracing::info!("stopped");

@@ -2,7 +2,10 @@
 //! prints. Payme decides when an order is paid (see `payme/`); this module decides what that means
 //! for the customer.
 
+pub mod health;
 pub mod print_loop;
+pub mod service;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -10,17 +13,27 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::Config;
+use crate::hw::gpio::Gpio;
 use crate::payme::checkout::checkout_url;
-use crate::store::{jobs, orders, transactions, Order, OrderStatus, Store, StoreError};
+use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
+use health::{Blocker, CameraView, Health, PrinterView};
 
 pub struct Booth {
     store: Arc<Store>,
     config: Arc<Config>,
+    health: Arc<Health>,
+    gpio: Arc<dyn Gpio>,
 }
 
 #[derive(Debug)]
 pub enum OrderError {
-    InvalidCopies { max: u32 },
+    InvalidCopies {
+        max: u32,
+    },
+    /// The printer cannot finish a paid print now; no order is taken.
+    OutOfService(Blocker),
+    /// The kiosk session is not at the copies screen.
+    Session(session::SessionError),
     Store(StoreError),
 }
 
@@ -31,9 +44,13 @@ impl From<StoreError> for OrderError {
 }
 
 /// An order as the kiosk and the CLI show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
     pub order_id: i64,
+    /// The kiosk session whose photos this order prints, if any.
+    pub session_id: Option<i64>,
+    /// The payment arrived after the customer's session had ended (it prints all the same).
+    pub paid_after_customer_left: bool,
     pub copies: u32,
     /// Whole sum, for display.
     pub amount: i64,
@@ -48,6 +65,22 @@ pub struct OrderView {
 }
 
 #[derive(Debug, Serialize)]
+pub struct BoothStatus {
+    /// False while the printer cannot finish a paid print; `blocker` says why.
+    pub accepting_orders: bool,
+    pub blocker: Option<Blocker>,
+    pub printer: PrinterView,
+    pub camera: CameraView,
+    pub gpio: GpioView,
+    pub print_queue: jobs::JobCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GpioView {
+    pub backend: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct PrintView {
     pub job_id: i64,
     pub status: &'static str,
@@ -56,32 +89,81 @@ pub struct PrintView {
 }
 
 impl Booth {
-    pub fn new(store: Arc<Store>, config: Arc<Config>) -> Booth {
-        Booth { store, config }
+    pub fn new(store: Arc<Store>, config: Arc<Config>, health: Arc<Health>, gpio: Arc<dyn Gpio>) -> Booth {
+        Booth {
+            store,
+            config,
+            health,
+            gpio,
+        }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// A new order awaiting payment. Blocking (SQLite).
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    pub fn gpio(&self) -> &dyn Gpio {
+        self.gpio.as_ref()
+    }
+
+    /// Everything `/api/status` shows. Blocking (SQLite).
+    pub fn status(&self) -> Result<BoothStatus, StoreError> {
+        let jobs = self.store.read(jobs::counts)?;
+        let blocker = self.health.blocker();
+        Ok(BoothStatus {
+            accepting_orders: blocker.is_none(),
+            blocker,
+            printer: self.health.printer_view(self.config.printer.warn_below),
+            camera: self.health.camera_view(),
+            gpio: GpioView {
+                backend: self.gpio.backend(),
+            },
+            print_queue: jobs,
+        })
+    }
+
+    /// A new order awaiting payment, not tied to a kiosk session. Blocking (SQLite).
     pub fn create_order(&self, copies: u32) -> Result<OrderView, OrderError> {
+        self.create_order_for(copies, None)
+    }
+
+    /// A new order awaiting payment; with a session, the order prints that session's page and the
+    /// link is written in the same transaction. Blocking (SQLite).
+    pub fn create_order_for(&self, copies: u32, session_id: Option<i64>) -> Result<OrderView, OrderError> {
         let max = self.config.booth.max_copies;
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
         }
+        if let Some(blocker) = self.health.blocker() {
+            tracing::warn!(reason = blocker.reason, "order refused: {}", blocker.message);
+            return Err(OrderError::OutOfService(blocker));
+        }
         let now = clock::now_ms();
         let ttl_ms = i64::from(self.config.booth.order_ttl_s) * 1000;
         let price = self.config.price_per_copy_tiyin();
-        let order = self.store.write(|tx| orders::insert(tx, copies, price, now, ttl_ms))?;
+        let order = self.store.write(|tx| {
+            let order = orders::insert(tx, copies, price, now, ttl_ms)?;
+            if let Some(id) = session_id {
+                tx.execute(
+                    "UPDATE sessions SET order_id = ?2 WHERE id = ?1",
+                    rusqlite::params![id, order.id],
+                )?;
+            }
+            Ok(order)
+        })?;
         tracing::info!(
             order_id = order.id,
+            session_id,
             copies,
             amount_tiyin = order.amount_tiyin,
             expires_at = order.expires_at,
             "order created, awaiting payment"
         );
-        Ok(self.view(&order, false, None, now))
+        Ok(self.view(&order, false, None, session_id.map(|id| (id, None)), now))
     }
 
     /// The order with its current status, or `None` if there is no such order. Blocking.
@@ -93,7 +175,8 @@ impl Booth {
             };
             let live = transactions::live_for_order(conn, id)?.is_some();
             let job = jobs::paid_job_for_order(conn, id)?;
-            Ok(Some(self.view(&order, live, job, now)))
+            let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
+            Ok(Some(self.view(&order, live, job, session, now)))
         })
     }
 
@@ -108,8 +191,20 @@ impl Booth {
         )
     }
 
-    fn view(&self, order: &Order, live_tx: bool, job: Option<jobs::PrintJob>, now: i64) -> OrderView {
+    fn view(
+        &self,
+        order: &Order,
+        live_tx: bool,
+        job: Option<jobs::PrintJob>,
+        session: Option<(i64, Option<i64>)>,
+        now: i64,
+    ) -> OrderView {
         OrderView {
+            session_id: session.map(|(id, _)| id),
+            paid_after_customer_left: match (session, order.paid_at) {
+                (Some((_, Some(ended))), Some(paid)) => ended < paid,
+                _ => false,
+            },
             order_id: order.id,
             copies: order.copies,
             amount: order.amount_tiyin / 100,

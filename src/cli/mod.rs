@@ -2,6 +2,7 @@
 //! errors are plain sentences for a technician on SSH, and set a non-zero exit code.
 
 mod pay;
+mod printer;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,28 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Printer maintenance.
+    Printer {
+        #[command(subcommand)]
+        command: PrinterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PrinterCommand {
+    /// Print the configured layout filled with sample shots and show what the printer reports.
+    Test {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Resume a stopped printer queue and requeue failed print jobs (after fixing the printer).
+    Resume {
+        /// A new roll or pack was loaded: reset the media counter to printer.capacity.
+        #[arg(long)]
+        refill: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs the parsed command and returns the process exit code.
@@ -49,6 +72,12 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run { config } => run(config),
         Command::Pay { order_id, config } => load(config).and_then(|c| block_on(pay::pay(c, order_id))),
         Command::CheckConfig { config } => load(config).map(|c| check_config(&c)),
+        Command::Printer {
+            command: PrinterCommand::Test { config },
+        } => load(config).and_then(|c| printer::test(&c)),
+        Command::Printer {
+            command: PrinterCommand::Resume { refill, config },
+        } => load(config).and_then(|c| printer::resume(&c, refill)),
     };
     match result {
         Ok(()) => 0,

@@ -4,7 +4,7 @@
 mod kiosk;
 mod webhook;
 
-pub use kiosk::router as kiosk_router;
+pub use kiosk::{router as kiosk_router, Kiosk};
 pub use webhook::router as webhook_router;
 
 use axum::http::{header, StatusCode};

@@ -1,4 +1,6 @@
 //! Hardware backends, each behind a trait so the booth logic never knows which one it drives.
-//! Only the printer exists so far; camera and GPIO join it with the hardware work.
+//! Off a Pi every backend has a simulated twin chosen by configuration, never by crashing.
 
+pub mod camera;
+pub mod gpio;
 pub mod printer;

@@ -1,6 +1,8 @@
 //! Layouts: turning an order (and, with the kiosk, its photos) into the page a printer prints.
 //! Pages are composed at the printer's native resolution so no printer driver ever rescales them.
 
+pub mod compose;
 pub mod qr;
 pub mod receipt;
+pub mod template;
 pub mod text;

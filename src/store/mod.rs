@@ -6,8 +6,10 @@
 //! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
 
 pub mod jobs;
+pub mod media;
 pub mod orders;
 mod schema;
+pub mod sessions;
 pub mod settings;
 pub mod transactions;
 

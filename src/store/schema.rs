@@ -70,6 +70,42 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
+    // 2: print retries with backoff, "may have printed", and the media counter.
+    r#"
+    ALTER TABLE print_jobs ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;
+    -- Set once a failure hit mid-job: paper may have come out, so a retry may duplicate a print.
+    ALTER TABLE print_jobs ADD COLUMN may_have_printed INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX print_jobs_by_status;
+    CREATE INDEX print_jobs_by_status ON print_jobs (status, next_attempt_at, id);
+
+    -- One row: prints left on the roll or pack the owner last loaded.
+    CREATE TABLE media (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        capacity   INTEGER NOT NULL,
+        remaining  INTEGER NOT NULL,
+        loaded_at  INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
+    // 3: kiosk sessions; an order may belong to one.
+    r#"
+    CREATE TABLE sessions (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        stage         TEXT NOT NULL,
+        shots_total   INTEGER NOT NULL,
+        shots_taken   INTEGER NOT NULL DEFAULT 0,
+        retakes_used  INTEGER NOT NULL DEFAULT 0,
+        order_id      INTEGER REFERENCES orders (id),
+        error_code    TEXT,
+        error_message TEXT,
+        started_at    INTEGER NOT NULL,
+        stage_since   INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT
+    );
+    CREATE INDEX sessions_open ON sessions (ended_at);
+    CREATE UNIQUE INDEX sessions_by_order ON sessions (order_id) WHERE order_id IS NOT NULL;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -22,10 +22,19 @@ pub struct Daemon {
     child: Option<Child>,
     pub kiosk: SocketAddr,
     pub webhook: SocketAddr,
-    extra: String,
+    /// TOML inside `[payme]` (may open further tables such as `[camera]`); used at each (re)start.
+    pub extra: String,
+    /// TOML appended to the `[printer]` table.
+    pub printer_extra: String,
+    /// Extra environment for the daemon process.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    config_text_full(data_dir, extra, "")
+}
+
+pub fn config_text_full(data_dir: &Path, extra: &str, printer_extra: &str) -> String {
     format!(
         r#"
 [booth]
@@ -47,6 +56,7 @@ account_field = "order_id"
 {extra}
 [printer]
 backend = "file"
+{printer_extra}
 "#,
         data_dir.display()
     )
@@ -66,6 +76,8 @@ impl Daemon {
             kiosk: "127.0.0.1:1".parse().unwrap(),
             webhook: "127.0.0.1:1".parse().unwrap(),
             extra: extra.to_string(),
+            printer_extra: String::new(),
+            env: Vec::new(),
         };
         d.spawn().await;
         d
@@ -80,7 +92,11 @@ impl Daemon {
     }
 
     async fn spawn(&mut self) {
-        std::fs::write(self.config_path(), config_text(&self.data_dir(), &self.extra)).unwrap();
+        std::fs::write(
+            self.config_path(),
+            config_text_full(&self.data_dir(), &self.extra, &self.printer_extra),
+        )
+        .unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,6 +110,7 @@ impl Daemon {
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("STATE_DIRECTORY")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -301,4 +318,75 @@ pub fn error_code(v: &Value) -> i64 {
     v["error"]["code"]
         .as_i64()
         .unwrap_or_else(|| panic!("expected an error, got {v}"))
+}
+
+impl Daemon {
+    /// A daemon on a whole configuration file of the test's own: `full_toml` gets the data folder
+    /// (`<temp dir>/data`, which `data_dir()`, `prints()` and `db()` read) and returns the file's
+    /// text; it may create files next to it (under the data folder's parent). Restart such a daemon
+    /// with `restart_same_config()`: `restart()` rewrites the default configuration.
+    pub async fn start_with_config(full_toml: impl FnOnce(&Path) -> String) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut d = Daemon {
+            dir,
+            child: None,
+            kiosk: "127.0.0.1:1".parse().unwrap(),
+            webhook: "127.0.0.1:1".parse().unwrap(),
+            extra: String::new(),
+            printer_extra: String::new(),
+            env: Vec::new(),
+        };
+        let text = full_toml(&d.data_dir());
+        std::fs::write(d.config_path(), text).unwrap();
+        d.spawn_on_written_config().await;
+        d
+    }
+
+    /// Kills the daemon and starts it again on the configuration file as it is.
+    pub async fn restart_same_config(&mut self) {
+        self.kill();
+        self.spawn_on_written_config().await;
+    }
+
+    async fn spawn_on_written_config(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("PAYME_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn photoboothd");
+        let pid = child.id();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(info) = RuntimeInfo::read(&self.data_dir()) {
+                if info.pid == pid {
+                    self.kiosk = info.kiosk;
+                    self.webhook = info.webhook;
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("photoboothd exited with {status} at start:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "photoboothd did not become ready:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{PrintError, PrintRequest, Printer};
+use super::{PrintError, PrintRequest, Printer, PrinterState, PrinterStatus};
 
 pub struct FilePrinter {
     dir: PathBuf,
@@ -15,9 +15,8 @@ impl FilePrinter {
     }
 
     fn failed(&self, what: &str, e: impl std::fmt::Display) -> PrintError {
-        PrintError {
-            message: format!("cannot {what} in {}: {e}", self.dir.display()),
-        }
+        // A full or read-only disk may clear up; retrying is cheap and harmless.
+        PrintError::transient(format!("cannot {what} in {}: {e}", self.dir.display()))
     }
 }
 
@@ -40,6 +39,14 @@ impl Printer for FilePrinter {
             std::fs::rename(&tmp, self.dir.join(&name)).map_err(|e| self.failed("write a print", e))?;
         }
         Ok(())
+    }
+
+    fn status(&self) -> PrinterStatus {
+        // The folder is the paper: if it cannot be created, nothing can print.
+        match std::fs::create_dir_all(&self.dir) {
+            Ok(()) => PrinterStatus::new(PrinterState::Ready),
+            Err(e) => PrinterStatus { state: PrinterState::Offline, reasons: vec![format!("folder: {e}")] },
+        }
     }
 }
 

@@ -1,16 +1,21 @@
-//! The printer trait and the choice of backend from the configuration.
+//! The printer trait, the printer's reported state, and the choice of backend from the
+//! configuration. One backend per file.
 
+pub mod cups;
+mod escpos;
 mod file;
+pub mod raster;
 
 use std::fmt;
-use std::path::Path;
 
 use image::RgbImage;
+use serde::Serialize;
 
 use crate::config::{Config, PrinterBackend};
+pub use escpos::EscposPrinter;
 pub use file::FilePrinter;
 
-/// One composed page and how many copies of it to print.
+/// One composed page (at the printer's native resolution) and how many copies of it to print.
 pub struct PrintRequest<'a> {
     pub job_id: i64,
     pub order_id: i64,
@@ -18,9 +23,23 @@ pub struct PrintRequest<'a> {
     pub page: &'a RgbImage,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PrintError {
     pub message: String,
+    /// Worth retrying by itself (connection refused, printer busy); otherwise a person must act.
+    pub transient: bool,
+    /// Some of the job may already be on paper (the failure came mid-transfer).
+    pub may_have_printed: bool,
+}
+
+impl PrintError {
+    pub fn transient(message: impl Into<String>) -> PrintError {
+        PrintError { message: message.into(), transient: true, may_have_printed: false }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> PrintError {
+        PrintError { message: message.into(), transient: false, may_have_printed: false }
+    }
 }
 
 impl fmt::Display for PrintError {
@@ -31,16 +50,69 @@ impl fmt::Display for PrintError {
 
 impl std::error::Error for PrintError {}
 
-/// A printer backend. `print` blocks until the printer has taken every copy; the print loop calls
-/// it from a blocking thread.
+/// What the printer says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterState {
+    Ready,
+    /// Printing or processing; new work waits in its queue.
+    Busy,
+    /// The queue is stopped or paused (CUPS stops a queue after an error) and needs a resume.
+    Stopped,
+    MediaEmpty,
+    Offline,
+    /// The printer does not answer status requests (many thermal printers never do).
+    Unknown,
+}
+
+impl PrinterState {
+    /// Whether a new paid session may start: only states that will print without a person.
+    pub fn can_print(self) -> bool {
+        matches!(self, PrinterState::Ready | PrinterState::Busy | PrinterState::Unknown)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrinterStatus {
+    pub state: PrinterState,
+    /// Machine-readable reasons as the printer gives them (IPP keywords such as `media-empty-error`).
+    pub reasons: Vec<String>,
+}
+
+impl PrinterStatus {
+    pub fn new(state: PrinterState) -> PrinterStatus {
+        PrinterStatus { state, reasons: Vec::new() }
+    }
+}
+
+/// A printer backend. Every method may block (device I/O, child processes); callers run them on a
+/// blocking thread.
 pub trait Printer: Send + Sync {
     /// The backend's name as the configuration spells it.
     fn backend(&self) -> &'static str;
+    /// Prints every copy of the page, returning once the printer (or its queue) has taken them.
     fn print(&self, request: &PrintRequest<'_>) -> Result<(), PrintError>;
+    /// The printer's current state; must return within a few seconds.
+    fn status(&self) -> PrinterStatus;
+    /// Resumes a stopped queue after the owner refilled media. A no-op where nothing can stop.
+    fn resume(&self) -> Result<(), PrintError> {
+        Ok(())
+    }
 }
 
-pub fn from_config(config: &Config, data_dir: &Path) -> Box<dyn Printer> {
+pub fn from_config(config: &Config) -> Result<Box<dyn Printer>, String> {
     match config.printer.backend {
-        PrinterBackend::File => Box::new(FilePrinter::new(data_dir.join("prints"))),
+        PrinterBackend::File => Ok(Box::new(FilePrinter::new(config.prints_dir()))),
+        PrinterBackend::Escpos => Ok(Box::new(EscposPrinter::from_config(&config.printer)?)),
+        PrinterBackend::Cups => {
+            let p = &config.printer;
+            let queue = p
+                .queue
+                .as_deref()
+                .ok_or("printer.queue is required for the cups backend")?;
+            let printer = cups::CupsPrinter::new(queue, p.media.as_deref(), &p.options)?
+                .with_journal_dir(config.data_dir().join("cups-jobs"));
+            Ok(Box::new(printer))
+        }
     }
 }

@@ -1,0 +1,615 @@
+// photoboothd kiosk screen.
+//
+// The daemon owns the session (see src/booth/session.rs); this page draws the SessionView it
+// receives on /api/events (Server-Sent Events, polling /api/session every second when they fail)
+// and turns taps into POSTs. It keeps only what is the customer's alone: the language they picked
+// (for their session; back to the booth's default on the attract screen) and the copies counter.
+// Plain ES2017, no build step, nothing loaded from the network.
+'use strict';
+
+(function () {
+  var NBSP = '\u00a0';
+  // Narrow no-break space: the thin thousands separator ("40 000").
+  var THIN = '\u202f';
+
+  function ruPlural(n, one, few, many) {
+    var m10 = n % 10;
+    var m100 = n % 100;
+    if (m10 === 1 && m100 !== 11) return one;
+    if (m10 >= 2 && m10 <= 4 && (m100 < 12 || m100 > 14)) return few;
+    return many;
+  }
+
+  // Uzbek in Latin script with the proper oʻ/gʻ letters (U+02BB).
+  var TEXTS = {
+    uz: {
+      brand: 'Fotobudka',
+      cancel: 'Bekor qilish',
+      start: 'Boshlash',
+      attract_title: 'Suratga tushing!',
+      attract_hint: 'Ekranga teging yoki katta tugmani bosing',
+      attract_price: function (p) { return p.shots + ' ta surat · bir nusxasi ' + p.price; },
+      attract_pay_note: 'Toʻlov Payme orqali — suratlarni koʻrganingizdan keyin',
+      oos_title: 'Fotobudka vaqtincha ishlamayapti',
+      oos_paper: 'Printerda qogʻoz tugadi.',
+      oos_printer: 'Printer hozir tayyor emas.',
+      oos_staff: 'Xodim tez orada keladi. Iltimos, birozdan soʻng qaytib keling.',
+      shot_of: function (p) { return 'Surat ' + p.n + ' / ' + p.total; },
+      look_at_camera: 'Kameraga qarang',
+      smile: 'Jilmaying!',
+      preparing: 'Suratlaringiz tayyorlanmoqda…',
+      review_title: 'Suratlar yoqdimi?',
+      review_note: 'Faqat chop etsangiz toʻlaysiz.',
+      print: 'Chop etish',
+      retake: function (p) { return 'Qayta olish (' + p.n + ' ta qoldi)'; },
+      no_retakes: 'Qayta olish qolmadi',
+      copies_title: 'Nechta nusxa chop etamiz?',
+      each: function (p) { return 'Bir nusxasi ' + p.price; },
+      total: 'Jami:',
+      pay: 'Toʻlash',
+      pay_title: 'Payme orqali toʻlang',
+      pay_step1: 'Telefoningizda Payme ilovasini oching',
+      pay_step2: 'QR-kodni skanerlang',
+      pay_step3: 'Toʻlovni tasdiqlang',
+      to_pay: 'Toʻlov summasi',
+      order_no: function (p) { return 'Buyurtma № ' + p.id; },
+      copies_n: function (p) { return p.n + ' ta nusxa'; },
+      time_left: 'Qolgan vaqt:',
+      payment_in_progress: 'Toʻlov jarayonda — uni ilovada yakunlang',
+      printing_title: 'Suratlaringiz chop etilmoqda…',
+      printing_sub: 'Toʻlov qabul qilindi, rahmat! Bir daqiqacha kuting.',
+      print_waiting: 'Printer tayyorlanmoqda, biroz kuting…',
+      print_retry: function (p) { return 'Printer qayta urinmoqda (' + p.n + '-urinish). Iltimos, kuting.'; },
+      done_title: 'Suratlaringizni oling!',
+      done_sub: 'Ular printerda tayyor. Tashrifingiz uchun rahmat!',
+      done_ok: 'Tayyor',
+      ok: 'Tushunarli',
+      connecting: 'Ulanmoqda…',
+      connecting_wait: 'Iltimos, bir daqiqa kuting.',
+      net_error: 'Aloqa yoʻq. Qayta urinib koʻrilmoqda…',
+      try_again: 'Bajarilmadi. Iltimos, qaytadan urinib koʻring.',
+      errors: {
+        camera_failed: ['Kamera ishlamadi', 'Sizdan pul olinmadi. Iltimos, qaytadan urinib koʻring.'],
+        compose_failed: ['Suratlarni tayyorlab boʻlmadi', 'Sizdan pul olinmadi. Iltimos, qaytadan urinib koʻring.'],
+        payment_expired: ['Toʻlov vaqti tugadi', 'Sizdan pul olinmadi. Xohlasangiz, qaytadan boshlang.'],
+        payment_cancelled: ['Toʻlov bekor qilindi', 'Agar pul yechilgan boʻlsa, Payme uni avtomatik qaytaradi.'],
+        print_failed: ['Kechirasiz, printer chop eta olmadi',
+          'Toʻlovingiz va suratlaringiz saqlangan. Xodimni chaqiring va ushbu raqamni koʻrsating:'],
+        other: ['Nimadir xato ketdi', 'Qaytadan urinib koʻring yoki xodimni chaqiring.']
+      }
+    },
+    ru: {
+      brand: 'Фотобудка',
+      cancel: 'Отмена',
+      start: 'Начать',
+      attract_title: 'Сделайте фото!',
+      attract_hint: 'Коснитесь экрана или нажмите большую кнопку',
+      attract_price: function (p) {
+        return p.shots + ' ' + ruPlural(p.shots, 'снимок', 'снимка', 'снимков') + ' · отпечаток ' + p.price;
+      },
+      attract_pay_note: 'Оплата через Payme — после того, как увидите фото',
+      oos_title: 'Фотобудка временно не работает',
+      oos_paper: 'В принтере закончилась бумага.',
+      oos_printer: 'Принтер сейчас не готов.',
+      oos_staff: 'Сотрудник скоро подойдёт. Пожалуйста, загляните через несколько минут.',
+      shot_of: function (p) { return 'Снимок ' + p.n + ' из ' + p.total; },
+      look_at_camera: 'Смотрите в камеру',
+      smile: 'Улыбочку!',
+      preparing: 'Готовим ваши фото…',
+      review_title: 'Нравится?',
+      review_note: 'Платите, только если печатаете.',
+      print: 'Печатать',
+      retake: function (p) { return 'Переснять (осталось ' + p.n + ')'; },
+      no_retakes: 'Пересъёмок не осталось',
+      copies_title: 'Сколько отпечатков?',
+      each: function (p) { return p.price + ' за отпечаток'; },
+      total: 'Итого:',
+      pay: 'Оплатить',
+      pay_title: 'Оплатите через Payme',
+      pay_step1: 'Откройте приложение Payme на телефоне',
+      pay_step2: 'Отсканируйте QR-код',
+      pay_step3: 'Подтвердите оплату',
+      to_pay: 'К оплате',
+      order_no: function (p) { return 'Заказ № ' + p.id; },
+      copies_n: function (p) { return p.n + ' ' + ruPlural(p.n, 'отпечаток', 'отпечатка', 'отпечатков'); },
+      time_left: 'Осталось:',
+      payment_in_progress: 'Идёт оплата — завершите её в приложении',
+      printing_title: 'Печатаем ваши фото…',
+      printing_sub: 'Оплата получена, спасибо! Это займёт около минуты.',
+      print_waiting: 'Готовим принтер, подождите немного…',
+      print_retry: function (p) { return 'Принтер пробует ещё раз (попытка ' + p.n + '). Подождите, пожалуйста.'; },
+      done_title: 'Заберите ваши фото!',
+      done_sub: 'Они ждут вас в принтере. Спасибо, что зашли!',
+      done_ok: 'Готово',
+      ok: 'Понятно',
+      connecting: 'Подключение…',
+      connecting_wait: 'Пожалуйста, подождите минутку.',
+      net_error: 'Нет связи. Пробуем ещё раз…',
+      try_again: 'Не получилось. Пожалуйста, попробуйте ещё раз.',
+      errors: {
+        camera_failed: ['Камера не сработала', 'Деньги не списаны. Пожалуйста, попробуйте ещё раз.'],
+        compose_failed: ['Не удалось подготовить фото', 'Деньги не списаны. Пожалуйста, попробуйте ещё раз.'],
+        payment_expired: ['Время на оплату истекло', 'Деньги не списаны. Можно начать заново.'],
+        payment_cancelled: ['Оплата отменена', 'Если деньги списались, Payme вернёт их автоматически.'],
+        print_failed: ['Извините, принтер не смог напечатать',
+          'Оплата и ваши фото сохранены. Позовите сотрудника и покажите этот номер:'],
+        other: ['Что-то пошло не так', 'Попробуйте ещё раз или позовите сотрудника.']
+      }
+    },
+    en: {
+      brand: 'Photo booth',
+      cancel: 'Cancel',
+      start: 'Start',
+      attract_title: 'Strike a pose!',
+      attract_hint: 'Touch the screen or press the big button',
+      attract_price: function (p) { return p.shots + ' photos · ' + p.price + ' per print'; },
+      attract_pay_note: 'Pay with Payme — after you see your photos',
+      oos_title: 'Sorry, the booth is out of service',
+      oos_paper: 'The printer is out of paper.',
+      oos_printer: 'The printer is not ready.',
+      oos_staff: 'Staff will be here soon. Please come back in a few minutes.',
+      shot_of: function (p) { return 'Photo ' + p.n + ' of ' + p.total; },
+      look_at_camera: 'Look at the camera',
+      smile: 'Smile!',
+      preparing: 'Preparing your photos…',
+      review_title: 'Do you like it?',
+      review_note: 'You only pay if you print.',
+      print: 'Print',
+      retake: function (p) { return 'Retake (' + p.n + ' left)'; },
+      no_retakes: 'No retakes left',
+      copies_title: 'How many prints?',
+      each: function (p) { return p.price + ' per print'; },
+      total: 'Total:',
+      pay: 'Pay',
+      pay_title: 'Pay with Payme',
+      pay_step1: 'Open the Payme app on your phone',
+      pay_step2: 'Scan the QR code',
+      pay_step3: 'Confirm the payment',
+      to_pay: 'Amount',
+      order_no: function (p) { return 'Order #' + p.id; },
+      copies_n: function (p) { return p.n === 1 ? '1 print' : p.n + ' prints'; },
+      time_left: 'Time left:',
+      payment_in_progress: 'Payment in progress — please finish it in the app',
+      printing_title: 'Printing your photos…',
+      printing_sub: 'Payment received — thank you! This takes about a minute.',
+      print_waiting: 'Getting the printer ready…',
+      print_retry: function (p) { return 'The printer is trying again (attempt ' + p.n + '). Please wait.'; },
+      done_title: 'Take your photos!',
+      done_sub: 'They are waiting in the printer. Thanks for coming!',
+      done_ok: 'Done',
+      ok: 'OK',
+      connecting: 'Connecting…',
+      connecting_wait: 'Please wait a moment.',
+      net_error: 'No connection. Trying again…',
+      try_again: 'That did not work. Please try again.',
+      errors: {
+        camera_failed: ['The camera didn’t work', 'You have not been charged. Please try again.'],
+        compose_failed: ['We couldn’t prepare your photos', 'You have not been charged. Please try again.'],
+        payment_expired: ['Time to pay ran out', 'No money was taken. You can start again any time.'],
+        payment_cancelled: ['The payment was cancelled', 'If money was taken, Payme returns it automatically.'],
+        print_failed: ['Sorry, the printer failed',
+          'Your payment and your photos are safe. Please call staff and show them this number:'],
+        other: ['Something went wrong', 'Please try again, or call staff.']
+      }
+    }
+  };
+
+  var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
+  var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty'];
+  // After the last shot the capture screen also covers composing the page; past this, say so.
+  var PREPARING_AFTER_MS = 1500;
+  // A language picked on the attract screen falls back to the default when nobody touches it.
+  var IDLE_LANGUAGE_RESET_MS = 60000;
+  // Without a live event stream, show "connecting" after this long without a view.
+  var OFFLINE_AFTER_MS = 4000;
+
+  var state = {
+    view: null,
+    offset: 0, // daemon clock minus this page's clock, ms
+    lang: null, // the customer's choice; null = the booth's default
+    copies: 1,
+    copiesSession: null,
+    cancelRefusedFor: null, // order whose cancel the daemon refused: a payment is under way
+    busy: false,
+    lastTouch: Date.now(),
+    lastViewAt: 0,
+    wasOffline: false,
+    screen: null,
+    screenSince: 0,
+    countdownShown: null,
+    images: {}
+  };
+
+  // `/?transport=poll` skips the event stream: the fallback, for tests and for debugging.
+  var POLL_ONLY = /[?&]transport=poll(&|$)/.test(window.location.search);
+
+  // For tests and for debugging on the booth: every screen shown, in order, and a render counter.
+  var booth = { screens: [], renders: 0, screen: null, transport: POLL_ONLY ? 'poll' : 'events' };
+  window.booth = booth;
+
+  function $(id) { return document.getElementById(id); }
+
+  function lang() {
+    var l = state.lang || (state.view && state.view.language) || 'uz';
+    return TEXTS[l] ? l : 'uz';
+  }
+
+  function t(key, params) {
+    var table = TEXTS[lang()];
+    var value = table[key];
+    if (value === undefined) value = TEXTS.en[key];
+    if (typeof value === 'function') return value(params || {});
+    return value === undefined ? key : value;
+  }
+
+  function group(n, sep) {
+    return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, sep);
+  }
+
+  function money(sum) {
+    switch (lang()) {
+      case 'en': return group(sum, ',') + NBSP + 'UZS';
+      case 'ru': return group(sum, THIN) + NBSP + 'сум';
+      default: return group(sum, THIN) + NBSP + 'soʻm';
+    }
+  }
+
+  function daemonNow() { return Date.now() + state.offset; }
+
+  function clockText(ms) {
+    var s = Math.max(0, Math.ceil(ms / 1000));
+    var m = Math.floor(s / 60);
+    var r = s % 60;
+    return m + ':' + (r < 10 ? '0' : '') + r;
+  }
+
+  function setText(id, text) {
+    var el = $(id);
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  // Sets an image once per distinct URL, so re-renders never reload (and flicker) it.
+  function setImage(id, url) {
+    if (state.images[id] === url) return;
+    state.images[id] = url;
+    var img = $(id);
+    if (url) img.src = url; else img.removeAttribute('src');
+  }
+
+  function screenOf(v) {
+    if (v.stage === 'idle') return v.blocker || !v.accepting_orders ? 'out_of_service' : 'idle';
+    return v.stage;
+  }
+
+  function blockerText(reason) {
+    return PAPER_REASONS.indexOf(reason) >= 0 ? t('oos_paper') : t('oos_printer');
+  }
+
+  function showScreen(name) {
+    if (state.screen === name) return;
+    state.screen = name;
+    state.screenSince = Date.now();
+    var sections = document.querySelectorAll('#screens > [data-screen]');
+    for (var i = 0; i < sections.length; i++) {
+      sections[i].hidden = sections[i].getAttribute('data-screen') !== name;
+    }
+    document.body.setAttribute('data-screen', name);
+    booth.screen = name;
+    booth.screens.push(name);
+    state.countdownShown = null;
+  }
+
+  function dots(v) {
+    var html = '';
+    for (var i = 1; i <= v.shots_total; i++) {
+      html += '<i class="' + (i < v.shot || (i === v.shot && v.stage === 'capturing') ? 'on' : '') + '"></i>';
+    }
+    var all = document.querySelectorAll('[data-dots]');
+    for (var j = 0; j < all.length; j++) {
+      if (all[j].innerHTML !== html) all[j].innerHTML = html;
+    }
+  }
+
+  function cancelAllowed(v) {
+    if (v.stage === 'review' || v.stage === 'choose_copies') return true;
+    if (v.stage === 'awaiting_payment') return !(v.order && state.cancelRefusedFor === v.order.order_id);
+    return false;
+  }
+
+  function render() {
+    var v = state.view;
+    if (!v) return;
+    var l = lang();
+    document.documentElement.lang = l;
+
+    var keyed = document.querySelectorAll('[data-t]');
+    for (var i = 0; i < keyed.length; i++) {
+      var text = t(keyed[i].getAttribute('data-t'));
+      if (keyed[i].textContent !== text) keyed[i].textContent = text;
+    }
+    var langs = document.querySelectorAll('.lang');
+    for (var j = 0; j < langs.length; j++) {
+      var on = langs[j].getAttribute('data-lang') === l;
+      langs[j].classList.toggle('active', on);
+      langs[j].setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+
+    var screen = screenOf(v);
+    showScreen(screen);
+    var cancel = cancelAllowed(v);
+    $('cancel').hidden = !cancel;
+    $('brand').hidden = cancel;
+
+    var order = v.order;
+    var blockerLines = document.querySelectorAll('[data-blocker-line]');
+    for (var k = 0; k < blockerLines.length; k++) {
+      blockerLines[k].hidden = !v.blocker;
+      if (v.blocker) blockerLines[k].textContent = blockerText(v.blocker.reason);
+    }
+
+    switch (screen) {
+      case 'idle':
+        setText('attract-price', t('attract_price', { shots: v.shots_total, price: money(v.price_per_copy) }));
+        break;
+      case 'out_of_service':
+        setText('oos-reason', blockerText(v.blocker ? v.blocker.reason : ''));
+        break;
+      case 'countdown':
+        setText('countdown-shot', t('shot_of', { n: v.shot, total: v.shots_total }));
+        dots(v);
+        break;
+      case 'capturing':
+        setText('capturing-shot', t('shot_of', { n: v.shot, total: v.shots_total }));
+        dots(v);
+        break;
+      case 'review':
+        // The preview keeps its URL across retakes; the query makes each take a new image.
+        setImage('preview', v.preview ? v.preview + '?take=' + v.session_id + '-' + v.retakes_left : null);
+        var retake = $('retake');
+        retake.disabled = v.retakes_left <= 0;
+        setText('retake-text', v.retakes_left > 0 ? t('retake', { n: v.retakes_left }) : t('no_retakes'));
+        $('accept').disabled = false;
+        break;
+      case 'choose_copies':
+        setImage('copies-preview', v.preview ? v.preview + '?take=' + v.session_id + '-' + v.retakes_left : null);
+        var max = Math.max(1, v.max_copies || 1);
+        state.copies = Math.min(Math.max(1, state.copies), max);
+        setText('copies-count', String(state.copies));
+        $('copies-minus').disabled = state.copies <= 1;
+        $('copies-plus').disabled = state.copies >= max;
+        setText('copies-each', t('each', { price: money(v.price_per_copy) }));
+        setText('total', money(state.copies * v.price_per_copy));
+        $('pay').disabled = !!v.blocker;
+        break;
+      case 'awaiting_payment':
+        setImage('qr', order ? order.qr_png : null);
+        setText('pay-amount', order ? money(order.amount) : '');
+        setText('pay-order', order ? t('order_no', { id: order.order_id }) : '');
+        setText('pay-copies', order ? t('copies_n', { n: order.copies }) : '');
+        var paying = !!(order && state.cancelRefusedFor === order.order_id);
+        $('pay-in-progress').hidden = !paying;
+        $('pay-steps').hidden = paying;
+        break;
+      case 'printing':
+        var p = order && order.print;
+        var status = '';
+        if (p && p.attempts > 1) status = t('print_retry', { n: p.attempts });
+        else if (v.blocker || (p && p.status === 'queued' && p.attempts > 0)) status = t('print_waiting');
+        setText('print-status', status);
+        setText('printing-order', order ? t('order_no', { id: order.order_id }) : '');
+        break;
+      case 'done':
+        setText('done-order', order ? t('order_no', { id: order.order_id }) : '');
+        break;
+      case 'error':
+        var code = (v.error && v.error.code) || 'other';
+        var texts = t('errors')[code] || t('errors').other;
+        $('screens').querySelector('[data-screen="error"]').setAttribute('data-error', code);
+        setText('error-title', texts[0]);
+        setText('error-body', texts[1]);
+        var showOrder = code === 'print_failed' && order;
+        $('error-order').hidden = !showOrder;
+        setText('error-order', showOrder ? t('order_no', { id: order.order_id }) : '');
+        // The number must stay up until staff sees it: no button that makes it go away.
+        $('error-ok').hidden = code === 'print_failed';
+        break;
+    }
+    tick();
+    booth.renders++;
+  }
+
+  // Everything that moves with the clock: the countdown, the screen's time limit, the order's TTL.
+  function tick() {
+    var v = state.view;
+    if (!v) return;
+    var now = daemonNow();
+    if (state.screen === 'countdown' && v.countdown_ends_at) {
+      var n = Math.max(1, Math.ceil((v.countdown_ends_at - now) / 1000));
+      if (state.countdownShown !== n) {
+        state.countdownShown = n;
+        var el = $('countdown-number');
+        el.textContent = String(n);
+        el.classList.remove('tick');
+        void el.offsetWidth; // restarts the animation
+        el.classList.add('tick');
+      }
+    }
+    if (state.screen === 'capturing') {
+      var preparing = v.shot >= v.shots_total && Date.now() - state.screenSince > PREPARING_AFTER_MS;
+      setText('smile', t(preparing ? 'preparing' : 'smile'));
+      $('smile').classList.toggle('preparing', preparing);
+    }
+    var limited = ['review', 'choose_copies', 'done', 'error'].indexOf(state.screen) >= 0 && v.deadline;
+    var timer = $('timer');
+    timer.hidden = !limited;
+    if (limited) {
+      var left = v.deadline - now;
+      setText('timer-text', clockText(left));
+      timer.classList.toggle('urgent', left <= 10000);
+    }
+    if (state.screen === 'awaiting_payment' && v.order) {
+      var ttl = v.order.expires_at - now;
+      setText('pay-timer', clockText(ttl));
+      $('pay-timer').parentNode.classList.toggle('urgent', ttl <= 60000);
+    }
+    if (state.screen === 'idle' && state.lang && Date.now() - state.lastTouch > IDLE_LANGUAGE_RESET_MS) {
+      state.lang = null;
+      render();
+    }
+    var offline = !live && Date.now() - state.lastViewAt >= OFFLINE_AFTER_MS;
+    $('offline').hidden = !offline;
+    state.wasOffline = state.wasOffline || offline;
+  }
+
+  function onView(v) {
+    // Back after an outage (a restart, perhaps an upgrade): load the page afresh from the daemon.
+    if (state.wasOffline) {
+      window.location.reload();
+      return;
+    }
+    var prev = state.view;
+    state.offset = (typeof v.now === 'number' ? v.now : Date.now()) - Date.now();
+    state.lastViewAt = Date.now();
+    // The customer's language lasts for their session: back to the default once it ends.
+    if (prev && prev.session_id != null && v.session_id !== prev.session_id) state.lang = null;
+    if (v.session_id !== state.copiesSession) {
+      state.copiesSession = v.session_id;
+      state.copies = 1;
+      state.cancelRefusedFor = null;
+    }
+    state.view = v;
+    render();
+  }
+
+  // ---------- talking to the daemon ----------
+
+  var live = false; // the event stream delivers
+  var source = null;
+  var pollTimer = null;
+
+  function connect() {
+    if (POLL_ONLY || !window.EventSource) { startPolling(); return; }
+    source = new EventSource('/api/events');
+    source.addEventListener('session', function (e) {
+      live = true;
+      stopPolling();
+      try { onView(JSON.parse(e.data)); } catch (err) { /* a broken event: the next one repairs it */ }
+    });
+    source.onerror = function () {
+      live = false;
+      startPolling();
+      if (source.readyState === 2) { // CLOSED: the browser gave up; try a fresh stream later
+        source.close();
+        setTimeout(connect, 5000);
+      }
+    };
+  }
+
+  function startPolling() {
+    if (pollTimer) return;
+    poll();
+    pollTimer = setInterval(poll, 1000);
+  }
+
+  function stopPolling() {
+    if (pollTimer) clearInterval(pollTimer);
+    pollTimer = null;
+  }
+
+  function poll() {
+    fetch('/api/session', { cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (v) { if (v && !live) onView(v); })
+      .catch(function () { /* the offline overlay shows after a while */ });
+  }
+
+  var toastTimer = null;
+  function toast(text) {
+    var el = $('toast');
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { el.hidden = true; }, 5000);
+  }
+
+  // One request at a time: a double tap must not pay twice or skip a screen.
+  function act(path, body, onRefused) {
+    if (state.busy) return;
+    state.busy = true;
+    document.body.classList.add('busy');
+    fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : '{}'
+    })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          if (r.ok) return;
+          var reason = data && data.reason;
+          if (onRefused && onRefused(reason)) return;
+          if (r.status === 503 && BLOCKER_REASONS.indexOf(reason) >= 0) toast(blockerText(reason));
+          else if (r.status !== 409) toast(t('try_again'));
+          // 409: the screen changed under the tap (a timeout, the button); the next view shows it.
+        });
+      })
+      .catch(function () { toast(t('net_error')); })
+      .then(function () {
+        state.busy = false;
+        document.body.classList.remove('busy');
+        if (!live) poll();
+      });
+  }
+
+  function on(id, handler) {
+    $(id).addEventListener('click', function (e) {
+      e.stopPropagation();
+      if (!this.disabled) handler(e);
+    });
+  }
+
+  function init() {
+    document.addEventListener('pointerdown', function () { state.lastTouch = Date.now(); }, true);
+    document.addEventListener('contextmenu', function (e) { e.preventDefault(); });
+
+    var langs = document.querySelectorAll('.lang');
+    for (var i = 0; i < langs.length; i++) {
+      langs[i].addEventListener('click', function () {
+        state.lang = this.getAttribute('data-lang');
+        state.lastTouch = Date.now();
+        render();
+      });
+    }
+    // The whole attract screen is the start button.
+    document.querySelector('[data-screen="idle"]').addEventListener('click', function () {
+      if (state.screen === 'idle') act('/api/session/start');
+    });
+    on('start', function () { act('/api/session/start'); });
+    on('accept', function () { act('/api/session/accept'); });
+    on('retake', function () { act('/api/session/retake'); });
+    on('cancel', function () {
+      var v = state.view;
+      var orderId = v && v.order ? v.order.order_id : null;
+      act('/api/session/cancel', null, function (reason) {
+        if (reason !== 'payment_in_progress') return false;
+        state.cancelRefusedFor = orderId;
+        render();
+        return true;
+      });
+    });
+    on('copies-minus', function () { state.copies -= 1; render(); });
+    on('copies-plus', function () { state.copies += 1; render(); });
+    on('pay', function () {
+      var v = state.view;
+      act('/api/generate-qr', { copies: state.copies, session_id: v ? v.session_id : undefined });
+    });
+    on('done-ok', function () { act('/api/session/dismiss'); });
+    on('error-ok', function () { act('/api/session/dismiss'); });
+
+    setInterval(tick, 200);
+    connect();
+    // Until the first view arrives, a plain request is often quicker than the stream.
+    poll();
+  }
+
+  init();
+})();

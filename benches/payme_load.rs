@@ -1,0 +1,654 @@
+//! Load bench for the release `photoboothd` binary, run as a separate process on loopback.
+//!
+//! 1. Start-up: spawns the daemon `--starts` times on a fresh data directory (then as many times on
+//!    one reused directory) and measures, from the spawn: the port accepting TCP connections, the
+//!    runtime file appearing, the first HTTP reply, the daemon's own `ready_ms`, and the SIGTERM stop.
+//! 2. Payment flows: one daemon on a fresh data directory; its idle RSS one second after start,
+//!    then `--workers` concurrent workers each looping for `--duration` seconds over
+//!    kiosk `POST /api/generate-qr` → `CreateTransaction` → `PerformTransaction`, every request on a
+//!    new connection through `photoboothd::client`. Reports flows/s, per-flow and per-step latency
+//!    percentiles, errors, VmRSS sampled during the run, and the print queue afterwards.
+//!
+//! ```text
+//! cargo build --release
+//! cargo bench --bench payme_load                        # 20 s, 16 workers, 20 starts
+//! cargo bench --bench payme_load -- --duration 60 --workers 16 --starts 20
+//! BENCH_DURATION_S=5 cargo bench --bench payme_load     # the same options as environment variables
+//! ```
+//!
+//! `PHOTOBOOTHD_BIN` overrides the daemon binary (default: the release build Cargo made for this bench,
+//! `target/release/photoboothd`). The daemon runs at its default log level (`RUST_LOG` removed), with
+//! stderr to a log file in its temporary directory. Nothing here asserts on timings; the process exits
+//! with status 1 only if a flow failed.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use photoboothd::client;
+use photoboothd::daemon::RuntimeInfo;
+use photoboothd::payme::auth::basic_header;
+use serde_json::{json, Value};
+
+const KEY: &str = "Bench:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT";
+/// Every wait in this bench gives up after this long.
+const START_LIMIT: Duration = Duration::from_secs(20);
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_micros(200);
+
+struct Options {
+    duration: Duration,
+    workers: usize,
+    starts: usize,
+}
+
+fn options() -> Options {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut duration_s = env("BENCH_DURATION_S").unwrap_or(20);
+    let mut workers = env("BENCH_WORKERS").unwrap_or(16);
+    let mut starts = env("BENCH_STARTS").unwrap_or(20);
+    // `cargo bench` adds `--bench`; anything unknown is ignored.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (args[i].as_str(), value) {
+            ("--duration", Some(v)) => duration_s = v,
+            ("--workers", Some(v)) => workers = v,
+            ("--starts", Some(v)) => starts = v,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    Options {
+        duration: Duration::from_secs(duration_s.max(1)),
+        workers: workers.max(1) as usize,
+        starts: starts as usize,
+    }
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("PHOTOBOOTHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
+}
+
+fn config_text(data_dir: &Path, kiosk: SocketAddr, webhook: SocketAddr) -> String {
+    format!(
+        r#"
+[booth]
+name = "Bench Booth"
+price_per_copy = 20000
+max_copies = 10
+order_ttl_s = 600
+data_dir = "{}"
+
+[http]
+kiosk_listen = "{kiosk}"
+webhook_listen = "{webhook}"
+
+[payme]
+merchant_id = "587f72c72cac0d162c722ae2"
+key = "{KEY}"
+checkout_base = "https://test.paycom.uz"
+account_field = "order_id"
+
+[printer]
+backend = "file"
+"#,
+        data_dir.display()
+    )
+}
+
+/// One daemon process with its configuration and log in `dir`.
+struct Daemon {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(bin: &Path, dir: &Path, kiosk: SocketAddr, webhook: SocketAddr) -> Daemon {
+        let data_dir = dir.join("data");
+        let config = dir.join("photobooth.toml");
+        std::fs::write(&config, config_text(&data_dir, kiosk, webhook)).expect("write the config");
+        let log = dir.join("daemon.log");
+        let stderr = std::fs::File::create(&log).expect("create the log");
+        let child = Command::new(bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env_remove("PAYME_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        Daemon {
+            child: Some(child),
+            data_dir,
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn runtime(&self) -> Option<RuntimeInfo> {
+        RuntimeInfo::read(&self.data_dir).filter(|info| info.pid == self.pid())
+    }
+
+    fn exited(&mut self) -> bool {
+        let child = self.child.as_mut().expect("running");
+        matches!(child.try_wait(), Ok(Some(_)))
+    }
+
+    fn wait_runtime(&mut self) -> RuntimeInfo {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if let Some(info) = self.runtime() {
+                return info;
+            }
+            assert!(!self.exited(), "photoboothd exited at start:\n{}", self.log_text());
+            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log_text());
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The `ready_ms` the daemon logged with "photoboothd ready".
+    fn ready_ms(&self) -> Option<u64> {
+        let log = self.log_text();
+        let line = log.lines().find(|l| l.contains("photoboothd ready"))?;
+        let rest = &line[line.find("ready_ms=")? + "ready_ms=".len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    }
+
+    fn vm_rss_kib(&self) -> Option<u64> {
+        vm_rss_kib(self.pid())
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after `STOP_LIMIT`); returns the time it took.
+    fn stop(&mut self) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let started = Instant::now();
+        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
+        unsafe { libc_kill(child.id() as i32, 15) };
+        while started.elapsed() < STOP_LIMIT {
+            if let Ok(Some(_)) = child.try_wait() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        eprintln!("photoboothd did not stop within {STOP_LIMIT:?} of SIGTERM; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+        started.elapsed()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
+fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    status_field(pid, "VmRSS:")
+}
+
+fn threads(pid: u32) -> Option<u64> {
+    status_field(pid, "Threads:")
+}
+
+/// Where the resident memory is: anonymous/file/shared totals and the largest mappings by Rss,
+/// grouped by name (unnamed anonymous mappings are the malloc arenas and thread stacks).
+fn memory_breakdown(pid: u32) {
+    let field = |f: &str| status_field(pid, f).unwrap_or(0);
+    println!(
+        "  RssAnon {} KiB, RssFile {} KiB, RssShmem {} KiB, threads {}",
+        field("RssAnon:"),
+        field("RssFile:"),
+        field("RssShmem:"),
+        field("Threads:")
+    );
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return;
+    };
+    let mut groups: Vec<(String, u64, u64)> = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if !first.ends_with(':') {
+            let name = words.nth(4).unwrap_or("[anon]");
+            current = name.rsplit('/').next().unwrap_or(name).to_string();
+        } else if first == "Rss:" {
+            let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match groups.iter_mut().find(|g| g.0 == current) {
+                Some(g) => {
+                    g.1 += kib;
+                    g.2 += u64::from(kib > 0);
+                }
+                None => groups.push((current.clone(), kib, u64::from(kib > 0))),
+            }
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+    let top: Vec<String> = groups
+        .iter()
+        .take(5)
+        .map(|(name, kib, n)| format!("{name} {kib} KiB in {n} mappings"))
+        .collect();
+    println!("  largest by Rss: {}", top.join("; "));
+}
+
+/// A loopback port nobody listens on right now, so the start-up bench can poll it from the spawn.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr")
+}
+
+/// One blocking HTTP/1.1 request with `Connection: close`; returns the status code.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary_ms(name: &str, values: &mut [f64]) {
+    if values.is_empty() {
+        println!("  {name:<28} no samples");
+        return;
+    }
+    values.sort_by(f64::total_cmp);
+    println!(
+        "  {name:<28} min {:>8.2}  p50 {:>8.2}  p90 {:>8.2}  p99 {:>8.2}  max {:>8.2}  (ms, n={})",
+        values[0],
+        pct(values, 50.0),
+        pct(values, 90.0),
+        pct(values, 99.0),
+        values[values.len() - 1],
+        values.len()
+    );
+}
+
+#[derive(Default)]
+struct StartSamples {
+    accepting: Vec<f64>,
+    runtime_file: Vec<f64>,
+    first_reply: Vec<f64>,
+    ready_ms: Vec<f64>,
+    stop: Vec<f64>,
+}
+
+/// Spawn → webhook port accepting → runtime file → first kiosk HTTP reply, then SIGTERM.
+fn start_once(bin: &Path, dir: &Path, samples: &mut StartSamples) {
+    let (kiosk, webhook) = (free_port(), free_port());
+    let started = Instant::now();
+    let mut daemon = Daemon::spawn(bin, dir, kiosk, webhook);
+    let deadline = started + START_LIMIT;
+    let (mut accepting, mut file) = (None, None);
+    while accepting.is_none() || file.is_none() {
+        if accepting.is_none() && TcpStream::connect(webhook).is_ok() {
+            accepting = Some(started.elapsed());
+        }
+        if file.is_none() && daemon.runtime().is_some() {
+            file = Some(started.elapsed());
+        }
+        assert!(!daemon.exited(), "photoboothd exited at start:\n{}", daemon.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "photoboothd not ready:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(POLL);
+    }
+    let status = http_status(kiosk, "/api/orders/999999");
+    let first_reply = started.elapsed();
+    assert_eq!(status, Some(404), "unexpected kiosk reply:\n{}", daemon.log_text());
+    samples.accepting.push(ms(accepting.unwrap_or_default()));
+    samples.runtime_file.push(ms(file.unwrap_or_default()));
+    samples.first_reply.push(ms(first_reply));
+    if let Some(ready) = daemon.ready_ms() {
+        samples.ready_ms.push(ready as f64);
+    }
+    samples.stop.push(ms(daemon.stop()));
+}
+
+fn startup_bench(bin: &Path, starts: usize) {
+    if starts == 0 {
+        return;
+    }
+    println!("== start-up: {starts} starts on a fresh data directory each ==");
+    let mut fresh = StartSamples::default();
+    for _ in 0..starts {
+        let dir = tempfile::tempdir().expect("temp dir");
+        start_once(bin, dir.path(), &mut fresh);
+    }
+    print_starts(&mut fresh);
+    println!("== start-up: {starts} starts reusing one data directory (database already created) ==");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut warm = StartSamples::default();
+    start_once(bin, dir.path(), &mut StartSamples::default());
+    for _ in 0..starts {
+        start_once(bin, dir.path(), &mut warm);
+    }
+    print_starts(&mut warm);
+}
+
+fn print_starts(s: &mut StartSamples) {
+    summary_ms("spawn → port accepting", &mut s.accepting);
+    summary_ms("spawn → runtime file", &mut s.runtime_file);
+    summary_ms("spawn → first HTTP reply", &mut s.first_reply);
+    summary_ms("ready_ms (daemon's log)", &mut s.ready_ms);
+    summary_ms("SIGTERM → exit", &mut s.stop);
+}
+
+#[derive(Default)]
+struct WorkerResult {
+    flows: Vec<f64>,
+    order: Vec<f64>,
+    create: Vec<f64>,
+    perform: Vec<f64>,
+    errors: u64,
+    first_errors: Vec<String>,
+}
+
+struct Target {
+    kiosk: SocketAddr,
+    webhook: SocketAddr,
+    auth: String,
+}
+
+fn payme_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn rpc(target: &Target, method: &str, params: Value) -> Result<Value, String> {
+    let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
+    let reply = client::request(
+        target.webhook,
+        "POST",
+        "/payme",
+        &[
+            ("authorization", target.auth.as_str()),
+            ("content-type", "text/json; charset=UTF-8"),
+        ],
+        body,
+    )
+    .await
+    .map_err(|e| format!("{method}: {e}"))?;
+    let v = reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))?;
+    if reply.status != 200 || v.get("result").is_none() {
+        return Err(format!("{method}: HTTP {} {v}", reply.status));
+    }
+    Ok(v["result"].clone())
+}
+
+/// One payment: returns the time of each of its three requests.
+async fn flow(target: &Target) -> Result<[Duration; 3], String> {
+    let t = Instant::now();
+    let reply = client::request(
+        target.kiosk,
+        "POST",
+        "/api/generate-qr",
+        &[("content-type", "application/json")],
+        r#"{"copies":1}"#,
+    )
+    .await
+    .map_err(|e| format!("generate-qr: {e}"))?;
+    let order = reply
+        .json()
+        .map_err(|e| format!("generate-qr: reply is not JSON: {e}"))?;
+    let (Some(order_id), Some(amount)) = (order["order_id"].as_i64(), order["amount_tiyin"].as_i64()) else {
+        return Err(format!("generate-qr: HTTP {} {order}", reply.status));
+    };
+    let t_order = t.elapsed();
+
+    let t = Instant::now();
+    let id = payme_id();
+    let account = json!({ "order_id": order_id.to_string() });
+    let created = rpc(
+        target,
+        "CreateTransaction",
+        json!({ "id": id, "time": photoboothd::clock::now_ms(), "amount": amount, "account": account }),
+    )
+    .await?;
+    if created["state"] != 1 {
+        return Err(format!("CreateTransaction: state is not 1: {created}"));
+    }
+    let t_create = t.elapsed();
+
+    let t = Instant::now();
+    let performed = rpc(target, "PerformTransaction", json!({ "id": id })).await?;
+    if performed["state"] != 2 {
+        return Err(format!("PerformTransaction: state is not 2: {performed}"));
+    }
+    Ok([t_order, t_create, t.elapsed()])
+}
+
+async fn worker(target: Rc<Target>, deadline: Instant) -> WorkerResult {
+    let mut r = WorkerResult::default();
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        match flow(&target).await {
+            Ok([order, create, perform]) => {
+                r.flows.push(ms(started.elapsed()));
+                r.order.push(ms(order));
+                r.create.push(ms(create));
+                r.perform.push(ms(perform));
+            }
+            Err(e) => {
+                r.errors += 1;
+                if r.first_errors.len() < 3 {
+                    r.first_errors.push(e);
+                }
+            }
+        }
+    }
+    r
+}
+
+fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+}
+
+fn queue_report(data_dir: &Path, label: &str) {
+    let path = data_dir.join(photoboothd::store::DB_FILE);
+    let Ok(db) = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        println!("  {label}: cannot open {}", path.display());
+        return;
+    };
+    println!(
+        "  {label}: orders paid {} / open {}; print jobs printed {} / queued {} / printing {} / failed {}",
+        count(&db, "SELECT count(*) FROM orders WHERE status = 'paid'"),
+        count(&db, "SELECT count(*) FROM orders WHERE status = 'open'"),
+        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
+        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
+        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printing'"),
+        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
+    );
+}
+
+/// Returns the number of failed flows.
+async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
+    println!(
+        "== payment flows: {} workers for {:?} (generate-qr → CreateTransaction → PerformTransaction) ==",
+        opts.workers, opts.duration
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut daemon = Daemon::spawn(bin, dir.path(), any, any);
+    let info = daemon.wait_runtime();
+    let pid = daemon.pid();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "  idle, 1 s after start, before any request: VmRSS {} KiB, threads {}",
+        daemon.vm_rss_kib().unwrap_or(0),
+        threads(pid).unwrap_or(0)
+    );
+    memory_breakdown(pid);
+
+    let target = Rc::new(Target {
+        kiosk: info.kiosk,
+        webhook: info.webhook,
+        auth: basic_header(KEY),
+    });
+    let started = Instant::now();
+    let deadline = started + opts.duration;
+    let done = Rc::new(Cell::new(false));
+    let sampling = done.clone();
+    let sampler = tokio::task::spawn_local(async move {
+        let mut rss = Vec::new();
+        let mut max_threads = 0;
+        // Bounded by the run plus the slowest possible last flow (3 requests × the client's 30 s).
+        let stop = deadline + Duration::from_secs(100);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        while !sampling.get() && Instant::now() < stop {
+            tick.tick().await;
+            match vm_rss_kib(pid) {
+                Some(kib) => rss.push(kib),
+                None => break,
+            }
+            max_threads = max_threads.max(threads(pid).unwrap_or(0));
+        }
+        (rss, max_threads)
+    });
+    let handles: Vec<_> = (0..opts.workers)
+        .map(|_| tokio::task::spawn_local(worker(target.clone(), deadline)))
+        .collect();
+    let mut total = WorkerResult::default();
+    for h in handles {
+        let r = h.await.expect("worker");
+        total.flows.extend(r.flows);
+        total.order.extend(r.order);
+        total.create.extend(r.create);
+        total.perform.extend(r.perform);
+        total.errors += r.errors;
+        total.first_errors.extend(r.first_errors);
+    }
+    let elapsed = started.elapsed();
+    done.set(true);
+    let (rss, max_threads) = sampler.await.unwrap_or_default();
+    let rss_after = daemon.vm_rss_kib().unwrap_or(0);
+
+    let ok = total.flows.len();
+    println!(
+        "  flows ok {ok}, errors {}, in {:.2} s: {:.1} flows/s ({:.1} requests/s)",
+        total.errors,
+        elapsed.as_secs_f64(),
+        ok as f64 / elapsed.as_secs_f64(),
+        3.0 * ok as f64 / elapsed.as_secs_f64()
+    );
+    for e in &total.first_errors {
+        println!("  error: {e}");
+    }
+    summary_ms("flow (3 requests)", &mut total.flows);
+    summary_ms("  POST /api/generate-qr", &mut total.order);
+    summary_ms("  CreateTransaction", &mut total.create);
+    summary_ms("  PerformTransaction", &mut total.perform);
+    let mut sorted = rss.clone();
+    sorted.sort_unstable();
+    if !sorted.is_empty() {
+        println!(
+            "  VmRSS during the run: min {} / p50 {} / max {} KiB over {} samples (every 250 ms); max threads {max_threads}",
+            sorted[0],
+            pct(&sorted, 50.0),
+            sorted[sorted.len() - 1],
+            sorted.len()
+        );
+        let step = (rss.len() / 10).max(1);
+        let trace: Vec<String> = rss.iter().step_by(step).map(u64::to_string).collect();
+        println!("  VmRSS trace (KiB): {}", trace.join(" "));
+    }
+    println!("  VmRSS right after the run: {rss_after} KiB");
+    memory_breakdown(pid);
+    queue_report(&daemon.data_dir, "right after the run");
+    let stopped = daemon.stop();
+    println!("  SIGTERM → exit {:.1} ms", ms(stopped));
+    queue_report(&daemon.data_dir, "after the stop");
+    let log = daemon.log_text();
+    let warn = log.lines().filter(|l| l.contains(" WARN ")).count();
+    let error = log.lines().filter(|l| l.contains(" ERROR ")).count();
+    println!(
+        "  daemon log: {} lines, {warn} WARN, {error} ERROR (config warnings at start are expected)",
+        log.lines().count()
+    );
+    for line in log.lines().filter(|l| l.contains(" ERROR ")).take(3) {
+        println!("    {line}");
+    }
+    total.errors
+}
+
+fn main() {
+    let opts = options();
+    let bin = binary();
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release` first",
+        bin.display()
+    );
+    println!("photoboothd binary: {}", bin.display());
+    startup_bench(&bin, opts.starts);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let errors = local.block_on(&runtime, flow_bench(&bin, &opts));
+    if errors > 0 {
+        println!("FAILED: {errors} flows failed");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# CheckPerformTransaction load test with wrk against a release photoboothd on loopback.
+#
+#   cargo build --release
+#   scripts/bench/payme_wrk.sh                 # 30 s, 16 connections, 2 wrk threads
+#   DURATION=60s CONNECTIONS=16 scripts/bench/payme_wrk.sh
+#
+# The daemon runs at its default log level (RUST_LOG unset -> info) with stderr to /dev/null,
+# unless BENCH_RUST_LOG is set (e.g. BENCH_RUST_LOG=warn, for a comparison only).
+# WRK_CHECK=0 skips the per-reply check in the Lua script.
+# Prints the idle RSS, wrk's report, VmRSS sampled every 0.5 s during the run, and RSS after.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${PHOTOBOOTHD_BIN:-$root/target/release/photoboothd}"
+duration="${DURATION:-30s}"
+connections="${CONNECTIONS:-16}"
+threads="${THREADS:-2}"
+key='Bench:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT'
+
+[ -x "$bin" ] || { echo "no $bin: run 'cargo build --release' first" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk not found: apt-get update && apt-get install -y wrk" >&2; exit 1; }
+
+tmp="$(mktemp -d /tmp/photoboothd-wrk.XXXXXX)"
+pid=""
+sampler=""
+cleanup() {
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cat > "$tmp/photobooth.toml" <<TOML
+[booth]
+name = "Bench Booth"
+price_per_copy = 20000
+max_copies = 10
+order_ttl_s = 600
+data_dir = "$tmp/data"
+
+[http]
+kiosk_listen = "127.0.0.1:0"
+webhook_listen = "127.0.0.1:0"
+
+[payme]
+merchant_id = "587f72c72cac0d162c722ae2"
+key = "$key"
+checkout_base = "https://test.paycom.uz"
+account_field = "order_id"
+
+[printer]
+backend = "file"
+TOML
+
+if [ -n "${BENCH_RUST_LOG:-}" ]; then
+  env -u PAYME_KEY -u CREDENTIALS_DIRECTORY -u STATE_DIRECTORY RUST_LOG="$BENCH_RUST_LOG" \
+    "$bin" run --config "$tmp/photobooth.toml" >/dev/null 2>&1 &
+  log_level="$BENCH_RUST_LOG (RUST_LOG)"
+else
+  env -u RUST_LOG -u PAYME_KEY -u CREDENTIALS_DIRECTORY -u STATE_DIRECTORY \
+    "$bin" run --config "$tmp/photobooth.toml" >/dev/null 2>&1 &
+  log_level="info (RUST_LOG unset, the default)"
+fi
+pid=$!
+
+run_file="$tmp/data/photoboothd.run.json"
+for _ in $(seq 1 2000); do # at most 20 s
+  [ -s "$run_file" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "photoboothd exited at start" >&2; exit 1; }
+  sleep 0.01
+done
+[ -s "$run_file" ] || { echo "photoboothd did not become ready in 20 s" >&2; exit 1; }
+kiosk="$(sed -E 's/.*"kiosk":"([^"]+)".*/\1/' "$run_file")"
+webhook="$(sed -E 's/.*"webhook":"([^"]+)".*/\1/' "$run_file")"
+
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$pid/status"; }
+thr() { awk '/^Threads/ {print $2}' "/proc/$pid/status"; }
+
+sleep 1
+echo "daemon pid $pid, kiosk $kiosk, webhook $webhook, log level $log_level, stderr -> /dev/null"
+echo "idle: VmRSS $(rss) KiB, VmHWM $(hwm) KiB, threads $(thr)"
+
+order="$(curl -sS -X POST "http://$kiosk/api/generate-qr" -H 'content-type: application/json' -d '{"copies":1}')"
+order_id="$(printf '%s' "$order" | sed -E 's/.*"order_id":([0-9]+).*/\1/')"
+amount="$(printf '%s' "$order" | sed -E 's/.*"amount_tiyin":([0-9]+).*/\1/')"
+echo "order $order_id, amount_tiyin $amount"
+echo "after one kiosk request: VmRSS $(rss) KiB"
+
+export PAYME_AUTH="Basic $(printf 'Paycom:%s' "$key" | base64 -w0)"
+export PAYME_BODY="{\"method\":\"CheckPerformTransaction\",\"params\":{\"amount\":$amount,\"account\":{\"order_id\":\"$order_id\"}},\"id\":1}"
+probe="$(curl -sS -X POST "http://$webhook/payme" -H "Authorization: $PAYME_AUTH" -H 'content-type: text/json' -d "$PAYME_BODY")"
+echo "probe reply: $probe"
+case "$probe" in *'"allow":true'*) ;; *) echo "CheckPerformTransaction is not allowed; aborting" >&2; exit 1 ;; esac
+
+# VmRSS every 0.5 s while wrk runs; bounded by the wrk duration plus a margin.
+secs="${duration%s}"
+samples=$(( (secs + 5) * 2 ))
+(
+  for _ in $(seq 1 "$samples"); do
+    kill -0 "$pid" 2>/dev/null || break
+    printf '%s %s\n' "$(date +%s.%N)" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
+    sleep 0.5
+  done
+) > "$tmp/rss.txt" &
+sampler=$!
+
+echo "wrk -t$threads -c$connections -d$duration --latency -s $here/check_perform.lua http://$webhook/payme"
+wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$webhook/payme"
+
+kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
+sampler=""
+echo "VmRSS during the run (KiB): min/median/max $(awk '{print $2}' "$tmp/rss.txt" | sort -n | awk '{a[NR]=$1} END {print a[1] "/" a[int((NR+1)/2)] "/" a[NR] " over " NR " samples"}')"
+echo "VmRSS samples (KiB, every 0.5 s): $(awk '{printf "%s ", $2}' "$tmp/rss.txt")"
+echo "right after the run: VmRSS $(rss) KiB, VmHWM $(hwm) KiB, threads $(thr)"
+sleep 15
+echo "15 s after the run: VmRSS $(rss) KiB, VmHWM $(hwm) KiB, threads $(thr)"
+
+# SIGTERM, then reap; SIGKILL if it has not exited within 10 s.
+kill -TERM "$pid"
+for _ in $(seq 1 1000); do
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+  [ -z "$state" ] || [ "$state" = Z ] && break
+  sleep 0.01
+done
+kill -KILL "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=""

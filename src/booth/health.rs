@@ -1,0 +1,159 @@
+//! What the booth knows about its own hardware right now: the printer's last reported state, the
+//! media counter, the camera's last error. The print loop and the camera update it; the kiosk API
+//! reads it to refuse a paid session the booth cannot finish, and `/api/status` shows it.
+
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use crate::hw::printer::{PrinterState, PrinterStatus};
+use crate::store::media::Media;
+
+pub struct Health {
+    pub printer_backend: &'static str,
+    pub camera_backend: &'static str,
+    pub gpio_backend: &'static str,
+    printer: RwLock<Option<PrinterStatus>>,
+    media: RwLock<Option<Media>>,
+    camera_error: RwLock<Option<String>>,
+}
+
+/// Why a paid session cannot start, for the kiosk and the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocker {
+    /// Stable code for the UI: `printer_stopped`, `printer_media_empty`, `printer_offline`,
+    /// `media_counter_empty`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrinterView {
+    pub backend: &'static str,
+    /// `None` until the first status check.
+    pub state: Option<PrinterState>,
+    pub reasons: Vec<String>,
+    pub media_left: Option<i64>,
+    pub media_capacity: Option<i64>,
+    pub media_low: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CameraView {
+    pub backend: &'static str,
+    pub ready: bool,
+    pub last_error: Option<String>,
+}
+
+impl Health {
+    pub fn new(printer_backend: &'static str, camera_backend: &'static str, gpio_backend: &'static str) -> Health {
+        Health {
+            printer_backend,
+            camera_backend,
+            gpio_backend,
+            printer: RwLock::new(None),
+            media: RwLock::new(None),
+            camera_error: RwLock::new(None),
+        }
+    }
+
+    pub fn set_printer(&self, status: PrinterStatus) {
+        if let Ok(mut p) = self.printer.write() {
+            *p = Some(status);
+        }
+    }
+
+    pub fn set_media(&self, media: Option<Media>) {
+        if let Ok(mut m) = self.media.write() {
+            *m = media;
+        }
+    }
+
+    pub fn set_camera_error(&self, error: Option<String>) {
+        if let Ok(mut c) = self.camera_error.write() {
+            *c = error;
+        }
+    }
+
+    pub fn printer_state(&self) -> Option<PrinterStatus> {
+        self.printer.read().ok().and_then(|p| p.clone())
+    }
+
+    pub fn media(&self) -> Option<Media> {
+        self.media.read().ok().and_then(|m| *m)
+    }
+
+    /// `Some` while the booth must not take a paid session.
+    pub fn blocker(&self) -> Option<Blocker> {
+        if let Some(media) = self.media() {
+            if media.remaining <= 0 {
+                return Some(Blocker {
+                    reason: "media_counter_empty",
+                    message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
+                });
+            }
+        }
+        let status = self.printer_state()?;
+        let (reason, what) = match status.state {
+            PrinterState::Stopped => ("printer_stopped", "the printer queue is stopped"),
+            PrinterState::MediaEmpty => ("printer_media_empty", "the printer is out of paper or ribbon"),
+            PrinterState::Offline => ("printer_offline", "the printer is offline"),
+            PrinterState::Ready | PrinterState::Busy | PrinterState::Unknown => return None,
+        };
+        let message = if status.reasons.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what} ({})", status.reasons.join(", "))
+        };
+        Some(Blocker { reason, message })
+    }
+
+    pub fn printer_view(&self, warn_below: u32) -> PrinterView {
+        let status = self.printer_state();
+        let media = self.media();
+        PrinterView {
+            backend: self.printer_backend,
+            state: status.as_ref().map(|s| s.state),
+            reasons: status.map(|s| s.reasons).unwrap_or_default(),
+            media_left: media.map(|m| m.remaining),
+            media_capacity: media.map(|m| m.capacity),
+            media_low: media.is_some_and(|m| m.remaining < i64::from(warn_below)),
+        }
+    }
+
+    pub fn camera_view(&self) -> CameraView {
+        let last_error = self.camera_error.read().ok().and_then(|c| c.clone());
+        CameraView {
+            backend: self.camera_backend,
+            ready: last_error.is_none(),
+            last_error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_on_printer_faults_and_an_empty_counter_only() {
+        let h = Health::new("file", "sim", "sim");
+        assert_eq!(h.blocker(), None);
+        h.set_printer(PrinterStatus::new(PrinterState::Unknown));
+        assert_eq!(h.blocker(), None);
+        h.set_printer(PrinterStatus {
+            state: PrinterState::MediaEmpty,
+            reasons: vec!["media-empty-error".into()],
+        });
+        let b = h.blocker().unwrap();
+        assert_eq!(b.reason, "printer_media_empty");
+        assert!(b.message.contains("media-empty-error"));
+        h.set_printer(PrinterStatus::new(PrinterState::Ready));
+        h.set_media(Some(Media {
+            capacity: 10,
+            remaining: 0,
+            loaded_at: 0,
+        }));
+        assert_eq!(h.blocker().unwrap().reason, "media_counter_empty");
+    }
+}

@@ -1,0 +1,223 @@
+//! The `rpicam` camera: a Raspberry Pi camera module through `rpicam-still` (Bookworm), or
+//! `libcamera-still` on Bullseye, where the tools had their old names. One process per shot: simple
+//! and robust, at the cost of starting the camera each time (about a second on a Pi 4).
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use super::process::{self, Finished, ToolEnv};
+use super::{accept_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
+use crate::config;
+
+/// Tried in this order on `PATH`.
+const TOOLS: [&str; 2] = ["rpicam-still", "libcamera-still"];
+
+/// JPEG quality: visually lossless for a print, about a third of the size of `-q 100`.
+const QUALITY: u8 = 93;
+
+pub struct RpicamCamera {
+    timeout: Duration,
+    width: u32,
+    height: u32,
+    immediate: bool,
+    extra_args: Vec<String>,
+    env: ToolEnv,
+}
+
+impl RpicamCamera {
+    /// From the `[camera]` section; the tool is looked up on this process's `PATH`.
+    pub fn new(c: &config::Camera) -> RpicamCamera {
+        RpicamCamera::with_env(c, ToolEnv::inherited())
+    }
+
+    /// Looks the tool up on `env.path` instead, and gives it `env`'s variables (tests use fakes).
+    pub fn with_env(c: &config::Camera, env: ToolEnv) -> RpicamCamera {
+        RpicamCamera {
+            timeout: Duration::from_secs(u64::from(c.timeout_s)),
+            width: c.width,
+            height: c.height,
+            immediate: c.immediate,
+            extra_args: c.extra_args.clone(),
+            env,
+        }
+    }
+
+    /// The command line after the program name, writing to `out`.
+    pub fn args(&self, out: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            // No preview window: the kiosk browser owns the screen, and under a plain console there
+            // is nothing to draw on anyway.
+            "-n".into(),
+            // Without a short -t the tool first runs a timed preview (5 s by default) before the
+            // still: 5 s of shutter lag for nothing, since our countdown happens before the call.
+            // With 1 ms it moves to the still capture as soon as the camera is running.
+            "-t".into(),
+            "1".into(),
+        ];
+        if self.immediate {
+            // Skips the preview phase altogether for the lowest latency, which also leaves the
+            // auto exposure and white balance no frames to settle: only right with fixed exposure,
+            // gain and white balance in extra_args (rpicam-apps #524).
+            args.push("--immediate".into());
+        }
+        args.extend(
+            [
+                "--width".to_string(),
+                self.width.to_string(),
+                "--height".to_string(),
+                self.height.to_string(),
+                "-q".to_string(),
+                QUALITY.to_string(),
+                "-e".to_string(),
+                "jpg".to_string(),
+            ]
+            .map(OsString::from),
+        );
+        args.push("-o".into());
+        args.push(out.into());
+        // Last, so the operator can override anything above (rpicam-apps takes the last value).
+        args.extend(self.extra_args.iter().map(OsString::from));
+        args
+    }
+}
+
+impl Camera for RpicamCamera {
+    fn backend(&self) -> &'static str {
+        "rpicam"
+    }
+
+    fn capture(&self, dest: &Path, _shot: u32) -> Result<(), CameraError> {
+        let (tool, program) = TOOLS
+            .iter()
+            .find_map(|name| self.env.find(name).map(|path| (*name, path)))
+            .ok_or_else(|| {
+                CameraError::new(
+                    CameraErrorKind::NotFound,
+                    format!(
+                        "neither {} nor {} is on PATH; install rpicam-apps (apt install rpicam-apps)",
+                        TOOLS[0], TOOLS[1]
+                    ),
+                )
+            })?;
+        let part = prepare(dest)?;
+        let finished = match process::run(&program, &self.args(&part), &self.env, self.timeout) {
+            Ok(f) => f,
+            Err(e) => {
+                remove_if_present(&part);
+                return Err(e);
+            }
+        };
+        if !finished.status.success() {
+            remove_if_present(&part);
+            return Err(classify(tool, &finished));
+        }
+        accept_jpeg(tool, &part, dest)
+    }
+}
+
+/// Turns a failed run into an error kind from what the tool printed.
+fn classify(tool: &str, f: &Finished) -> CameraError {
+    let output = f.all_output().to_lowercase();
+    let kind = if output.contains("no cameras available") {
+        // "ERROR: *** no cameras available ***": ribbon cable loose, or camera not enabled.
+        CameraErrorKind::NotFound
+    } else if output.contains("device or resource busy") || output.contains("failed to acquire camera") {
+        // Another process (a second daemon, a preview left running) holds the camera.
+        CameraErrorKind::Busy
+    } else {
+        CameraErrorKind::Failed
+    };
+    let detail = f.last_line();
+    let mut message = match kind {
+        CameraErrorKind::NotFound => format!("{tool}: no camera detected (check the ribbon cable)"),
+        CameraErrorKind::Busy => format!("{tool}: the camera is in use by another process"),
+        _ => format!("{tool} failed ({})", f.describe_status()),
+    };
+    if !detail.is_empty() {
+        message.push_str(&format!(": {detail}"));
+    }
+    CameraError::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn camera(immediate: bool, extra: &[&str]) -> RpicamCamera {
+        let c = config::Camera {
+            width: 2028,
+            height: 1520,
+            immediate,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            ..config::Camera::default()
+        };
+        RpicamCamera::with_env(&c, ToolEnv::with_path("/nonexistent"))
+    }
+
+    #[test]
+    fn args_in_order_with_extra_args_last() {
+        let args = camera(false, &["--shutter", "8000"]).args(Path::new("/tmp/x.jpg"));
+        let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "-n",
+                "-t",
+                "1",
+                "--width",
+                "2028",
+                "--height",
+                "1520",
+                "-q",
+                "93",
+                "-e",
+                "jpg",
+                "-o",
+                "/tmp/x.jpg",
+                "--shutter",
+                "8000"
+            ]
+        );
+        let args = camera(true, &[]).args(Path::new("/tmp/x.jpg"));
+        assert_eq!(args[3], "--immediate");
+    }
+
+    #[test]
+    fn missing_tool_names_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = camera(false, &[]).capture(&dir.path().join("a.jpg"), 1).unwrap_err();
+        assert_eq!(err.kind, CameraErrorKind::NotFound);
+        assert!(
+            err.message.contains("rpicam-still") && err.message.contains("libcamera-still"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn classifies_stderr() {
+        let f = |stderr: &str| Finished {
+            status: ExitStatus::from_raw(255 << 8),
+            stdout: String::new(),
+            stderr: stderr.to_string(),
+        };
+        let kind = |s: &str| classify("rpicam-still", &f(s)).kind;
+        assert_eq!(
+            kind("[0:01:02] INFO\nERROR: *** no cameras available ***\n"),
+            CameraErrorKind::NotFound
+        );
+        assert_eq!(
+            kind("ERROR: *** failed to acquire camera /base/soc/i2c0mux/i2c@1/imx477@1a ***"),
+            CameraErrorKind::Busy
+        );
+        let err = classify("rpicam-still", &f("ERROR: *** something odd ***"));
+        assert_eq!(err.kind, CameraErrorKind::Failed);
+        assert!(
+            err.message.contains("exit status 255") && err.message.contains("something odd"),
+            "{err}"
+        );
+    }
+}
