@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -18,10 +18,11 @@ use crate::booth::session::SessionManager;
 use crate::booth::Booth;
 use crate::clock;
 use crate::config::Config;
-use crate::http::Kiosk;
+use crate::http::{Kiosk, Webhook};
 use crate::hw::camera::{self, Camera};
 use crate::hw::gpio::{self, Gpio};
 use crate::hw::printer;
+use crate::metrics::Metrics;
 use crate::payme::auth::{self, KeyRing};
 use crate::payme::Merchant;
 use crate::store::{media, Store, StoreError};
@@ -145,8 +146,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         "photoboothd ready"
     );
 
+    // Ready only now: the store is open and both listeners are bound.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd we are ready");
+    }
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(
+            interval / 2,
+            store.clone(),
+            health.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
@@ -169,15 +183,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         .run(wake_rx, shutdown_rx.clone()),
     );
+    let metrics = Arc::new(Metrics::default());
+    let webhook_state = Webhook {
+        merchant,
+        metrics: metrics.clone(),
+    };
     let webhook = serve(
         webhook_listener,
-        crate::http::webhook_router(merchant),
+        crate::http::webhook_router(webhook_state),
         shutdown_rx.clone(),
     );
     let kiosk_state = Kiosk {
         booth,
         sessions,
         data_dir: data_dir.clone(),
+        store: store.clone(),
+        metrics,
     };
     let kiosk = serve(
         kiosk_listener,
@@ -191,6 +212,39 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     w.and(k).map_err(|e| DaemonError(format!("listener failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Pings systemd's watchdog while the booth is healthy. A store that does not answer or a print
+/// loop that stopped going round ends the pings, and systemd restarts the service.
+async fn watchdog(every: Duration, store: Arc<Store>, health: Arc<Health>, mut shutdown: watch::Receiver<bool>) {
+    tracing::info!(every_ms = every.as_millis() as u64, "systemd watchdog enabled");
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let probe = store.clone();
+        let store_ok = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || probe.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)))),
+        )
+        .await;
+        let problem = match store_ok {
+            Ok(Ok(Ok(_))) => health.print_loop_stuck(clock::now_ms()),
+            Ok(Ok(Err(e))) => Some(format!("the store fails: {e}")),
+            Ok(Err(e)) => Some(format!("the store probe failed: {e}")),
+            Err(_) => Some("the store did not answer in 5 s".into()),
+        };
+        match problem {
+            None => {
+                if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]) {
+                    tracing::warn!(error = %e, "cannot ping the systemd watchdog");
+                }
+            }
+            Some(why) => tracing::error!("not pinging the systemd watchdog: {why}"),
+        }
+    }
 }
 
 async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {

@@ -10,5 +10,6 @@ pub mod http;
 pub mod hw;
 pub mod layout;
 pub mod logging;
+pub mod metrics;
 pub mod payme;
 pub mod store;

@@ -2,6 +2,7 @@
 //! media counter, the camera's last error. The print loop and the camera update it; the kiosk API
 //! reads it to refuse a paid session the booth cannot finish, and `/api/status` shows it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
 
 use serde::Serialize;
@@ -16,7 +17,16 @@ pub struct Health {
     printer: RwLock<Option<PrinterStatus>>,
     media: RwLock<Option<Media>>,
     camera_error: RwLock<Option<String>>,
+    /// Last time the print loop went round (ms), and when the print in progress started (0: none);
+    /// the watchdog stops pinging systemd when these say the loop is stuck.
+    print_loop_at: AtomicI64,
+    printing_since: AtomicI64,
 }
+
+/// A print loop that has not gone round for this long, while not printing, is stuck.
+const LOOP_STUCK_MS: i64 = 2 * 60 * 1000;
+/// No single print (a dye-sub job of many copies included) takes this long.
+const PRINT_STUCK_MS: i64 = 30 * 60 * 1000;
 
 /// Why a paid session cannot start, for the kiosk and the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +64,32 @@ impl Health {
             printer: RwLock::new(None),
             media: RwLock::new(None),
             camera_error: RwLock::new(None),
+            print_loop_at: AtomicI64::new(crate::clock::now_ms()),
+            printing_since: AtomicI64::new(0),
         }
+    }
+
+    pub fn print_loop_beat(&self, now: i64) {
+        self.print_loop_at.store(now, Ordering::Relaxed);
+    }
+
+    pub fn print_started(&self, now: i64) {
+        self.printing_since.store(now, Ordering::Relaxed);
+    }
+
+    pub fn print_finished(&self, now: i64) {
+        self.printing_since.store(0, Ordering::Relaxed);
+        self.print_loop_beat(now);
+    }
+
+    /// `Some(why)` when the print loop looks stuck.
+    pub fn print_loop_stuck(&self, now: i64) -> Option<String> {
+        let since = self.printing_since.load(Ordering::Relaxed);
+        if since != 0 {
+            return (now - since > PRINT_STUCK_MS).then(|| format!("one print has run for {} s", (now - since) / 1000));
+        }
+        let at = self.print_loop_at.load(Ordering::Relaxed);
+        (now - at > LOOP_STUCK_MS).then(|| format!("the print loop has not run for {} s", (now - at) / 1000))
     }
 
     pub fn set_printer(&self, status: PrinterStatus) {
@@ -134,6 +169,19 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_print_loop_is_stuck_only_past_its_limits() {
+        let h = Health::new("file", "sim", "sim");
+        h.print_loop_beat(0);
+        assert_eq!(h.print_loop_stuck(LOOP_STUCK_MS), None);
+        assert!(h.print_loop_stuck(LOOP_STUCK_MS + 1).is_some());
+        h.print_started(1_000);
+        assert_eq!(h.print_loop_stuck(LOOP_STUCK_MS * 5), None);
+        assert!(h.print_loop_stuck(1_000 + PRINT_STUCK_MS + 1).is_some());
+        h.print_finished(2_000);
+        assert_eq!(h.print_loop_stuck(2_000), None);
+    }
 
     #[test]
     fn blocks_on_printer_faults_and_an_empty_counter_only() {

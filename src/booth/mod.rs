@@ -163,21 +163,20 @@ impl Booth {
             expires_at = order.expires_at,
             "order created, awaiting payment"
         );
-        Ok(self.view(&order, false, None, session_id.map(|id| (id, None)), now))
+        Ok(order_view(
+            &self.config,
+            &order,
+            false,
+            None,
+            session_id.map(|id| (id, None)),
+            now,
+        ))
     }
 
     /// The order with its current status, or `None` if there is no such order. Blocking.
     pub fn order(&self, id: i64) -> Result<Option<OrderView>, StoreError> {
         let now = clock::now_ms();
-        self.store.read(|conn| {
-            let Some(order) = orders::get(conn, id)? else {
-                return Ok(None);
-            };
-            let live = transactions::live_for_order(conn, id)?.is_some();
-            let job = jobs::paid_job_for_order(conn, id)?;
-            let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
-            Ok(Some(self.view(&order, live, job, session, now)))
-        })
+        self.store.read(|conn| load_order_view(conn, &self.config, id, now))
     }
 
     pub fn checkout_url(&self, order_id: i64, amount_tiyin: i64) -> String {
@@ -190,37 +189,64 @@ impl Booth {
             amount_tiyin,
         )
     }
+}
 
-    fn view(
-        &self,
-        order: &Order,
-        live_tx: bool,
-        job: Option<jobs::PrintJob>,
-        session: Option<(i64, Option<i64>)>,
-        now: i64,
-    ) -> OrderView {
-        OrderView {
-            session_id: session.map(|(id, _)| id),
-            paid_after_customer_left: match (session, order.paid_at) {
-                (Some((_, Some(ended))), Some(paid)) => ended < paid,
-                _ => false,
-            },
-            order_id: order.id,
-            copies: order.copies,
-            amount: order.amount_tiyin / 100,
-            amount_tiyin: order.amount_tiyin,
-            status: order.display_status(live_tx, job.as_ref().map(|j| j.status), now),
-            created_at: order.created_at,
-            expires_at: order.expires_at,
-            paid_at: order.paid_at,
-            checkout_url: self.checkout_url(order.id, order.amount_tiyin),
-            qr_png: format!("/api/orders/{}/qr.png", order.id),
-            print: job.map(|j| PrintView {
-                job_id: j.id,
-                status: j.status.as_str(),
-                attempts: j.attempts,
-                last_error: j.last_error,
-            }),
-        }
+fn checkout_link(config: &Config, order_id: i64, amount_tiyin: i64) -> String {
+    let p = &config.payme;
+    checkout_url(
+        &p.checkout_base,
+        &p.merchant_id,
+        &p.account_field,
+        order_id,
+        amount_tiyin,
+    )
+}
+
+/// The order as people see it (status from its transaction, job and the clock), read from `conn`.
+pub fn load_order_view(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    id: i64,
+    now: i64,
+) -> rusqlite::Result<Option<OrderView>> {
+    let Some(order) = orders::get(conn, id)? else {
+        return Ok(None);
+    };
+    let live = transactions::live_for_order(conn, id)?.is_some();
+    let job = jobs::paid_job_for_order(conn, id)?;
+    let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
+    Ok(Some(order_view(config, &order, live, job, session, now)))
+}
+
+pub fn order_view(
+    config: &Config,
+    order: &Order,
+    live_tx: bool,
+    job: Option<jobs::PrintJob>,
+    session: Option<(i64, Option<i64>)>,
+    now: i64,
+) -> OrderView {
+    OrderView {
+        session_id: session.map(|(id, _)| id),
+        paid_after_customer_left: match (session, order.paid_at) {
+            (Some((_, Some(ended))), Some(paid)) => ended < paid,
+            _ => false,
+        },
+        order_id: order.id,
+        copies: order.copies,
+        amount: order.amount_tiyin / 100,
+        amount_tiyin: order.amount_tiyin,
+        status: order.display_status(live_tx, job.as_ref().map(|j| j.status), now),
+        created_at: order.created_at,
+        expires_at: order.expires_at,
+        paid_at: order.paid_at,
+        checkout_url: checkout_link(config, order.id, order.amount_tiyin),
+        qr_png: format!("/api/orders/{}/qr.png", order.id),
+        print: job.map(|j| PrintView {
+            job_id: j.id,
+            status: j.status.as_str(),
+            attempts: j.attempts,
+            last_error: j.last_error,
+        }),
     }
 }

@@ -1,6 +1,7 @@
 //! The command line: `run` (the default), `pay`, `check-config`. Each command is one function;
 //! errors are plain sentences for a technician on SSH, and set a non-zero exit code.
 
+mod inspect;
 mod pay;
 mod printer;
 
@@ -41,6 +42,47 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Daemon, printer, camera, media, print queue and the last payments.
+    Status {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// List orders, newest first.
+    Orders {
+        /// Only orders created on or after this local date (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only orders with this status (awaiting_payment, paid, printing, printed, print_failed,
+        /// cancelled, expired, refunded).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// One order's full timeline: session, Payme transactions, print jobs.
+    Order {
+        order_id: i64,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print a paid order again.
+    Reprint {
+        order_id: i64,
+        /// Copies to print (default: as many as were paid for).
+        #[arg(long)]
+        copies: Option<u32>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Per day: sessions, paid orders, revenue, prints, failures.
+    Stats {
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Printer maintenance.
     Printer {
         #[command(subcommand)]
@@ -72,6 +114,20 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run { config } => run(config),
         Command::Pay { order_id, config } => load(config).and_then(|c| block_on(pay::pay(c, order_id))),
         Command::CheckConfig { config } => load(config).map(|c| check_config(&c)),
+        Command::Status { config } => load(config).and_then(|c| block_on(async move { inspect::status(&c).await })),
+        Command::Orders {
+            since,
+            status,
+            limit,
+            config,
+        } => load(config).and_then(|c| inspect::orders(&c, since.as_deref(), status.as_deref(), limit)),
+        Command::Order { order_id, config } => load(config).and_then(|c| inspect::order(&c, order_id)),
+        Command::Reprint {
+            order_id,
+            copies,
+            config,
+        } => load(config).and_then(|c| inspect::reprint(&c, order_id, copies)),
+        Command::Stats { days, config } => load(config).and_then(|c| inspect::stats(&c, days)),
         Command::Printer {
             command: PrinterCommand::Test { config },
         } => load(config).and_then(|c| printer::test(&c)),

@@ -22,6 +22,8 @@ use crate::booth::session::{self, Input, SessionError, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
+use crate::metrics::Metrics;
+use crate::store::Store;
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -50,6 +52,8 @@ pub struct Kiosk {
     pub booth: Arc<Booth>,
     pub sessions: Sessions,
     pub data_dir: PathBuf,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -64,6 +68,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/orders/{id}", get(order))
         .route("/api/orders/{id}/qr.png", get(order_qr))
         .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/api/session", get(session_view))
         .route("/api/session/{action}", post(session_input))
         .route("/api/sessions/{id}/{file}", get(session_file))
@@ -232,6 +237,19 @@ async fn status(State(k): State<Kiosk>) -> Response {
     let booth = k.booth.clone();
     match tokio::task::spawn_blocking(move || booth.status()).await {
         Ok(Ok(status)) => json(StatusCode::OK, &j!(status)),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+async fn metrics(State(k): State<Kiosk>) -> Response {
+    let rendered = tokio::task::spawn_blocking(move || k.metrics.render(&k.store, k.booth.health())).await;
+    match rendered {
+        Ok(Ok(text)) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }

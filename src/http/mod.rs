@@ -5,7 +5,7 @@ mod kiosk;
 mod webhook;
 
 pub use kiosk::{router as kiosk_router, Kiosk};
-pub use webhook::router as webhook_router;
+pub use webhook::{router as webhook_router, Webhook};
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

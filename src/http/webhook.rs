@@ -15,23 +15,42 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 
 use super::json;
+use crate::metrics::Metrics;
 use crate::payme::rpc::{self, RpcError};
 use crate::payme::{Merchant, MAX_BODY_BYTES};
 
 /// A sender slower than this is not Payme; its connection must not hold a slot for long.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn router(merchant: Arc<Merchant>) -> Router {
+#[derive(Clone)]
+pub struct Webhook {
+    pub merchant: Arc<Merchant>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: Webhook) -> Router {
     Router::new()
         .route("/payme", any(payme))
         .fallback(|| async { json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": "not found" })) })
-        .with_state(merchant)
+        .with_state(state)
 }
 
-async fn payme(State(merchant): State<Arc<Merchant>>, method: Method, headers: HeaderMap, body: Body) -> Response {
+async fn payme(State(state): State<Webhook>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
+    let (response, method) = handle(&state.merchant, method, headers, body).await;
+    state.metrics.observe_webhook(method, started.elapsed());
+    response
+}
+
+async fn handle(
+    merchant: &Arc<Merchant>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> (Response, Option<&'static str>) {
+    let merchant = merchant.clone();
     if method != Method::POST {
-        return ok(rpc::reply_err(&Value::Null, &RpcError::not_post()));
+        return (ok(rpc::reply_err(&Value::Null, &RpcError::not_post())), None);
     }
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
@@ -44,11 +63,11 @@ async fn payme(State(merchant): State<Arc<Merchant>>, method: Method, headers: H
             } else {
                 RpcError::unauthorized()
             };
-            return ok(rpc::reply_err(&Value::Null, &error));
+            return (ok(rpc::reply_err(&Value::Null, &error)), None);
         }
         Err(_) => {
             tracing::warn!("payme: request body did not arrive in time");
-            return ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body")));
+            return (ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body"))), None);
         }
     };
     let handled = tokio::task::spawn_blocking(move || merchant.handle(&bytes, authorization.as_deref())).await;
@@ -56,16 +75,11 @@ async fn payme(State(merchant): State<Arc<Merchant>>, method: Method, headers: H
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "payme: handler failed, replying -32400");
-            return ok(rpc::reply_err(&Value::Null, &RpcError::system()));
+            return (ok(rpc::reply_err(&Value::Null, &RpcError::system())), None);
         }
     };
-    tracing::debug!(
-        method = reply.method,
-        code = reply.error_code,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "payme: replied"
-    );
-    ok(reply.body)
+    tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
+    (ok(reply.body), reply.method)
 }
 
 fn ok(body: Value) -> Response {

@@ -8,6 +8,7 @@
 pub mod jobs;
 pub mod media;
 pub mod orders;
+pub mod reports;
 mod schema;
 pub mod sessions;
 pub mod settings;

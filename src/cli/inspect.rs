@@ -1,0 +1,317 @@
+//! The technician's read-mostly commands over SSH: `status`, `orders`, `order ID`, `reprint ID`,
+//! `stats`. They read the daemon's SQLite file directly (WAL lets them run beside the daemon) and
+//! ask the running daemon only for what lives in its memory (the printer's and camera's state).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::booth::{load_order_view, OrderView};
+use crate::clock;
+use crate::config::Config;
+use crate::daemon::RuntimeInfo;
+use crate::layout::receipt::{format_sum, format_utc};
+use crate::store::{jobs, media, reports, sessions, transactions, Store, DB_FILE};
+
+fn open_store(config: &Config) -> Result<Store, String> {
+    let db = config.data_dir().join(DB_FILE);
+    if !db.exists() {
+        return Err(format!(
+            "no database at {}: the daemon has never run with this configuration (check --config and booth.data_dir)",
+            db.display()
+        ));
+    }
+    Store::open(&db).map_err(|e| format!("cannot open {}: {e}", db.display()))
+}
+
+/// The running daemon's runtime file, if its process is alive.
+fn running_daemon(data_dir: &Path) -> Option<RuntimeInfo> {
+    let info = RuntimeInfo::read(data_dir)?;
+    Path::new(&format!("/proc/{}", info.pid)).exists().then_some(info)
+}
+
+fn local(config: &Config, ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    let text = format_utc(config.local_time_ms(ms));
+    text.trim_end_matches(" UTC").to_string()
+}
+
+pub async fn status(config: &Config) -> Result<(), String> {
+    let data_dir = config.data_dir();
+    match running_daemon(&data_dir) {
+        Some(info) => {
+            println!(
+                "daemon       running (pid {}, since {})",
+                info.pid,
+                local(config, info.started_at)
+            );
+            println!(
+                "kiosk        http://{}   webhook http://{}/payme",
+                info.kiosk, info.webhook
+            );
+            match crate::client::request(info.kiosk, "GET", "/api/status", &[], Vec::new())
+                .await
+                .map(|r| r.json())
+            {
+                Ok(Ok(s)) => print_live_status(&s),
+                _ => println!("status       the daemon does not answer on its kiosk listener"),
+            }
+        }
+        None => println!("daemon       NOT RUNNING (start it: systemctl start photoboothd)"),
+    }
+    let store = open_store(config)?;
+    let (media, counts, payments) = store
+        .read(|c| Ok((media::get(c)?, jobs::counts(c)?, reports::last_payments(c, 5)?)))
+        .map_err(|e| e.to_string())?;
+    match media {
+        Some(m) => println!("media        {} of {} prints left", m.remaining, m.capacity),
+        None => println!("media        not counted (printer.capacity = 0)"),
+    }
+    println!(
+        "print queue  {} queued, {} printing, {} failed",
+        counts.queued, counts.printing, counts.failed
+    );
+    if payments.is_empty() {
+        println!("payments     none yet");
+    }
+    for (i, (order, amount, at)) in payments.iter().enumerate() {
+        let label = if i == 0 { "payments" } else { "" };
+        println!(
+            "{label:<12} {}  order {order}  {} sum",
+            local(config, *at),
+            format_sum(*amount)
+        );
+    }
+    Ok(())
+}
+
+fn print_live_status(s: &Value) {
+    let p = &s["printer"];
+    let reasons = p["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "));
+    println!(
+        "printer      {} {}{}",
+        p["backend"].as_str().unwrap_or("?"),
+        p["state"].as_str().unwrap_or("not checked yet"),
+        reasons
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    let c = &s["camera"];
+    match c["last_error"].as_str() {
+        Some(e) => println!("camera       {} FAILED: {e}", c["backend"].as_str().unwrap_or("?")),
+        None => println!("camera       {} ready", c["backend"].as_str().unwrap_or("?")),
+    }
+    println!("gpio         {}", s["gpio"]["backend"].as_str().unwrap_or("?"));
+    match s["blocker"]["message"].as_str() {
+        Some(why) => println!("sessions     REFUSED: {why}"),
+        None => println!("sessions     accepted"),
+    }
+}
+
+fn since_ms(config: &Config, since: Option<&str>) -> Result<i64, String> {
+    match since {
+        None => Ok(0),
+        Some(date) => clock::days_from_date(date)
+            .map(|d| d * 86_400_000 - config.local_time_ms(0))
+            .ok_or_else(|| format!("--since {date:?} is not a date like 2026-11-01")),
+    }
+}
+
+pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit: u32) -> Result<(), String> {
+    const STATUSES: [&str; 8] = [
+        "awaiting_payment",
+        "paid",
+        "printing",
+        "printed",
+        "print_failed",
+        "cancelled",
+        "expired",
+        "refunded",
+    ];
+    if let Some(s) = status {
+        if !STATUSES.contains(&s) {
+            return Err(format!("--status {s:?} is not one of {}", STATUSES.join(", ")));
+        }
+    }
+    let since = since_ms(config, since)?;
+    let store = open_store(config)?;
+    let now = clock::now_ms();
+    let views: Vec<OrderView> = store
+        .read(|c| {
+            let ids = reports::order_ids_since(c, since, limit)?;
+            let mut views = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = load_order_view(c, config, id, now)? {
+                    views.push(v);
+                }
+            }
+            Ok(views)
+        })
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:>7}  {:<16}  {:>6}  {:>12}  {:<16}  note",
+        "order", "created", "copies", "sum", "status"
+    );
+    for v in views.iter().filter(|v| status.is_none_or(|s| v.status.as_str() == s)) {
+        let note = if v.paid_after_customer_left {
+            "paid after the customer left"
+        } else {
+            ""
+        };
+        println!(
+            "{:>7}  {:<16}  {:>6}  {:>12}  {:<16}  {note}",
+            v.order_id,
+            local(config, v.created_at),
+            v.copies,
+            format_sum(v.amount_tiyin),
+            v.status.as_str()
+        );
+    }
+    Ok(())
+}
+
+pub fn order(config: &Config, id: i64) -> Result<(), String> {
+    let store = open_store(config)?;
+    let now = clock::now_ms();
+    let (view, txs, jobs, session) = store
+        .read(|c| {
+            Ok((
+                load_order_view(c, config, id, now)?,
+                transactions::for_order(c, id)?,
+                reports::jobs_for_order(c, id)?,
+                sessions::for_order(c, id)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    let view = view.ok_or_else(|| format!("order {id} does not exist"))?;
+    println!(
+        "order {id}: {} copies, {} sum, status {}",
+        view.copies,
+        format_sum(view.amount_tiyin),
+        view.status.as_str()
+    );
+    let mut events: Vec<(i64, String)> = vec![(
+        view.created_at,
+        format!("created, payable until {}", local(config, view.expires_at)),
+    )];
+    if let Some(s) = &session {
+        events.push((s.started_at, format!("kiosk session {} started", s.id)));
+        if let (Some(ended), Some(reason)) = (s.ended_at, &s.end_reason) {
+            events.push((ended, format!("kiosk session {} ended ({reason})", s.id)));
+        }
+    }
+    for tx in &txs {
+        events.push((
+            tx.create_time,
+            format!("Payme transaction {} created (transaction {})", tx.payme_id, tx.id),
+        ));
+        if tx.perform_time > 0 {
+            events.push((
+                tx.perform_time,
+                format!("Payme transaction {} performed: paid", tx.payme_id),
+            ));
+        }
+        if tx.cancel_time > 0 {
+            let what = if tx.perform_time > 0 { "refunded" } else { "cancelled" };
+            events.push((
+                tx.cancel_time,
+                format!("Payme transaction {} {what}, reason {:?}", tx.payme_id, tx.reason),
+            ));
+        }
+    }
+    for (kind, job) in &jobs {
+        events.push((
+            job.created_at,
+            format!("{kind} print job {} queued, {} copies", job.id, job.copies),
+        ));
+        let mut last = format!(
+            "{kind} print job {} {} after {} attempt(s)",
+            job.id,
+            job.status.as_str(),
+            job.attempts
+        );
+        if let Some(e) = &job.last_error {
+            last.push_str(&format!(", last error: {e}"));
+        }
+        if job.may_have_printed {
+            last.push_str(" (may have printed)");
+        }
+        events.push((job.updated_at, last));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    for (at, what) in events {
+        println!("  {}  {what}", local(config, at));
+    }
+    if view.paid_after_customer_left {
+        println!("note: the payment arrived after the customer's session had ended");
+    }
+    Ok(())
+}
+
+pub fn reprint(config: &Config, id: i64, copies: Option<u32>) -> Result<(), String> {
+    let store = open_store(config)?;
+    let now = clock::now_ms();
+    let view = store
+        .read(|c| load_order_view(c, config, id, now))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("order {id} does not exist"))?;
+    if view.paid_at.is_none() {
+        return Err(format!(
+            "order {id} was never paid (status {}); nothing to reprint",
+            view.status.as_str()
+        ));
+    }
+    let copies = copies.unwrap_or(view.copies);
+    if !(1..=config.booth.max_copies).contains(&copies) {
+        return Err(format!("--copies must be from 1 to {}", config.booth.max_copies));
+    }
+    let job = store
+        .write(|tx| reports::queue_reprint(tx, id, copies, now))
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        order_id = id,
+        job_id = job,
+        copies,
+        "reprint queued from the command line"
+    );
+    println!("reprint of order {id} queued as job {job} ({copies} copies)");
+    match running_daemon(&config.data_dir()) {
+        Some(_) => println!("the running daemon prints it within a few seconds"),
+        None => println!("the daemon is not running: it prints when it starts"),
+    }
+    Ok(())
+}
+
+pub fn stats(config: &Config, days: u32) -> Result<(), String> {
+    let store = open_store(config)?;
+    let offset = config.local_time_ms(0);
+    let today = (clock::now_ms() + offset).div_euclid(86_400_000);
+    let since = today - i64::from(days.max(1)) + 1;
+    let rows = store
+        .read(|c| reports::daily(c, since, offset))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>14}  {:>15}",
+        "day", "sessions", "paid", "refunded", "revenue sum", "prints", "print failures", "camera failures"
+    );
+    for d in rows {
+        let date = format_utc(d.day * 86_400_000);
+        println!(
+            "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>14}  {:>15}",
+            &date[..10],
+            d.sessions,
+            d.paid_orders,
+            d.refunded_orders,
+            format_sum(d.revenue_tiyin),
+            d.prints,
+            d.print_failures,
+            d.camera_failures
+        );
+    }
+    Ok(())
+}
