@@ -31,6 +31,8 @@ pub struct Merchant {
     fiscal: Option<Fiscal>,
     /// Wakes the print loop; the job itself is already committed, so a full channel loses nothing.
     print_wake: mpsc::Sender<i64>,
+    /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -48,13 +50,13 @@ impl Merchant {
         fiscal: Option<Fiscal>,
         print_wake: mpsc::Sender<i64>,
     ) -> Merchant {
-        Merchant {
-            store,
-            keys,
-            account_field,
-            fiscal,
-            print_wake,
-        }
+        Merchant { store, keys, account_field, fiscal, print_wake, clock: Arc::new(clock::now_ms) }
+    }
+
+    /// The same merchant reading time from `clock` (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Merchant {
+        self.clock = clock;
+        self
     }
 
     /// Whether the `Authorization` header carries the current key.
@@ -89,7 +91,7 @@ impl Merchant {
         let params = Params(params);
         let key_is_current = |k: &str| self.keys.is_current(k);
         let env = Env {
-            now: clock::now_ms(),
+            now: (self.clock)(),
             account_field: &self.account_field,
             fiscal: self.fiscal.as_ref(),
             configured_key: self.keys.configured(),
