@@ -18,7 +18,7 @@ use crate::booth::session::SessionManager;
 use crate::booth::Booth;
 use crate::clock;
 use crate::config::Config;
-use crate::http::{Kiosk, Webhook};
+use crate::http::{serve, Kiosk, Webhook};
 use crate::hw::camera::{self, Camera};
 use crate::hw::gpio::{self, Gpio};
 use crate::hw::printer;
@@ -188,9 +188,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         merchant,
         metrics: metrics.clone(),
     };
+    // The webhook faces the internet (through the tunnel); the kiosk serves one browser.
     let webhook = serve(
         webhook_listener,
         crate::http::webhook_router(webhook_state),
+        256,
         shutdown_rx.clone(),
     );
     let kiosk_state = Kiosk {
@@ -203,6 +205,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let kiosk = serve(
         kiosk_listener,
         crate::http::kiosk_router(kiosk_state),
+        64,
         shutdown_rx.clone(),
     );
     let (w, k) = tokio::join!(webhook, kiosk);
@@ -286,13 +289,16 @@ fn write_runtime_file(data_dir: &Path, info: &RuntimeInfo) -> Result<(), DaemonE
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
+    max_connections: usize,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
+    let limits = serve::Limits {
+        max_connections,
+        header_timeout: Duration::from_secs(10),
+        max_header_bytes: 32 * 1024,
+    };
+    serve::serve(listener, router, limits, shutdown).await;
+    Ok(())
 }
 
 async fn wait_for_signal() {
