@@ -390,3 +390,10 @@ impl Daemon {
         }
     }
 }
+
+impl Daemon {
+    /// The running daemon's process id, e.g. for `/proc/<pid>/status` (tests/hostile_clients.rs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+}
