@@ -5,9 +5,10 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::methods::Fail;
+use super::methods::TIMEOUT_MS;
 use super::rpc::{code, RpcError, Text};
 use crate::store::orders::{self, NotPayable, Order};
-use crate::store::transactions;
+use crate::store::transactions::{self, TxState};
 
 /// Payme may send the order id as a string or a number; both name the same order.
 fn order_id(account: &Map<String, Value>, field: &str) -> Option<i64> {
@@ -80,7 +81,10 @@ pub fn payable_order(
     if amount != order.amount_tiyin {
         return Err(RpcError::wrong_amount().into());
     }
-    let live = transactions::live_for_order(conn, order.id)?.is_some();
+    // A transaction past Payme's 12 hours no longer holds the order, even before anything has
+    // touched it to record the expiry (Create does that before it inserts the new one).
+    let live = transactions::live_for_order(conn, order.id)?
+        .is_some_and(|tx| !(tx.state == TxState::Created && now - tx.payme_time > TIMEOUT_MS));
     order.payability(live, now).map_err(|why| not_payable(why, field))?;
     Ok(order)
 }

@@ -36,6 +36,11 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
         );
         return Err(Fail::Rpc(RpcError::bad_state()));
     }
+    // The order was judged payable, so a live transaction still on it can only be one past its
+    // 12 hours: record its expiry now, or the new row would break "one live transaction per order".
+    if let Some(stale) = transactions::live_for_order(conn, order.id)? {
+        expire_if_due(conn, &stale, env.now)?;
+    }
     let account_json = Value::Object(account.clone()).to_string();
     let new = NewTx {
         payme_id,
