@@ -483,6 +483,9 @@ impl Config {
 
     fn validate_hardware(&self) -> Result<(), String> {
         let pr = &self.printer;
+        if let Err(e) = crate::layout::template::load(&pr.layout) {
+            return Err(format!("printer.layout: {e}"));
+        }
         if !pr
             .layout
             .bytes()

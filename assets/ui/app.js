@@ -200,8 +200,12 @@
   var PREPARING_AFTER_MS = 1500;
   // A language picked on the attract screen falls back to the default when nobody touches it.
   var IDLE_LANGUAGE_RESET_MS = 60000;
-  // Without a live event stream, show "connecting" after this long without a view.
-  var OFFLINE_AFTER_MS = 4000;
+  // Without a live event stream, "connecting" shows after this many failed polls in a row (one a
+  // second); a poll that gets no answer in POLL_TIMEOUT_MS counts as failed.
+  var OFFLINE_AFTER_FAILURES = 3;
+  var POLL_TIMEOUT_MS = 5000;
+  // A reload that has not happened after this long is given up (the page carries on as it is).
+  var RELOAD_GRACE_MS = 10000;
 
   var state = {
     view: null,
@@ -212,8 +216,9 @@
     cancelRefusedFor: null, // order whose cancel the daemon refused: a payment is under way
     busy: false,
     lastTouch: Date.now(),
-    lastViewAt: 0,
+    failures: 0, // polls in a row without an answer
     wasOffline: false,
+    reloadingSince: 0,
     screen: null,
     screenSince: 0,
     countdownShown: null,
@@ -456,7 +461,7 @@
       state.lang = null;
       render();
     }
-    var offline = !live && Date.now() - state.lastViewAt >= OFFLINE_AFTER_MS;
+    var offline = !live && state.failures >= OFFLINE_AFTER_FAILURES;
     $('offline').hidden = !offline;
     state.wasOffline = state.wasOffline || offline;
   }
@@ -464,12 +469,15 @@
   function onView(v) {
     // Back after an outage (a restart, perhaps an upgrade): load the page afresh from the daemon.
     if (state.wasOffline) {
-      window.location.reload();
-      return;
+      if (!state.reloadingSince) {
+        state.reloadingSince = Date.now();
+        window.location.reload();
+      }
+      if (Date.now() - state.reloadingSince < RELOAD_GRACE_MS) return;
+      state.wasOffline = false;
     }
     var prev = state.view;
     state.offset = (typeof v.now === 'number' ? v.now : Date.now()) - Date.now();
-    state.lastViewAt = Date.now();
     // The customer's language lasts for their session: back to the default once it ends.
     if (prev && prev.session_id != null && v.session_id !== prev.session_id) state.lang = null;
     if (v.session_id !== state.copiesSession) {
@@ -492,6 +500,7 @@
     source = new EventSource('/api/events');
     source.addEventListener('session', function (e) {
       live = true;
+      state.failures = 0;
       stopPolling();
       try { onView(JSON.parse(e.data)); } catch (err) { /* a broken event: the next one repairs it */ }
     });
@@ -517,10 +526,17 @@
   }
 
   function poll() {
-    fetch('/api/session', { cache: 'no-store' })
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, POLL_TIMEOUT_MS) : null;
+    fetch('/api/session', { cache: 'no-store', signal: controller ? controller.signal : undefined })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (v) { if (v && !live) onView(v); })
-      .catch(function () { /* the offline overlay shows after a while */ });
+      .then(function (v) {
+        clearTimeout(timer);
+        if (!v) { state.failures += 1; return; }
+        state.failures = 0;
+        if (!live) onView(v);
+      })
+      .catch(function () { clearTimeout(timer); state.failures += 1; });
   }
 
   var toastTimer = null;

@@ -51,6 +51,9 @@ pub struct OrderView {
     pub session_id: Option<i64>,
     /// The payment arrived after the customer's session had ended (it prints all the same).
     pub paid_after_customer_left: bool,
+    /// Payme holds a transaction for the order and has not performed it yet: the customer is
+    /// paying right now, so the order can no longer be cancelled from the screen.
+    pub payment_in_progress: bool,
     pub copies: u32,
     /// Whole sum, for display.
     pub amount: i64,
@@ -232,6 +235,7 @@ pub fn order_view(
             (Some((_, Some(ended))), Some(paid)) => ended < paid,
             _ => false,
         },
+        payment_in_progress: live_tx && order.status == orders::StoredStatus::Open,
         order_id: order.id,
         copies: order.copies,
         amount: order.amount_tiyin / 100,

@@ -33,6 +33,8 @@ const PREVIEW_FILE: &str = "preview.jpg";
 /// Payment screen grace after the order's TTL while Payme still holds a transaction (the customer
 /// is typing a card code); after it the session ends and a late payment still prints.
 const PAYMENT_GRACE_MS: i64 = 120_000;
+/// The print-failed screen shows the order number at least this long.
+const PRINT_FAILED_SCREEN_S: u32 = 120;
 /// How often a waiting stage looks at its order, and idle looks at the printer.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -279,6 +281,10 @@ impl SessionManager {
             Stage::Review => Some(secs(t.review_timeout_s)),
             Stage::ChooseCopies => Some(secs(t.copies_timeout_s)),
             Stage::Done => Some(secs(t.done_timeout_s)),
+            // A customer whose paid print failed needs time to find staff with the order number.
+            Stage::Error if s.error_code.as_deref() == Some("print_failed") => {
+                Some(secs(t.error_timeout_s.max(PRINT_FAILED_SCREEN_S)))
+            }
             Stage::Error => Some(secs(t.error_timeout_s)),
             // These end by events (capture done, order state), watched on the tick.
             Stage::Idle | Stage::Capturing | Stage::AwaitingPayment | Stage::Printing => None,
@@ -609,13 +615,17 @@ impl SessionManager {
             }
             _ => {
                 // Keep the order (with its print progress) fresh on screen.
-                let stale = self
-                    .view
-                    .borrow()
-                    .order
-                    .as_ref()
-                    .map(|o| (o.status, o.print.as_ref().map(|p| p.attempts)))
-                    != Some((order.status, order.print.as_ref().map(|p| p.attempts)));
+                let progress = |o: &OrderView| {
+                    (
+                        o.status,
+                        o.payment_in_progress,
+                        o.print.as_ref().map(|p| (p.attempts, p.last_error.clone())),
+                    )
+                };
+                let stale = {
+                    let view = self.view.borrow();
+                    view.order.as_ref().map(progress) != Some(progress(&order)) || view.blocker != self.health.blocker()
+                };
                 if stale {
                     self.publish();
                 }

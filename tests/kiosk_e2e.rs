@@ -1,0 +1,1240 @@
+//! The kiosk screen end to end: the real daemon (sim camera, sim GPIO, file printer) and the real
+//! page in headless Chromium, driven through chromedriver (WebDriver) the way a customer's finger
+//! drives it. Every screen passed is saved as a PNG under `target/ui-screens/`
+//! (`<scenario>-<screen>-<W>x<H>.png`), at 1024×600 from the browser that is tapped and at 1280×800
+//! from a second browser that only watches the same booth.
+//!
+//! Needs `chromium` and `chromedriver` (Debian packages `chromium`, `chromium-driver`; see
+//! `.ci/chromium-setup.sh`), found at /usr/bin or through `CHROMIUM` / `CHROMEDRIVER`. Without them
+//! the tests are skipped, except under `CI`, where they fail.
+//!
+//! The tests take turns (one lock): each runs two browsers, and a loaded machine makes the short
+//! countdowns flaky to photograph.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, KEY};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const SMALL: (u32, u32) = (1024, 600);
+const LARGE: (u32, u32) = (1280, 800);
+
+/// One browser test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---------------------------------------------------------------------------------------------
+// Finding and running the browser.
+
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+}
+
+/// The browser and its driver, or `None` (test skipped) when they are not installed. Under `CI`
+/// a missing browser is a failure: the CI script installs it.
+fn browser_tools() -> Option<Tools> {
+    let from_env = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default.into())
+    };
+    let tools = Tools {
+        chromium: from_env("CHROMIUM", "/usr/bin/chromium"),
+        chromedriver: from_env("CHROMEDRIVER", "/usr/bin/chromedriver"),
+    };
+    let missing: Vec<String> = [&tools.chromium, &tools.chromedriver]
+        .into_iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Some(tools);
+    }
+    let message = format!(
+        "kiosk e2e: {} not found; install with `.ci/chromium-setup.sh` (Debian packages chromium and \
+         chromium-driver) or point CHROMIUM / CHROMEDRIVER at them",
+        missing.join(" and ")
+    );
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{message} (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn sys_kill(pid: i32, sig: i32) -> i32;
+}
+const SIGKILL: i32 = 9;
+
+/// A chromedriver on its own free port with one Chromium session. Chromedriver runs in its own
+/// process group, which the Chromium it starts joins; dropping the browser kills that group.
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    size: (u32, u32),
+}
+
+impl Browser {
+    async fn launch(tools: &Tools, size: (u32, u32)) -> Browser {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Browser::try_launch(tools, size).await {
+                Ok(b) => return b,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("cannot start chromedriver + chromium at {size:?}: {last_error}");
+    }
+
+    async fn try_launch(tools: &Tools, size: (u32, u32)) -> Result<Browser, String> {
+        use std::os::unix::process::CommandExt;
+        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let driver = Command::new(&tools.chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                profile.path().join("chromedriver.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", tools.chromedriver.display()))?;
+        let mut browser = Browser {
+            client: None,
+            driver,
+            _profile: profile,
+            size,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = photoboothd::client::request(addr, "GET", "/status", &[], Vec::new()).await {
+                if r.json().ok().and_then(|v| v["value"]["ready"].as_bool()) == Some(true) {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = browser.driver.try_wait() {
+                return Err(format!("chromedriver exited with {status} (port {port} taken?)"));
+            }
+            if Instant::now() > deadline {
+                return Err("chromedriver did not answer on /status within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let user_data = browser._profile.path().join("chromium");
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": tools.chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--hide-scrollbars",
+                    format!("--window-size={},{}", size.0, size.1),
+                    format!("--user-data-dir={}", user_data.display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else { unreachable!() };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://{addr}"))
+            .await
+            .map_err(|e| format!("no WebDriver session: {e}"))?;
+        browser.client = Some(client);
+        // --window-size sizes the window; make sure the page itself gets exactly the screen's size.
+        let (w, h) = browser.viewport().await;
+        if (w, h) != size {
+            let c = browser.c();
+            let (ow, oh) = c.get_window_size().await.map_err(|e| e.to_string())?;
+            let target = (
+                ow as i64 + i64::from(size.0) - w as i64,
+                oh as i64 + i64::from(size.1) - h as i64,
+            );
+            c.set_window_size(target.0 as u32, target.1 as u32)
+                .await
+                .map_err(|e| e.to_string())?;
+            let got = browser.viewport().await;
+            if got != size {
+                return Err(format!("viewport is {got:?}, wanted {size:?}"));
+            }
+        }
+        Ok(browser)
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("a WebDriver session")
+    }
+
+    fn size_label(&self) -> String {
+        format!("{}x{}", self.size.0, self.size.1)
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.c()
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script failed ({e}): {script}"))
+    }
+
+    async fn viewport(&self) -> (u32, u32) {
+        let v = self.js("return [window.innerWidth, window.innerHeight]").await;
+        (v[0].as_u64().unwrap_or(0) as u32, v[1].as_u64().unwrap_or(0) as u32)
+    }
+
+    async fn open(&self, url: &str) {
+        self.c().goto(url).await.expect("the kiosk page loads");
+    }
+
+    /// The visible screen, with the error code for the error screen (`error-print_failed`).
+    async fn screen(&self) -> String {
+        let v = self
+            .js(
+                "var b = window.booth; if (!b || !b.screen) return 'none';
+                 if (b.screen !== 'error') return b.screen;
+                 return 'error-' + document.querySelector('#screens > [data-screen=error]').getAttribute('data-error');",
+            )
+            .await;
+        v.as_str().unwrap_or("none").to_string()
+    }
+
+    /// Every screen the page has shown, in order.
+    async fn screen_log(&self) -> Vec<String> {
+        let v = self.js("return window.booth ? window.booth.screens : []").await;
+        v.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+
+    async fn el(&self, css: &str) -> fantoccini::elements::Element {
+        self.c()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    /// A tap: WebDriver scrolls to the element and refuses one that is hidden or covered.
+    async fn tap(&self, css: &str) {
+        self.el(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot tap {css}: {e}"));
+    }
+
+    /// The element's visible text, with the thin and no-break spaces of money made plain.
+    async fn text(&self, css: &str) -> String {
+        // innerText as laid out; not WebDriver's visible text, which is empty while a screen fades in.
+        let script = format!("var e = document.querySelector({css:?}); return e ? e.innerText : null");
+        let t = self.js(&script).await;
+        let t = t.as_str().unwrap_or_else(|| panic!("no element {css}"));
+        plain(t).trim().to_string()
+    }
+
+    /// Rendered (not inside anything `hidden` or `display: none`), whatever its opacity.
+    async fn displayed(&self, css: &str) -> bool {
+        let script = format!(
+            "var e = document.querySelector({css:?});
+             return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden'"
+        );
+        self.js(&script).await.as_bool() == Some(true)
+    }
+
+    async fn image_loaded(&self, css: &str) -> bool {
+        let script = format!("var i = document.querySelector('{css}'); return !!i && i.complete && i.naturalWidth > 0");
+        self.js(&script).await.as_bool() == Some(true)
+    }
+
+    /// Waits until the screen's entrance animations are over, so a screenshot shows it settled. On
+    /// a short screen (`brief`) only the entrance and the flash count, not the countdown's own beat.
+    async fn settle(&self, brief: bool) {
+        let deadline = Instant::now() + Duration::from_millis(if brief { 600 } else { 1500 });
+        let script = format!(
+            "return document.getAnimations().filter(function (a) {{
+               return a.playState === 'running' && isFinite(a.effect.getComputedTiming().endTime)
+                 && (!{brief} || a.animationName === 'appear' || a.animationName === 'flash');
+             }}).length"
+        );
+        while Instant::now() < deadline {
+            let running = self.js(&script).await;
+            if running.as_u64() == Some(0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    }
+
+    /// What a customer could not use: anything outside the screen, text cut off in its box, a
+    /// visible button smaller than a 64 px finger target. Moving decorations are left out.
+    async fn layout_problems(&self) -> Vec<String> {
+        let v = self
+            .js(
+                "var bad = [], vw = window.innerWidth, vh = window.innerHeight;
+                 var skip = '.countdown-number, .paper, .paper-out, .flash, .strip, .strip *, .spinner';
+                 var all = document.querySelectorAll('#topbar *, #screens > [data-screen]:not([hidden]) *, .toast');
+                 function name(el) {
+                   return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+                     (el.className && el.className.baseVal === undefined ? '.' + el.className.split(' ').join('.') : '') +
+                     ' [' + (el.textContent || '').trim().slice(0, 40) + ']';
+                 }
+                 for (var i = 0; i < all.length; i++) {
+                   var el = all[i];
+                   if (el.closest('[hidden]') || el.matches(skip)) continue;
+                   var r = el.getBoundingClientRect();
+                   if (r.width === 0 && r.height === 0) continue;
+                   if (r.left < -1 || r.top < -1 || r.right > vw + 1 || r.bottom > vh + 1) {
+                     bad.push('outside the screen: ' + name(el) + ' at ' + [r.left, r.top, r.right, r.bottom].map(Math.round));
+                   }
+                   var css = getComputedStyle(el);
+                   var texty = /\\S/.test(el.textContent || '');
+                   if (texty && css.overflow === 'hidden' && el.scrollWidth > el.clientWidth + 1) {
+                     bad.push('text cut off: ' + name(el));
+                   }
+                   if (el.tagName === 'BUTTON' && (r.width < 64 || r.height < 64)) {
+                     bad.push('button under 64 px: ' + name(el) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+                   }
+                 }
+                 if (document.documentElement.scrollHeight > vh || document.documentElement.scrollWidth > vw) {
+                   bad.push('the page scrolls');
+                 }
+                 return bad;",
+            )
+            .await;
+        v.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the page has left `screen` (after a tap that changes it).
+    async fn wait_left(&self, screen: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.screen().await == screen {
+            assert!(Instant::now() < deadline, "the page stayed on {screen}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The group is chromedriver's own (process_group(0) above): it and the Chromium it started.
+        let pid = self.driver.id() as i32;
+        // SAFETY: kill(2) on a process group this test created; no memory is involved.
+        unsafe { sys_kill(-pid, SIGKILL) };
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// 40000 → "40 000": thousands grouped the way the page shows sums (after `plain`).
+fn grouped(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plain(s: &str) -> String {
+    s.replace(['\u{202f}', '\u{2009}', '\u{a0}'], " ")
+}
+
+fn screens_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp; the screenshots live next to it.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("ui-screens");
+    std::fs::create_dir_all(&dir).expect("create target/ui-screens");
+    dir
+}
+
+// ---------------------------------------------------------------------------------------------
+// The booth under test.
+
+struct Cfg {
+    order_ttl_s: u32,
+    done_timeout_s: u32,
+    error_timeout_s: u32,
+    capacity: u32,
+    /// `printer.dir` for the file printer (default: data/prints).
+    printer_dir: Option<PathBuf>,
+    /// A fixed kiosk port, for a page that must find the daemon again after a restart.
+    kiosk_port: u16,
+}
+
+impl Default for Cfg {
+    fn default() -> Cfg {
+        Cfg {
+            order_ttl_s: 600,
+            done_timeout_s: 6,
+            error_timeout_s: 6,
+            capacity: 0,
+            printer_dir: None,
+            kiosk_port: 0,
+        }
+    }
+}
+
+/// The whole configuration: sim camera (small frames keep a debug build quick), sim GPIO, the file
+/// printer with the 2×6 strip layout, one-second countdowns.
+fn booth_config(data_dir: &Path, c: &Cfg) -> String {
+    let dir = c
+        .printer_dir
+        .as_ref()
+        .map(|d| format!("dir = \"{}\"\n", d.display()))
+        .unwrap_or_default();
+    format!(
+        r#"
+[booth]
+name = "E2E Booth"
+price_per_copy = 20000
+max_copies = 10
+order_ttl_s = {ttl}
+language = "uz"
+data_dir = "{data}"
+
+[session]
+max_retakes = 2
+review_timeout_s = 120
+copies_timeout_s = 120
+done_timeout_s = {done}
+error_timeout_s = {error}
+
+[http]
+kiosk_listen = "127.0.0.1:{kiosk_port}"
+webhook_listen = "127.0.0.1:0"
+
+[payme]
+merchant_id = "587f72c72cac0d162c722ae2"
+key = "{KEY}"
+checkout_base = "https://test.paycom.uz"
+account_field = "order_id"
+
+[printer]
+backend = "file"
+layout = "strip-2x6"
+capacity = {capacity}
+{dir}
+[camera]
+backend = "sim"
+shots = 3
+countdown_s = 1
+timeout_s = 20
+width = 960
+height = 720
+
+[gpio]
+backend = "sim"
+"#,
+        ttl = c.order_ttl_s,
+        data = data_dir.display(),
+        done = c.done_timeout_s,
+        error = c.error_timeout_s,
+        capacity = c.capacity,
+        kiosk_port = c.kiosk_port,
+    )
+}
+
+/// The daemon's session and order lines: the flow as a timeline.
+fn timeline(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("session") || l.contains("order_id") || l.contains("printer"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One scenario: a daemon, the browser that is tapped (1024×600) and one that watches (1280×800).
+/// On a failure it prints the daemon's timeline and the screenshots taken so far.
+struct Scenario {
+    name: &'static str,
+    d: Daemon,
+    tap: Option<Browser>,
+    watch: Option<Browser>,
+    shots: BTreeSet<String>,
+}
+
+impl Scenario {
+    async fn start(name: &'static str, tools: &Tools, cfg: Cfg) -> Scenario {
+        let d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
+        Scenario::with_daemon(name, tools, d).await
+    }
+
+    async fn with_daemon(name: &'static str, tools: &Tools, d: Daemon) -> Scenario {
+        let (tap, watch) = tokio::join!(Browser::launch(tools, SMALL), Browser::launch(tools, LARGE));
+        let url = format!("http://{}/", d.kiosk);
+        tokio::join!(tap.open(&url), watch.open(&url));
+        Scenario {
+            name,
+            d,
+            tap: Some(tap),
+            watch: Some(watch),
+            shots: BTreeSet::new(),
+        }
+    }
+
+    fn b(&self) -> &Browser {
+        self.tap.as_ref().unwrap()
+    }
+
+    fn browsers(&self) -> [&Browser; 2] {
+        [self.tap.as_ref().unwrap(), self.watch.as_ref().unwrap()]
+    }
+
+    async fn session(&self) -> Value {
+        let (status, v) = self.d.kiosk("GET", "/api/session", "").await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    /// Saves a screenshot of `b` if it shows `screen` before and after the capture. Transient
+    /// screens (countdown, capture) are taken at once; others once their animations are over.
+    async fn try_shoot(&mut self, which: usize, screen: &str, label: &str) -> bool {
+        let b = self.browsers()[which];
+        let file = format!("{}-{label}-{}.png", self.name, b.size_label());
+        if self.shots.contains(&file) {
+            return true;
+        }
+        if b.screen().await != screen {
+            return false;
+        }
+        b.settle(matches!(screen, "countdown" | "capturing")).await;
+        let png = b.c().screenshot().await.expect("screenshot");
+        if b.screen().await != screen {
+            return false;
+        }
+        std::fs::write(screens_dir().join(&file), png).expect("save screenshot");
+        let problems = b.layout_problems().await;
+        assert!(problems.is_empty(), "{file}: layout problems:\n{}", problems.join("\n"));
+        self.shots.insert(file);
+        true
+    }
+
+    /// Screenshots of the current screen from both browsers, under `label` (default: the screen).
+    async fn shoot(&mut self, label: Option<&str>) {
+        self.shoot_from(&[0, 1], label).await;
+    }
+
+    /// A screenshot from the tapped browser only: for what only that page knows (a refused tap).
+    async fn shoot_tapped(&mut self, label: &str) {
+        self.shoot_from(&[0], Some(label)).await;
+    }
+
+    async fn shoot_from(&mut self, which: &[usize], label: Option<&str>) {
+        let screen = self.b().screen().await;
+        let label = label.map(String::from).unwrap_or_else(|| screen.clone());
+        for &which in which {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.try_shoot(which, &screen, &label).await {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: screen {screen} never steady enough to photograph",
+                    self.name
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    }
+
+    /// Follows the booth until the tapped browser shows `target`, photographing every screen either
+    /// browser passes on the way (the short ones when it manages; they come three times a session)
+    /// and then `target`.
+    async fn follow_until(&mut self, target: &str, timeout: Duration) {
+        self.reach(target, timeout).await;
+        self.shoot(None).await;
+    }
+
+    /// `follow_until` without the final screenshot: for a short screen that must be checked first.
+    async fn reach(&mut self, target: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for which in 0..2 {
+                let screen = self.browsers()[which].screen().await;
+                if screen != "none" && screen != "loading" && screen != target {
+                    self.try_shoot(which, &screen, &screen).await;
+                }
+            }
+            if self.b().screen().await == target {
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: the page never showed {target} within {timeout:?}; it shows {}; screens so far: {:?}; \
+                     the daemon's view: {}",
+                    self.name,
+                    self.b().screen().await,
+                    self.b().screen_log().await,
+                    self.session().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // The watching browser follows the same events; give it the moment it may lag.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.browsers()[1].screen().await != target && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn wait_for(&self, what: &str, timeout: Duration, mut ok: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ok().await {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {what} did not happen within {timeout:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Start → three countdowns and captures → review.
+    async fn capture_to_review(&mut self) {
+        self.b().tap("#start").await;
+        self.follow_until("review", Duration::from_secs(90)).await;
+        assert!(
+            self.b().image_loaded("#preview").await,
+            "{}: the review shows no preview",
+            self.name
+        );
+    }
+
+    /// Review → copies → `copies` (the total follows) → pay: the payment screen with its QR.
+    /// `languages`: also photograph the copies screen in every language. Returns the order.
+    async fn order(&mut self, copies: u32, languages: bool) -> Value {
+        self.b().tap("#accept").await;
+        self.follow_until("choose_copies", Duration::from_secs(10)).await;
+        assert_eq!(self.b().text("#total").await, "20 000 soʻm");
+        assert!(
+            !self.b().el("#copies-minus").await.is_enabled().await.unwrap(),
+            "one copy is the least"
+        );
+        for _ in 1..copies {
+            self.b().tap("#copies-plus").await;
+        }
+        assert_eq!(self.b().text("#copies-count").await, copies.to_string());
+        assert_eq!(
+            self.b().text("#total").await,
+            format!("{} soʻm", grouped(i64::from(copies) * 20_000))
+        );
+        if languages {
+            self.shoot_tapped(&format!("choose_copies-{copies}")).await;
+            self.shoot_languages().await;
+        }
+        self.b().tap("#pay").await;
+        self.follow_until("awaiting_payment", Duration::from_secs(10)).await;
+        let b = self.b();
+        self.wait_for("the QR image", Duration::from_secs(10), async || {
+            b.image_loaded("#qr").await
+        })
+        .await;
+        let order = self.session().await["order"].clone();
+        assert!(
+            order["order_id"].is_i64(),
+            "{}: no order on the payment screen: {order}",
+            self.name
+        );
+        order
+    }
+
+    /// The current screen in Russian and English too (tapped browser), then back to Uzbek: the
+    /// longest texts must fit as well.
+    async fn shoot_languages(&mut self) {
+        let screen = self.b().screen().await;
+        for lang in ["ru", "en", "uz"] {
+            self.b().tap(&format!("#lang-{lang}")).await;
+            if lang != "uz" {
+                self.shoot_tapped(&format!("{screen}-{lang}")).await;
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        let (tap, watch) = (self.tap.take(), self.watch.take());
+        if let (Some(tap), Some(watch)) = (tap, watch) {
+            tokio::join!(tap.close(), watch.close());
+        }
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("==== {}: daemon timeline ====\n{}", self.name, timeline(&self.d.log()));
+            eprintln!("==== screenshots taken: {:?}", self.shots);
+        }
+    }
+}
+
+/// `photoboothd pay <order> --config <file>`: Payme's side of a payment, as a technician runs it.
+async fn pay_with_cli(d: &Daemon, order_id: i64) {
+    let config = d.config_path();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+            .arg("pay")
+            .arg(order_id.to_string())
+            .arg("--config")
+            .arg(config)
+            .env_remove("PAYME_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("run photoboothd pay");
+    assert!(
+        out.status.success(),
+        "photoboothd pay {order_id} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn count_in(log: &[String], screen: &str) -> usize {
+    log.iter().filter(|s| *s == screen).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+/// A whole paid session: attract → countdown/capture ×3 → review → retake → review → 2 copies
+/// (40 000 so'm) → QR → `photoboothd pay` → printing → done → attract; the prints are the strip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paid_session_from_attract_screen_to_prints() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start("paid", &tools, Cfg::default()).await;
+
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    assert_eq!(s.b().text("#start").await, "Boshlash");
+    assert!(
+        s.b().text("#attract-price").await.contains("20 000 soʻm"),
+        "the attract screen shows the price"
+    );
+
+    s.capture_to_review().await;
+    let log = s.b().screen_log().await;
+    assert_eq!(count_in(&log, "countdown"), 3, "three countdowns: {log:?}");
+    assert_eq!(count_in(&log, "capturing"), 3, "three captures: {log:?}");
+    assert_eq!(s.b().text("#retake").await, "Qayta olish (2 ta qoldi)");
+    assert!(s.b().displayed("#cancel").await, "review offers cancel");
+    assert!(s.b().displayed("#timer").await, "review shows its time limit");
+    let first_preview = s.b().js("return document.getElementById('preview').src").await;
+    s.shoot_languages().await;
+
+    // One retake: three more shots, a new preview, one retake left.
+    s.b().tap("#retake").await;
+    s.b().wait_left("review").await;
+    s.follow_until("review", Duration::from_secs(90)).await;
+    assert_eq!(s.b().text("#retake").await, "Qayta olish (1 ta qoldi)");
+    let second_preview = s.b().js("return document.getElementById('preview').src").await;
+    assert_ne!(first_preview, second_preview, "the retake's preview is a new image");
+
+    let order = s.order(2, true).await;
+    let order_id = order["order_id"].as_i64().unwrap();
+    assert_eq!(order["amount"], 40_000);
+    assert_eq!(order["copies"], 2);
+    assert_eq!(s.b().text("#pay-amount").await, "40 000 soʻm");
+    s.shoot_languages().await;
+    assert_eq!(s.b().text("#pay-order").await, format!("Buyurtma № {order_id}"));
+    let ttl = s.b().text("#pay-timer").await;
+    assert!(ttl == "10:00" || ttl.starts_with("9:"), "10 minutes to pay: {ttl}");
+    assert!(
+        s.b().displayed("#cancel").await,
+        "payment can be cancelled before paying"
+    );
+
+    pay_with_cli(&s.d, order_id).await;
+    s.follow_until("done", Duration::from_secs(60)).await;
+    assert_eq!(s.b().text("#done-order").await, format!("Buyurtma № {order_id}"));
+    s.shoot_languages().await;
+    s.follow_until("idle", Duration::from_secs(20)).await;
+
+    // The UI showed each stage the daemon went through (printing only if the print took longer
+    // than the daemon's half-second look at the order).
+    let log = s.b().screen_log().await;
+    let daemon_log = s.d.log();
+    for stage in ["review", "choose_copies", "awaiting_payment", "done"] {
+        assert!(
+            daemon_log.contains(&format!("to=\"{stage}\"")),
+            "the daemon log has no stage {stage}"
+        );
+        assert!(
+            log.contains(&stage.to_string()),
+            "the page never showed {stage}: {log:?}"
+        );
+    }
+    if daemon_log.contains("to=\"printing\"") {
+        assert!(
+            log.contains(&"printing".to_string()),
+            "the page never showed printing: {log:?}"
+        );
+    }
+
+    // Two prints, one per copy, each the composed 2×6 strip page twice side by side.
+    let prints = s.d.prints();
+    assert_eq!(prints.len(), 2, "{prints:?}");
+    let session_id =
+        s.d.db()
+            .query_row("SELECT id FROM sessions WHERE order_id = ?1", [order_id], |r| {
+                r.get::<_, i64>(0)
+            });
+    let page = image::open(
+        s.d.data_dir()
+            .join("sessions")
+            .join(session_id.unwrap().to_string())
+            .join("page.png"),
+    )
+    .expect("the session's composed page")
+    .to_rgb8();
+    for name in &prints {
+        let print = image::open(s.d.data_dir().join("prints").join(name))
+            .expect("a PNG print")
+            .to_rgb8();
+        assert_eq!(
+            print.dimensions(),
+            (1200, 1800),
+            "{name}: not the strip-2x6 page (a receipt is 576x720)"
+        );
+        let (left, right) = (
+            image::imageops::crop_imm(&print, 0, 0, 600, 1800),
+            image::imageops::crop_imm(&print, 600, 0, 600, 1800),
+        );
+        assert!(left.to_image() == right.to_image(), "{name}: the two strips differ");
+        assert!(print == page, "{name}: not the session's composed page");
+    }
+    // Shown with --nocapture (and by the scenario itself on a failure): the session as the log tells it.
+    eprintln!("==== paid session, daemon timeline ====\n{}", timeline(&s.d.log()));
+    s.close().await;
+}
+
+/// An order left unpaid past its TTL: the payment screen counts down, the page says no money was
+/// taken, and the booth goes back to the attract screen by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpaid_order_expires_back_to_the_attract_screen() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let cfg = Cfg {
+        order_ttl_s: 5,
+        error_timeout_s: 2,
+        ..Cfg::default()
+    };
+    let mut s = Scenario::start("expiry", &tools, cfg).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.capture_to_review().await;
+    let order = s.order(1, false).await;
+    let order_id = order["order_id"].as_i64().unwrap();
+    let ttl = s.b().text("#pay-timer").await;
+    assert!(ttl.starts_with("0:0"), "five seconds to pay: {ttl}");
+    assert_eq!(s.b().text("#pay-amount").await, "20 000 soʻm");
+
+    // The error screen lasts error_timeout_s = 2 s: check it first, then photograph it.
+    s.reach("error-payment_expired", Duration::from_secs(30)).await;
+    assert_eq!(s.b().text("#error-title").await, "Toʻlov vaqti tugadi");
+    assert!(
+        s.b().text("#error-body").await.contains("pul olinmadi"),
+        "the page says no money was taken"
+    );
+    assert!(
+        !s.b().displayed("#error-order").await,
+        "no order number to call staff with: nothing was paid"
+    );
+    s.shoot(None).await;
+    s.follow_until("idle", Duration::from_secs(15)).await;
+
+    assert_eq!(s.d.order(&order_id.to_string()).await["status"], "expired");
+    assert!(s.d.prints().is_empty());
+    s.close().await;
+}
+
+/// The roll is used up (the media counter at 0): the attract screen becomes an out-of-service
+/// screen in the customer's language, nothing starts a session, and no order is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start(
+        "paper",
+        &tools,
+        Cfg {
+            capacity: 1,
+            ..Cfg::default()
+        },
+    )
+    .await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+
+    // The last print on the roll: a stand-alone order paid like Payme would.
+    let (order_id, _) = s.d.new_order(1).await;
+    pay_with_cli(&s.d, order_id.parse().unwrap()).await;
+    s.d.wait_for_status(&order_id, "printed").await;
+    s.follow_until("out_of_service", Duration::from_secs(20)).await;
+    assert_eq!(s.b().text("#oos-reason").await, "Printerda qogʻoz tugadi.");
+    assert!(!s.b().displayed("#start").await, "no start button while out of service");
+
+    // Taps on the screen, on the hidden start button, and the big GPIO button start nothing.
+    s.b().tap("[data-screen=out_of_service]").await;
+    assert!(
+        s.b().el("#start").await.click().await.is_err(),
+        "the hidden start button cannot be tapped"
+    );
+    let refusals = |log: &str| log.matches("session not started").count();
+    let before = refusals(&s.d.log());
+    let (status, v) = s.d.kiosk("POST", "/api/dev/button", r#"{"event":"press"}"#).await;
+    assert_eq!(status, 200, "{v}");
+    let d = &s.d;
+    s.wait_for("the button press refused", Duration::from_secs(10), async || {
+        refusals(&d.log()) > before
+    })
+    .await;
+    let (status, v) = s.d.kiosk("POST", "/api/session/start", "").await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (503, Some("media_counter_empty")),
+        "{v}"
+    );
+    let (status, v) = s.d.kiosk("POST", "/api/generate-qr", r#"{"copies":1}"#).await;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (503, Some("media_counter_empty")),
+        "{v}"
+    );
+    assert_eq!(s.b().screen().await, "out_of_service");
+    assert_eq!(s.session().await["stage"], "idle");
+    assert_eq!(s.d.count("SELECT COUNT(*) FROM sessions"), 0, "no session was started");
+    assert_eq!(
+        s.d.count("SELECT COUNT(*) FROM orders"),
+        1,
+        "no order besides the one that used the roll"
+    );
+
+    for (lang, reason) in [
+        ("ru", "В принтере закончилась бумага."),
+        ("en", "The printer is out of paper."),
+    ] {
+        for b in s.browsers() {
+            b.tap(&format!("#lang-{lang}")).await;
+        }
+        assert_eq!(s.b().text("#oos-reason").await, reason);
+        s.shoot(Some(&format!("out_of_service-{lang}"))).await;
+    }
+    s.close().await;
+}
+
+/// The printer cannot print at all (the file printer's folder cannot exist: its parent is a
+/// file): out of service from the start, "not ready", nothing taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let d = Daemon::start_with_config(|data| {
+        let file = data.parent().unwrap().join("not-a-folder");
+        std::fs::write(&file, "a file where the prints folder's parent should be").unwrap();
+        booth_config(
+            data,
+            &Cfg {
+                printer_dir: Some(file.join("prints")),
+                ..Cfg::default()
+            },
+        )
+    })
+    .await;
+    let mut s = Scenario::with_daemon("offline", &tools, d).await;
+    s.follow_until("out_of_service", Duration::from_secs(20)).await;
+    assert_eq!(s.b().text("#oos-reason").await, "Printer hozir tayyor emas.");
+    assert!(!s.b().displayed("#start").await);
+    let (status, v) = s.d.kiosk("POST", "/api/session/start", "").await;
+    assert_eq!((status, v["reason"].as_str()), (503, Some("printer_offline")), "{v}");
+    let (status, v) = s.d.kiosk("POST", "/api/generate-qr", r#"{"copies":1}"#).await;
+    assert_eq!((status, v["reason"].as_str()), (503, Some("printer_offline")), "{v}");
+    assert_eq!(s.d.count("SELECT COUNT(*) FROM sessions"), 0);
+    assert_eq!(s.d.count("SELECT COUNT(*) FROM orders"), 0);
+    s.close().await;
+}
+
+/// UZ → RU → EN → UZ changes the texts; a language picked for a session ends with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn language_switch_changes_the_texts_for_one_session() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start("lang", &tools, Cfg::default()).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    assert_eq!(s.b().text("#start").await, "Boshlash");
+    for (lang, start, title) in [
+        ("ru", "Начать", "Сделайте фото!"),
+        ("en", "Start", "Strike a pose!"),
+        ("uz", "Boshlash", "Suratga tushing!"),
+    ] {
+        for b in s.browsers() {
+            b.tap(&format!("#lang-{lang}")).await;
+        }
+        assert_eq!(s.b().text("#start").await, start);
+        assert_eq!(s.b().text("[data-screen=idle] h1").await, title);
+        assert_eq!(s.b().js("return document.documentElement.lang").await, lang);
+        assert_eq!(
+            s.b()
+                .js("return document.getElementById('lang-' + document.documentElement.lang).className")
+                .await,
+            "btn lang active"
+        );
+        s.shoot(Some(&format!("idle-{lang}"))).await;
+    }
+
+    // Russian for this customer's session, then the booth's default again.
+    for b in s.browsers() {
+        b.tap("#lang-ru").await;
+    }
+    s.b().tap("#start").await;
+    let b = s.b();
+    s.wait_for("the countdown", Duration::from_secs(10), async || {
+        b.screen().await == "countdown"
+    })
+    .await;
+    assert_eq!(s.b().text("#countdown-shot").await, "Снимок 1 из 3");
+    s.follow_until("review", Duration::from_secs(90)).await;
+    assert_eq!(s.b().text("#accept").await, "Печатать");
+    assert_eq!(s.b().text("#retake").await, "Переснять (осталось 2)");
+    s.b().tap("#cancel").await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    assert_eq!(
+        s.b().text("#start").await,
+        "Boshlash",
+        "back to the default language after the session"
+    );
+    s.close().await;
+}
+
+/// A camera that cannot save and a page that cannot be composed: error screens that say nothing
+/// was charged, then the attract screen again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn camera_and_compose_failures_say_nothing_was_charged() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start("errors", &tools, Cfg::default()).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+
+    // The sessions folder is a file: the camera cannot save its first shot.
+    let sessions = s.d.data_dir().join("sessions");
+    let _ = std::fs::remove_dir(&sessions);
+    std::fs::write(&sessions, "not a folder").unwrap();
+    s.b().tap("#start").await;
+    s.follow_until("error-camera_failed", Duration::from_secs(30)).await;
+    assert_eq!(s.b().text("#error-title").await, "Kamera ishlamadi");
+    assert!(s.b().text("#error-body").await.contains("pul olinmadi"));
+    s.shoot_languages().await;
+    s.b().tap("#error-ok").await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    std::fs::remove_file(&sessions).unwrap();
+
+    // The composed page's temporary file name is taken by a folder: the shots work, composing fails.
+    s.b().tap("#start").await;
+    let d = &s.d;
+    let mut session_id = None;
+    s.wait_for("the new session", Duration::from_secs(10), async || {
+        let (_, v) = d.kiosk("GET", "/api/session", "").await;
+        session_id = v["session_id"].as_i64();
+        session_id.is_some()
+    })
+    .await;
+    let dir = photoboothd::booth::session::session_dir(&s.d.data_dir(), session_id.unwrap());
+    std::fs::create_dir_all(dir.join(".page.png.tmp")).unwrap();
+    s.follow_until("error-compose_failed", Duration::from_secs(90)).await;
+    assert_eq!(s.b().text("#error-title").await, "Suratlarni tayyorlab boʻlmadi");
+    assert!(s.b().text("#error-body").await.contains("pul olinmadi"));
+    s.follow_until("idle", Duration::from_secs(20)).await;
+    assert_eq!(
+        s.d.count("SELECT COUNT(*) FROM orders"),
+        0,
+        "no order for failed sessions"
+    );
+    s.close().await;
+}
+
+/// Paid, but the print fails for good: the page tells the customer to call staff and shows the
+/// order number big.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn print_failure_after_payment_shows_the_order_number_for_staff() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start("printfail", &tools, Cfg::default()).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.capture_to_review().await;
+    let order = s.order(1, false).await;
+    let order_id = order["order_id"].as_i64().unwrap();
+
+    // The composed page is gone before the print: no retry can fix that.
+    let session_id = s.session().await["session_id"].as_i64().unwrap();
+    std::fs::remove_file(photoboothd::booth::session::session_dir(&s.d.data_dir(), session_id).join("page.png"))
+        .unwrap();
+    pay_with_cli(&s.d, order_id).await;
+    s.follow_until("error-print_failed", Duration::from_secs(60)).await;
+    assert_eq!(s.b().text("#error-title").await, "Kechirasiz, printer chop eta olmadi");
+    assert!(s.b().text("#error-body").await.contains("Xodimni chaqiring"));
+    assert!(s.b().displayed("#error-order").await);
+    assert_eq!(s.b().text("#error-order").await, format!("Buyurtma № {order_id}"));
+    assert!(
+        !s.b().displayed("#error-ok").await,
+        "nothing hides the number before staff sees it"
+    );
+    s.shoot_languages().await;
+    assert_eq!(s.d.order(&order_id.to_string()).await["status"], "print_failed");
+    s.close().await;
+}
+
+/// Payme holds a transaction: the daemon refuses the customer's cancel and the page hides it; the
+/// paid order waits for a printer that went away; Payme refunds it: "payment cancelled".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let mut s = Scenario::start("refund", &tools, Cfg::default()).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.capture_to_review().await;
+    let order = s.order(1, false).await;
+    let order_id = order["order_id"].as_i64().unwrap().to_string();
+    let amount = order["amount_tiyin"].as_i64().unwrap();
+
+    // The customer is typing the card code: a live Payme transaction holds the order.
+    let payme_id = common::payme_id(7);
+    let v = s
+        .d
+        .rpc(
+            "CreateTransaction",
+            json!({ "id": payme_id, "time": common::now_ms(), "amount": amount, "account": common::account(&order_id) }),
+        )
+        .await;
+    assert!(v.get("error").is_none_or(Value::is_null), "{v}");
+    s.b().tap("#cancel").await;
+    let b = s.b();
+    s.wait_for("cancel refused and hidden", Duration::from_secs(10), async || {
+        b.displayed("#pay-in-progress").await && !b.displayed("#cancel").await
+    })
+    .await;
+    assert_eq!(
+        s.b().text("#pay-in-progress").await,
+        "Toʻlov jarayonda — uni ilovada yakunlang"
+    );
+    assert_eq!(s.session().await["stage"], "awaiting_payment");
+    s.shoot_tapped("awaiting_payment-in_progress").await;
+
+    // The printer goes away (its folder becomes a file), then the payment completes.
+    let prints = s.d.data_dir().join("prints");
+    let _ = std::fs::remove_dir(&prints);
+    std::fs::write(&prints, "not a folder").unwrap();
+    let v = s.d.rpc("PerformTransaction", json!({ "id": payme_id })).await;
+    assert!(v.get("error").is_none_or(Value::is_null), "{v}");
+    s.follow_until("printing", Duration::from_secs(20)).await;
+    let b = s.b();
+    s.wait_for("the printer wait note", Duration::from_secs(20), async || {
+        !b.text("#print-status").await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        s.b().text("#print-status").await,
+        "Printer tayyorlanmoqda, biroz kuting…"
+    );
+    s.shoot(Some("printing-waiting")).await;
+
+    // Payme refunds: the session ends with "payment cancelled", then the attract screen.
+    let v =
+        s.d.rpc("CancelTransaction", json!({ "id": payme_id, "reason": 5 }))
+            .await;
+    assert!(v.get("error").is_none_or(Value::is_null), "{v}");
+    s.follow_until("error-payment_cancelled", Duration::from_secs(20)).await;
+    assert_eq!(s.b().text("#error-title").await, "Toʻlov bekor qilindi");
+    s.follow_until("out_of_service", Duration::from_secs(20)).await;
+    assert_eq!(s.d.order(&order_id).await["status"], "refunded");
+    s.close().await;
+}
+
+/// Without the event stream the page polls /api/session and still follows the booth; with the
+/// daemon gone it says it is connecting, and it reloads itself from the daemon once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polling_fallback_and_a_daemon_restart() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut s = Scenario::start(
+        "poll",
+        &tools,
+        Cfg {
+            kiosk_port: port,
+            ..Cfg::default()
+        },
+    )
+    .await;
+    let url = format!("http://{}/?transport=poll", s.d.kiosk);
+    for b in s.browsers() {
+        b.open(&url).await;
+    }
+    assert_eq!(s.b().js("return booth.transport").await, "poll");
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.b().tap("#start").await;
+    s.follow_until("review", Duration::from_secs(90)).await;
+    let log = s.b().screen_log().await;
+    assert!(
+        log.contains(&"countdown".to_string()) && log.contains(&"capturing".to_string()),
+        "{log:?}"
+    );
+    s.b().tap("#cancel").await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+
+    // The daemon dies: after a few seconds without an answer the page says it is reconnecting.
+    s.d.kill();
+    let b = s.b();
+    s.wait_for("the connecting overlay", Duration::from_secs(15), async || {
+        b.displayed("#offline").await
+    })
+    .await;
+    assert_eq!(s.b().text("#offline .offline-title").await, "Ulanmoqda…");
+    let w = s.browsers()[1];
+    s.wait_for("the overlay on the other page", Duration::from_secs(15), async || {
+        w.displayed("#offline").await
+    })
+    .await;
+    s.shoot(Some("connecting")).await;
+
+    // Back on the same port: the page reloads itself and shows the attract screen again.
+    s.d.restart_same_config().await;
+    let b = s.b();
+    s.wait_for("the page back", Duration::from_secs(20), async || {
+        b.screen().await == "idle" && !b.displayed("#offline").await
+    })
+    .await;
+    assert_eq!(s.b().screen_log().await, ["idle"], "a freshly loaded page");
+    s.close().await;
+}
