@@ -274,6 +274,123 @@ fn memory_breakdown(pid: u32) {
     println!("  largest by Rss: {}", top.join("; "));
 }
 
+/// System and process counters, read before and after a run to say where the CPU and the disk went.
+struct Counters {
+    /// Jiffies of all CPUs from `/proc/stat`: busy (not idle or iowait), iowait, and the total.
+    busy: u64,
+    iowait: u64,
+    total: u64,
+    /// utime + stime of the daemon and of this bench process (all threads).
+    daemon: u64,
+    client: u64,
+    /// `/proc/diskstats` of the disk under the data directory: flushes and the ms spent in them.
+    flushes: u64,
+    flush_ms: u64,
+    /// Bytes the daemon caused to be written to storage (`/proc/<pid>/io`).
+    daemon_write_bytes: u64,
+}
+
+fn proc_cpu(path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0;
+    };
+    let fields: Vec<u64> = after_comm.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // Fields 14 and 15 of proc(5): utime, stime; `after_comm` starts at field 3.
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+}
+
+/// The block device holding `path`, by its device number, as `/proc/diskstats` names it.
+fn disk_name(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) as u32,
+        ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u32,
+    );
+    let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+    let line = stats.lines().find(|l| {
+        let mut w = l.split_whitespace();
+        w.next().and_then(|v| v.parse::<u32>().ok()) == Some(major)
+            && w.next().and_then(|v| v.parse::<u32>().ok()) == Some(minor)
+    })?;
+    line.split_whitespace().nth(2).map(str::to_string)
+}
+
+fn counters(pid: u32, disk: Option<&str>) -> Counters {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let get = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    let (mut flushes, mut flush_ms) = (0, 0);
+    if let Some(disk) = disk {
+        let stats = std::fs::read_to_string("/proc/diskstats").unwrap_or_default();
+        if let Some(line) = stats.lines().find(|l| l.split_whitespace().nth(2) == Some(disk)) {
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(3)
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            // Fields 16 and 17 after the name (kernel 5.5+): flush requests completed, ms flushing.
+            flushes = f.get(15).copied().unwrap_or(0);
+            flush_ms = f.get(16).copied().unwrap_or(0);
+        }
+    }
+    let daemon_write_bytes = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            let line = io.lines().find(|l| l.starts_with("write_bytes:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0);
+    Counters {
+        busy: get(0) + get(1) + get(2) + get(5) + get(6) + get(7),
+        iowait: get(4),
+        total: (0..8).map(get).sum(),
+        daemon: proc_cpu(&format!("/proc/{pid}/stat")),
+        client: proc_cpu("/proc/self/stat"),
+        flushes,
+        flush_ms,
+        daemon_write_bytes,
+    }
+}
+
+fn report_counters(before: &Counters, after: &Counters, flows: usize, disk: Option<&str>) {
+    let total = after.total.saturating_sub(before.total).max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let share = |d: u64| 100.0 * cores * d as f64 / total;
+    let daemon = after.daemon.saturating_sub(before.daemon);
+    let client = after.client.saturating_sub(before.client);
+    let others = after.busy.saturating_sub(before.busy).saturating_sub(daemon + client);
+    println!(
+        "  CPU during the run (100% = one core, {cores} cores): daemon {:.0}%, this bench {:.0}%, \
+         other processes {:.0}%, iowait {:.0}%",
+        share(daemon),
+        share(client),
+        share(others),
+        share(after.iowait.saturating_sub(before.iowait))
+    );
+    let flows = flows.max(1) as f64;
+    let flushes = after.flushes.saturating_sub(before.flushes);
+    println!(
+        "  disk {}: {flushes} flushes ({:.2} per flow, {:.3} ms each on average, whole system); \
+         daemon wrote {:.1} KiB per flow",
+        disk.unwrap_or("?"),
+        flushes as f64 / flows,
+        after.flush_ms.saturating_sub(before.flush_ms) as f64 / (flushes.max(1) as f64),
+        after.daemon_write_bytes.saturating_sub(before.daemon_write_bytes) as f64 / 1024.0 / flows
+    );
+}
+
 /// A loopback port nobody listens on right now, so the start-up bench can poll it from the spawn.
 fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -547,6 +664,8 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
     });
     let started = Instant::now();
     let deadline = started + opts.duration;
+    let disk = disk_name(&daemon.data_dir);
+    let before = counters(pid, disk.as_deref());
     let done = Rc::new(Cell::new(false));
     let sampling = done.clone();
     let sampler = tokio::task::spawn_local(async move {
@@ -579,6 +698,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
         total.first_errors.extend(r.first_errors);
     }
     let elapsed = started.elapsed();
+    let after = counters(pid, disk.as_deref());
     done.set(true);
     let (rss, max_threads) = sampler.await.unwrap_or_default();
     let rss_after = daemon.vm_rss_kib().unwrap_or(0);
@@ -614,6 +734,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
     }
     println!("  VmRSS right after the run: {rss_after} KiB");
     memory_breakdown(pid);
+    report_counters(&before, &after, ok, disk.as_deref());
     queue_report(&daemon.data_dir, "right after the run");
     let stopped = daemon.stop();
     println!("  SIGTERM → exit {:.1} ms", ms(stopped));

@@ -107,8 +107,28 @@ samples=$(( (secs + 5) * 2 ))
 ) > "$tmp/rss.txt" &
 sampler=$!
 
+# CPU split during the wrk run: the daemon, wrk, and everything else on the machine (jiffies).
+cpu_busy() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+cpu_total() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+daemon_cpu() { awk '{print $14+$15}' "/proc/$pid/stat"; }
+# user+sys of this shell's reaped children, in jiffies; must run in this shell (`times`), not in $(...)
+children_cpu() {
+  times > "$tmp/times"
+  tail -1 "$tmp/times" | awk '{split($1,a,"m"); split($2,b,"m"); printf "%d\n", (a[1]*60+a[2]+b[1]*60+b[2])*100}'
+}
+children_cpu > "$tmp/c0"
+b0=$(cpu_busy); t0=$(cpu_total); d0=$(daemon_cpu)
+
 echo "wrk -t$threads -c$connections -d$duration --latency -s $here/check_perform.lua http://$webhook/payme"
 wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$webhook/payme"
+
+b1=$(cpu_busy); t1=$(cpu_total); d1=$(daemon_cpu)
+children_cpu > "$tmp/c1"
+c0=$(cat "$tmp/c0"); c1=$(cat "$tmp/c1")
+awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v d=$((d1 - d0)) -v w=$((c1 - c0)) -v n="$(nproc)" 'BEGIN {
+  if (t < 1) t = 1
+  printf "CPU during the run (100%% = one core, %d cores): daemon %.0f%%, wrk %.0f%%, other processes %.0f%%\n",
+    n, 100 * n * d / t, 100 * n * w / t, 100 * n * (b - d - w) / t }'
 
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
