@@ -1,0 +1,713 @@
+//! Soak bench: the release `photoboothd` under a realistic Payme mix for a long time, watching for
+//! errors, latency drift and memory growth.
+//!
+//! One daemon on a fresh data directory (file printer, ports picked by the OS), then `SOAK_WORKERS`
+//! simulated customers in a closed loop for `SOAK_SECONDS`. Each customer flow:
+//!
+//! 1. kiosk `POST /api/generate-qr` (1-3 copies);
+//! 2. `CheckPerformTransaction` → `allow: true`;
+//! 3. `CreateTransaction` → state 1; 20 % repeat it (identical reply expected); 10 % also see a
+//!    second Create for the same order with another Payme id (→ -31008, expected);
+//! 4. 5 % are abandoned: `CancelTransaction` reason 3 → state -1, `CheckTransaction`, done;
+//! 5. `PerformTransaction` → state 2; 20 % repeat it (identical);
+//! 6. `CheckTransaction` → state 2 with the same perform time;
+//! 7. 5 % are refunded: `CancelTransaction` reason 5 → state -2 (half of them repeated, identical);
+//! 8. 5 % end with `GetStatement` over the two seconds around the flow's Create, which must list it.
+//!
+//! An error is an HTTP status other than 200, a transport error, a JSON-RPC error the flow did not
+//! expect, or a reply that contradicts the flow (wrong state, a repeat that differs). Every request
+//! uses a new connection (`photoboothd::client`, as Payme's tunnel may). Every `SOAK_SAMPLE_S`
+//! seconds the bench prints the daemon's VmRSS, open file descriptors and threads, and the
+//! throughput, p99 latency and errors of that interval; the printed PNGs are deleted as it goes so
+//! the disk does not fill. At the end: totals, per-method latency, the RSS series with its slope,
+//! the print queue, and the daemon's log levels. Exits with status 1 if any error occurred.
+//!
+//! ```text
+//! cargo bench --bench soak                    # 600 s, 8 workers
+//! SOAK_SECONDS=30 cargo bench --bench soak    # CI / short mode
+//! SOAK_SECONDS=3600 SOAK_WORKERS=4 SOAK_SAMPLE_S=30 cargo bench --bench soak
+//! PHOTOBOOTHD_BIN=/path/to/photoboothd cargo bench --bench soak
+//! ```
+//!
+//! Traffic goes only to the daemon on 127.0.0.1; every loop ends at the deadline (each request is
+//! bounded by the client's 30 s timeout).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use photoboothd::client;
+use photoboothd::daemon::RuntimeInfo;
+use photoboothd::payme::auth::basic_header;
+use serde_json::{json, Value};
+
+const KEY: &str = "Soak:KEY%&?@#!aBcDeFgHiJkLmNoPqRsTu";
+const START_LIMIT: Duration = Duration::from_secs(20);
+const STOP_LIMIT: Duration = Duration::from_secs(30);
+
+struct Options {
+    duration: Duration,
+    workers: usize,
+    sample: Duration,
+}
+
+fn options() -> Options {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut seconds = env("SOAK_SECONDS").unwrap_or(600);
+    let mut workers = env("SOAK_WORKERS").unwrap_or(8);
+    let mut sample = env("SOAK_SAMPLE_S").unwrap_or(10);
+    // `cargo bench` passes `--bench`; unknown arguments are ignored.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.windows(2) {
+        let value = pair[1].parse::<u64>().ok();
+        match (pair[0].as_str(), value) {
+            ("--seconds", Some(v)) => seconds = v,
+            ("--workers", Some(v)) => workers = v,
+            ("--sample", Some(v)) => sample = v,
+            _ => {}
+        }
+    }
+    Options {
+        duration: Duration::from_secs(seconds.max(1)),
+        workers: workers.clamp(1, 256) as usize,
+        sample: Duration::from_secs(sample.max(1)),
+    }
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("PHOTOBOOTHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
+}
+
+fn config_text(dir: &Path) -> String {
+    format!(
+        r#"
+[booth]
+name = "Soak Booth"
+price_per_copy = 20000
+max_copies = 10
+order_ttl_s = 600
+data_dir = "{data}"
+
+[http]
+kiosk_listen = "127.0.0.1:0"
+webhook_listen = "127.0.0.1:0"
+
+[payme]
+merchant_id = "587f72c72cac0d162c722ae2"
+key = "{KEY}"
+checkout_base = "https://test.paycom.uz"
+account_field = "order_id"
+
+[printer]
+backend = "file"
+dir = "{prints}"
+"#,
+        data = dir.join("data").display(),
+        prints = dir.join("prints").display(),
+    )
+}
+
+struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(bin: &Path, dir: &Path) -> Daemon {
+        let config = dir.join("photobooth.toml");
+        std::fs::write(&config, config_text(dir)).expect("write the config");
+        let stderr = std::fs::File::create(dir.join("daemon.log")).expect("create the log");
+        let child = Command::new(bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env_remove("PAYME_KEY")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("STATE_DIRECTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        Daemon {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn wait_ready(&mut self) -> RuntimeInfo {
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if let Some(info) = RuntimeInfo::read(&self.dir.join("data")).filter(|i| i.pid == self.pid()) {
+                return info;
+            }
+            let exited = matches!(self.child.as_mut().expect("running").try_wait(), Ok(Some(_)));
+            assert!(!exited, "photoboothd exited at start:\n{}", self.log());
+            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait (SIGKILL after `STOP_LIMIT`); returns how long the stop took.
+    fn stop(&mut self) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let started = Instant::now();
+        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
+        unsafe { libc_kill(child.id() as i32, 15) };
+        while started.elapsed() < STOP_LIMIT {
+            if let Ok(Some(_)) = child.try_wait() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!("photoboothd did not stop within {STOP_LIMIT:?} of SIGTERM; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+        started.elapsed()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn file_kib(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len() / 1024).unwrap_or(0)
+}
+
+/// Removes printed PNGs; returns how many.
+fn sweep_prints(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".png"))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// xorshift64*: a tiny deterministic generator per worker, for the mix.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// True with probability `percent` / 100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+fn payme_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Default)]
+struct Stats {
+    /// Latency in ms per request kind.
+    latency: BTreeMap<&'static str, Vec<f64>>,
+    requests: u64,
+    flows: u64,
+    errors: u64,
+    expected_errors: u64,
+    first_errors: Vec<String>,
+    /// (seconds since start, latency ms) of every request, for the per-interval p99.
+    interval: Vec<f64>,
+}
+
+struct Ctx {
+    kiosk: SocketAddr,
+    webhook: SocketAddr,
+    auth: String,
+    stats: RefCell<Stats>,
+}
+
+impl Ctx {
+    fn record(&self, kind: &'static str, took: Duration) {
+        let mut s = self.stats.borrow_mut();
+        s.requests += 1;
+        s.latency.entry(kind).or_default().push(ms(took));
+        s.interval.push(ms(took));
+    }
+
+    fn error(&self, e: String) {
+        let mut s = self.stats.borrow_mut();
+        s.errors += 1;
+        if s.first_errors.len() < 10 {
+            s.first_errors.push(e);
+        }
+    }
+
+    /// One JSON-RPC call; `Ok(reply)` for HTTP 200 with a JSON object (result or error).
+    async fn call(&self, kind: &'static str, method: &str, params: Value) -> Result<Value, String> {
+        let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
+        let started = Instant::now();
+        let reply = client::request(
+            self.webhook,
+            "POST",
+            "/payme",
+            &[
+                ("authorization", self.auth.as_str()),
+                ("content-type", "text/json; charset=UTF-8"),
+            ],
+            body,
+        )
+        .await
+        .map_err(|e| format!("{kind}: {e}"))?;
+        self.record(kind, started.elapsed());
+        if reply.status != 200 {
+            return Err(format!("{kind}: HTTP {}", reply.status));
+        }
+        reply.json().map_err(|e| format!("{kind}: reply is not JSON: {e}"))
+    }
+
+    /// A call that must succeed; returns its `result`.
+    async fn ok(&self, kind: &'static str, method: &str, params: Value) -> Result<Value, String> {
+        let v = self.call(kind, method, params).await?;
+        match v.get("result") {
+            Some(r) if v.get("error").is_none() => Ok(r.clone()),
+            _ => Err(format!("{kind}: unexpected reply {v}")),
+        }
+    }
+
+    /// A call that must fail with `code`.
+    async fn expect_error(&self, kind: &'static str, method: &str, params: Value, code: i64) -> Result<(), String> {
+        let v = self.call(kind, method, params).await?;
+        if v["error"]["code"].as_i64() == Some(code) {
+            self.stats.borrow_mut().expected_errors += 1;
+            Ok(())
+        } else {
+            Err(format!("{kind}: expected error {code}, got {v}"))
+        }
+    }
+}
+
+fn expect(what: &str, cond: bool, v: &Value) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(format!("{what}: {v}"))
+    }
+}
+
+async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
+    let copies = 1 + rng.next() % 3;
+    let started = Instant::now();
+    let reply = client::request(
+        ctx.kiosk,
+        "POST",
+        "/api/generate-qr",
+        &[("content-type", "application/json")],
+        json!({ "copies": copies }).to_string(),
+    )
+    .await
+    .map_err(|e| format!("generate-qr: {e}"))?;
+    ctx.record("kiosk generate-qr", started.elapsed());
+    let order = reply.json().map_err(|e| format!("generate-qr: not JSON: {e}"))?;
+    let (Some(order_id), Some(amount)) = (order["order_id"].as_i64(), order["amount_tiyin"].as_i64()) else {
+        return Err(format!("generate-qr: HTTP {} {order}", reply.status));
+    };
+    let account = json!({ "order_id": order_id.to_string() });
+
+    let r = ctx
+        .ok(
+            "CheckPerformTransaction",
+            "CheckPerformTransaction",
+            json!({ "amount": amount, "account": account }),
+        )
+        .await?;
+    expect("CheckPerformTransaction", r["allow"] == true, &r)?;
+
+    let id = payme_id();
+    let time = photoboothd::clock::now_ms();
+    let create = json!({ "id": id, "time": time, "amount": amount, "account": account });
+    let created = ctx.ok("CreateTransaction", "CreateTransaction", create.clone()).await?;
+    expect("CreateTransaction state", created["state"] == 1, &created)?;
+    if rng.chance(20) {
+        let again = ctx
+            .ok("CreateTransaction (repeat)", "CreateTransaction", create.clone())
+            .await?;
+        expect("CreateTransaction repeat differs", again == created, &again)?;
+    }
+    if rng.chance(10) {
+        let other = json!({ "id": payme_id(), "time": time, "amount": amount, "account": account });
+        ctx.expect_error("CreateTransaction (2nd id, -31008)", "CreateTransaction", other, -31008)
+            .await?;
+    }
+    if rng.chance(5) {
+        let cancelled = ctx
+            .ok(
+                "CancelTransaction (before perform)",
+                "CancelTransaction",
+                json!({ "id": id, "reason": 3 }),
+            )
+            .await?;
+        expect("CancelTransaction state", cancelled["state"] == -1, &cancelled)?;
+        let checked = ctx
+            .ok("CheckTransaction", "CheckTransaction", json!({ "id": id }))
+            .await?;
+        expect(
+            "CheckTransaction after cancel",
+            checked["state"] == -1 && checked["reason"] == 3,
+            &checked,
+        )?;
+        return Ok(());
+    }
+
+    let performed = ctx
+        .ok("PerformTransaction", "PerformTransaction", json!({ "id": id }))
+        .await?;
+    expect("PerformTransaction state", performed["state"] == 2, &performed)?;
+    if rng.chance(20) {
+        let again = ctx
+            .ok("PerformTransaction (repeat)", "PerformTransaction", json!({ "id": id }))
+            .await?;
+        expect("PerformTransaction repeat differs", again == performed, &again)?;
+    }
+    let checked = ctx
+        .ok("CheckTransaction", "CheckTransaction", json!({ "id": id }))
+        .await?;
+    expect(
+        "CheckTransaction after perform",
+        checked["state"] == 2 && checked["perform_time"] == performed["perform_time"],
+        &checked,
+    )?;
+
+    if rng.chance(5) {
+        let refunded = ctx
+            .ok(
+                "CancelTransaction (refund)",
+                "CancelTransaction",
+                json!({ "id": id, "reason": 5 }),
+            )
+            .await?;
+        expect("refund state", refunded["state"] == -2, &refunded)?;
+        if rng.chance(50) {
+            let again = ctx
+                .ok(
+                    "CancelTransaction (repeat)",
+                    "CancelTransaction",
+                    json!({ "id": id, "reason": 5 }),
+                )
+                .await?;
+            expect("CancelTransaction repeat differs", again == refunded, &again)?;
+        }
+    }
+    if rng.chance(5) {
+        let statement = ctx
+            .ok(
+                "GetStatement",
+                "GetStatement",
+                json!({ "from": time - 1000, "to": time + 1000 }),
+            )
+            .await?;
+        let listed = statement["transactions"]
+            .as_array()
+            .is_some_and(|txs| txs.iter().any(|t| t["id"] == id.as_str()));
+        expect("GetStatement does not list the flow's transaction", listed, &json!(id))?;
+    }
+    Ok(())
+}
+
+async fn worker(ctx: Rc<Ctx>, seed: u64, deadline: Instant) {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    while Instant::now() < deadline {
+        match flow(&ctx, &mut rng).await {
+            Ok(()) => ctx.stats.borrow_mut().flows += 1,
+            Err(e) => ctx.error(e),
+        }
+    }
+}
+
+struct Sample {
+    t: f64,
+    rss: u64,
+    fds: usize,
+    threads: u64,
+}
+
+/// Least-squares slope of `ys` over `xs`.
+fn slope(xs: &[f64], ys: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let num: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let den: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
+}
+
+async fn soak(bin: &Path, opts: &Options) -> u64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut daemon = Daemon::spawn(bin, dir.path());
+    let info = daemon.wait_ready();
+    let pid = daemon.pid();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "idle, 1 s after start: VmRSS {} KiB, {} fds, {} threads",
+        status_field(pid, "VmRSS:").unwrap_or(0),
+        open_fds(pid),
+        status_field(pid, "Threads:").unwrap_or(0)
+    );
+    println!(
+        "{} workers for {:?}, sampling every {:?}",
+        opts.workers, opts.duration, opts.sample
+    );
+    println!(
+        "{:>6} {:>9} {:>5} {:>7} {:>8} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8}",
+        "t (s)", "RSS KiB", "fds", "threads", "req/s", "flows/s", "p99 ms", "errors", "prints", "db KiB", "wal KiB"
+    );
+    let ctx = Rc::new(Ctx {
+        kiosk: info.kiosk,
+        webhook: info.webhook,
+        auth: basic_header(KEY),
+        stats: RefCell::new(Stats::default()),
+    });
+    let started = Instant::now();
+    let deadline = started + opts.duration;
+    let workers: Vec<_> = (0..opts.workers)
+        .map(|i| tokio::task::spawn_local(worker(ctx.clone(), i as u64 + 1, deadline)))
+        .collect();
+
+    let prints = dir.path().join("prints");
+    let db = dir.path().join("data").join(photoboothd::store::DB_FILE);
+    let wal = dir
+        .path()
+        .join("data")
+        .join(format!("{}-wal", photoboothd::store::DB_FILE));
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut swept = 0;
+    let (mut last_requests, mut last_flows, mut last_t) = (0u64, 0u64, 0f64);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + opts.sample, opts.sample);
+    // Bounded: one sample per interval until the deadline, then the workers' last flows.
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let t = started.elapsed().as_secs_f64();
+        swept += sweep_prints(&prints);
+        let (requests, flows, errors, mut lat) = {
+            let mut s = ctx.stats.borrow_mut();
+            (s.requests, s.flows, s.errors, std::mem::take(&mut s.interval))
+        };
+        lat.sort_by(f64::total_cmp);
+        let Some(rss) = status_field(pid, "VmRSS:") else {
+            println!("the daemon is gone:\n{}", daemon.log());
+            break;
+        };
+        let sample = Sample {
+            t,
+            rss,
+            fds: open_fds(pid),
+            threads: status_field(pid, "Threads:").unwrap_or(0),
+        };
+        let dt = (t - last_t).max(1e-9);
+        println!(
+            "{:>6.0} {:>9} {:>5} {:>7} {:>8.1} {:>8.1} {:>9.2} {:>7} {:>7} {:>8} {:>8}",
+            t,
+            sample.rss,
+            sample.fds,
+            sample.threads,
+            (requests - last_requests) as f64 / dt,
+            (flows - last_flows) as f64 / dt,
+            pct(&lat, 99.0),
+            errors,
+            swept,
+            file_kib(&db),
+            file_kib(&wal),
+        );
+        (last_requests, last_flows, last_t) = (requests, flows, t);
+        samples.push(sample);
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let elapsed = started.elapsed();
+    swept += sweep_prints(&prints);
+
+    let stats = ctx.stats.borrow();
+    println!();
+    println!(
+        "== totals over {:.1} s: {} flows ({:.2} flows/s), {} requests ({:.1} req/s), {} errors, {} expected JSON-RPC errors ==",
+        elapsed.as_secs_f64(),
+        stats.flows,
+        stats.flows as f64 / elapsed.as_secs_f64(),
+        stats.requests,
+        stats.requests as f64 / elapsed.as_secs_f64(),
+        stats.errors,
+        stats.expected_errors,
+    );
+    for e in &stats.first_errors {
+        println!("  error: {e}");
+    }
+    println!(
+        "{:<36} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "request", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+    for (kind, values) in &stats.latency {
+        let mut v = values.clone();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{:<36} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            kind,
+            v.len(),
+            pct(&v, 50.0),
+            pct(&v, 90.0),
+            pct(&v, 99.0),
+            v[v.len() - 1]
+        );
+    }
+    if !samples.is_empty() {
+        let rss: Vec<u64> = samples.iter().map(|s| s.rss).collect();
+        let xs: Vec<f64> = samples.iter().map(|s| s.t / 60.0).collect();
+        let ys: Vec<f64> = rss.iter().map(|&r| r as f64).collect();
+        let half = samples.len() / 2;
+        println!(
+            "VmRSS KiB: first {} / last {} / min {} / max {}; slope {:.1} KiB/min over the run, {:.1} KiB/min over its second half",
+            rss[0],
+            rss[rss.len() - 1],
+            rss.iter().min().unwrap_or(&0),
+            rss.iter().max().unwrap_or(&0),
+            slope(&xs, &ys),
+            slope(&xs[half..], &ys[half..]),
+        );
+        println!(
+            "VmRSS series (KiB, every {:?}): {}",
+            opts.sample,
+            rss.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+        );
+        let fds: Vec<String> = samples.iter().map(|s| s.fds.to_string()).collect();
+        println!("open fds series: {}", fds.join(" "));
+        let threads: Vec<String> = samples.iter().map(|s| s.threads.to_string()).collect();
+        println!("threads series: {}", threads.join(" "));
+    }
+    println!(
+        "daemon right after the run: VmRSS {} KiB, VmHWM {} KiB, {} fds, {} threads",
+        status_field(pid, "VmRSS:").unwrap_or(0),
+        status_field(pid, "VmHWM:").unwrap_or(0),
+        open_fds(pid),
+        status_field(pid, "Threads:").unwrap_or(0)
+    );
+    if let Ok(conn) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        println!(
+            "store: {} orders ({} paid, {} refunded, {} open); {} transactions; print jobs printed {} / queued {} / cancelled {} / failed {}; {} PNGs written",
+            count(&conn, "SELECT count(*) FROM orders"),
+            count(&conn, "SELECT count(*) FROM orders WHERE status = 'paid'"),
+            count(&conn, "SELECT count(*) FROM orders WHERE status = 'refunded'"),
+            count(&conn, "SELECT count(*) FROM orders WHERE status = 'open'"),
+            count(&conn, "SELECT count(*) FROM payme_transactions"),
+            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
+            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
+            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'cancelled'"),
+            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
+            swept,
+        );
+    }
+    println!("database {} KiB, WAL {} KiB", file_kib(&db), file_kib(&wal));
+    let stop = daemon.stop();
+    println!("SIGTERM → exit {:.1} ms", ms(stop));
+    let log = daemon.log();
+    let level = |l: &str| log.lines().filter(|line| line.contains(l)).count();
+    println!(
+        "daemon log: {} lines, {} WARN, {} ERROR, {} panics",
+        log.lines().count(),
+        level(" WARN "),
+        level(" ERROR "),
+        level("panicked")
+    );
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("panicked"))
+        .take(5)
+    {
+        println!("  {line}");
+    }
+    stats.errors + level("panicked") as u64
+}
+
+fn main() {
+    let opts = options();
+    let bin = binary();
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release` first",
+        bin.display()
+    );
+    println!("photoboothd binary: {}", bin.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let errors = local.block_on(&runtime, soak(&bin, &opts));
+    if errors > 0 {
+        println!("FAILED: {errors} errors");
+        std::process::exit(1);
+    }
+}
