@@ -50,7 +50,14 @@ impl Merchant {
         fiscal: Option<Fiscal>,
         print_wake: mpsc::Sender<i64>,
     ) -> Merchant {
-        Merchant { store, keys, account_field, fiscal, print_wake, clock: Arc::new(clock::now_ms) }
+        Merchant {
+            store,
+            keys,
+            account_field,
+            fiscal,
+            print_wake,
+            clock: Arc::new(clock::now_ms),
+        }
     }
 
     /// The same merchant reading time from `clock` (tests).

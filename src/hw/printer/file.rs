@@ -45,7 +45,10 @@ impl Printer for FilePrinter {
         // The folder is the paper: if it cannot be created, nothing can print.
         match std::fs::create_dir_all(&self.dir) {
             Ok(()) => PrinterStatus::new(PrinterState::Ready),
-            Err(e) => PrinterStatus { state: PrinterState::Offline, reasons: vec![format!("folder: {e}")] },
+            Err(e) => PrinterStatus {
+                state: PrinterState::Offline,
+                reasons: vec![format!("folder: {e}")],
+            },
         }
     }
 }

@@ -34,11 +34,19 @@ pub struct PrintError {
 
 impl PrintError {
     pub fn transient(message: impl Into<String>) -> PrintError {
-        PrintError { message: message.into(), transient: true, may_have_printed: false }
+        PrintError {
+            message: message.into(),
+            transient: true,
+            may_have_printed: false,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> PrintError {
-        PrintError { message: message.into(), transient: false, may_have_printed: false }
+        PrintError {
+            message: message.into(),
+            transient: false,
+            may_have_printed: false,
+        }
     }
 }
 
@@ -81,7 +89,10 @@ pub struct PrinterStatus {
 
 impl PrinterStatus {
     pub fn new(state: PrinterState) -> PrinterStatus {
-        PrinterStatus { state, reasons: Vec::new() }
+        PrinterStatus {
+            state,
+            reasons: Vec::new(),
+        }
     }
 }
 
