@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError(e.to_string()))?
         .into();
     let health = Arc::new(Health::new(printer.backend(), camera.backend(), gpio.backend()));
+    health.watch_store(store.clone());
     let capacity = config.printer.capacity;
     let media_store = store.clone();
     let media =

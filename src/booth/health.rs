@@ -21,6 +21,8 @@ pub struct Health {
     /// the watchdog stops pinging systemd when these say the loop is stuck.
     print_loop_at: AtomicI64,
     printing_since: AtomicI64,
+    /// The store, to know whether the disk takes writes (set once at start-up).
+    store: std::sync::OnceLock<std::sync::Arc<crate::store::Store>>,
 }
 
 /// A print loop that has not gone round for this long, while not printing, is stuck.
@@ -32,7 +34,7 @@ const PRINT_STUCK_MS: i64 = 30 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocker {
     /// Stable code for the UI: `printer_stopped`, `printer_media_empty`, `printer_offline`,
-    /// `media_counter_empty`.
+    /// `media_counter_empty`, `store_failed`.
     pub reason: &'static str,
     pub message: String,
 }
@@ -66,7 +68,13 @@ impl Health {
             camera_error: RwLock::new(None),
             print_loop_at: AtomicI64::new(crate::clock::now_ms()),
             printing_since: AtomicI64::new(0),
+            store: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets `blocker` see storage faults.
+    pub fn watch_store(&self, store: std::sync::Arc<crate::store::Store>) {
+        let _ = self.store.set(store);
     }
 
     pub fn print_loop_beat(&self, now: i64) {
@@ -120,6 +128,12 @@ impl Health {
 
     /// `Some` while the booth must not take a paid session.
     pub fn blocker(&self) -> Option<Blocker> {
+        if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
+            return Some(Blocker {
+                reason: "store_failed",
+                message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
+            });
+        }
         if let Some(media) = self.media() {
             if media.remaining <= 0 {
                 return Some(Blocker {

@@ -137,6 +137,11 @@ impl PrintLoop {
                         Err(e) => tracing::warn!(error = %e, "printer queue is stopped and cannot be resumed"),
                     }
                 }
+                if s.store.write_fault().is_some() {
+                    // Nothing else writes while out of service; this is how the booth notices
+                    // that space is back.
+                    s.store.probe_write();
+                }
                 let media = s.store.read(media::get);
                 (status, media, resumed)
             })
@@ -187,7 +192,7 @@ impl PrintLoop {
                 }
                 None => return Drained::PrinterTrouble,
             };
-            if !self.print(job).await {
+            if !self.print(job, shutdown).await {
                 return Drained::PrinterTrouble;
             }
         }
@@ -195,7 +200,7 @@ impl PrintLoop {
     }
 
     /// Prints one claimed job and records the outcome. False when the printer failed.
-    async fn print(&self, job: PrintJob) -> bool {
+    async fn print(&self, job: PrintJob, shutdown: &watch::Receiver<bool>) -> bool {
         tracing::info!(
             order_id = job.order_id,
             job_id = job.id,
@@ -211,25 +216,22 @@ impl PrintLoop {
         let Some((job, outcome)) = outcome else { return false };
         let now = clock::now_ms();
         let ok = outcome.is_ok();
-        let saved = self
-            .blocking(move |s| {
-                s.store.write(|tx| match &outcome {
-                    Ok(()) => {
-                        jobs::finish(tx, job.id, JobStatus::Printed, None, false, now)?;
-                        media::consume(tx, job.copies, now).map(|m| (job, outcome.clone(), m))
-                    }
-                    Err(e) if e.transient => {
-                        let next = now + backoff_ms(job.attempts);
-                        jobs::retry_later(tx, job.id, &e.message, e.may_have_printed, next, now)?;
-                        Ok((job, outcome.clone(), None))
-                    }
-                    Err(e) => {
-                        jobs::finish(tx, job.id, JobStatus::Failed, Some(&e.message), e.may_have_printed, now)?;
-                        Ok((job, outcome.clone(), None))
-                    }
-                })
-            })
-            .await;
+        // The outcome must reach the store: a job left `printing` would never be retried (if it
+        // failed) or would print again after a restart (if it succeeded). A full or read-only disk
+        // clears up, so keep trying until it does or the daemon stops.
+        let saved = loop {
+            let (job, outcome) = (job.clone(), outcome.clone());
+            let attempt = self
+                .blocking(move |s| s.store.write(|tx| record(tx, job, outcome, now)))
+                .await;
+            match attempt {
+                Some(Err(e)) if !*shutdown.borrow() => {
+                    tracing::error!(job_id, error = %e, "cannot record the print result; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+                other => break other,
+            }
+        };
         match saved {
             Some(Ok((job, Ok(()), media))) => {
                 tracing::info!(order_id = job.order_id, job_id = job.id, copies = job.copies, "printed");
@@ -285,6 +287,34 @@ impl PrintLoop {
             page: &page,
         };
         (job.clone(), self.printer.print(&request))
+    }
+}
+
+/// Writes a print's outcome: printed (and counted off the media), back to the queue with
+/// backoff, or failed for a technician.
+type Recorded = (PrintJob, Result<(), PrintError>, Option<media::Media>);
+
+fn record(
+    tx: &rusqlite::Connection,
+    job: PrintJob,
+    outcome: Result<(), PrintError>,
+    now: i64,
+) -> rusqlite::Result<Recorded> {
+    match &outcome {
+        Ok(()) => {
+            jobs::finish(tx, job.id, JobStatus::Printed, None, false, now)?;
+            let media = media::consume(tx, job.copies, now)?;
+            Ok((job, outcome, media))
+        }
+        Err(e) if e.transient => {
+            let next = now + backoff_ms(job.attempts);
+            jobs::retry_later(tx, job.id, &e.message, e.may_have_printed, next, now)?;
+            Ok((job, outcome, None))
+        }
+        Err(e) => {
+            jobs::finish(tx, job.id, JobStatus::Failed, Some(&e.message), e.may_have_printed, now)?;
+            Ok((job, outcome, None))
+        }
     }
 }
 

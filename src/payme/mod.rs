@@ -91,6 +91,14 @@ impl Merchant {
             tracing::warn!(method = %request.method.chars().take(64).collect::<String>(), "payme: unknown method (-32601)");
             return error(&request.id, None, RpcError::method_not_found(&request.method));
         };
+        // Payme asks Check to vouch for everything Create and Perform need: with a disk that takes
+        // no writes they would fail, so Check says so first and Payme retries later.
+        if method.name == "CheckPerformTransaction" {
+            if let Some(fault) = self.store.write_fault() {
+                tracing::error!(fault = %fault, "payme: CheckPerformTransaction refused while the store cannot write (-32400)");
+                return error(&request.id, Some(method.name), RpcError::system());
+            }
+        }
         self.run(method, &request.id, &request.params)
     }
 

@@ -28,7 +28,10 @@ pub fn get(conn: &Connection) -> rusqlite::Result<Option<Media>> {
 /// switches counting off.
 pub fn ensure(conn: &Connection, capacity: u32, now: i64) -> rusqlite::Result<Option<Media>> {
     if capacity == 0 {
-        conn.execute("DELETE FROM media", [])?;
+        // Only write when there is something to remove: start-up must not need a free disk page.
+        if get(conn)?.is_some() {
+            conn.execute("DELETE FROM media", [])?;
+        }
         return Ok(None);
     }
     conn.prepare_cached(

@@ -68,6 +68,15 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    write_fault: std::sync::RwLock<Option<String>>,
+}
+
+fn is_storage_fault(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(DiskFull | SystemIoFailure | ReadOnly | CannotOpen | DatabaseCorrupt | PermissionDenied | NotADatabase)
+    )
 }
 
 impl Store {
@@ -97,6 +106,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            write_fault: std::sync::RwLock::new(None),
         })
     }
 
@@ -108,10 +118,49 @@ impl Store {
     /// An `Err` rolls back everything `f` did.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        let result = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let value = f(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            });
+        self.note_write(&result);
+        Ok(result?)
+    }
+
+    /// Remembers whether the disk takes writes: a full or read-only disk must take the booth out
+    /// of service (no new sessions, Check answers -32400) until a write succeeds again.
+    fn note_write<T>(&self, result: &rusqlite::Result<T>) {
+        let failing = match result {
+            Ok(_) => None,
+            Err(e) if is_storage_fault(e) => Some(e.to_string()),
+            // A logical error (a constraint, a missing row) says nothing about the disk.
+            Err(_) => return,
+        };
+        if let Ok(mut w) = self.write_fault.write() {
+            if w.is_some() != failing.is_some() {
+                match &failing {
+                    Some(e) => {
+                        tracing::error!(error = %e, "the database cannot be written; the booth is out of service")
+                    }
+                    None => tracing::warn!("the database takes writes again; back in service"),
+                }
+            }
+            *w = failing;
+        }
+    }
+
+    /// `Some(why)` while the last write failed for a storage reason (disk full, read-only, I/O).
+    pub fn write_fault(&self) -> Option<String> {
+        self.write_fault.read().ok().and_then(|w| w.clone())
+    }
+
+    /// A tiny write that clears `write_fault` once the disk is back; only worth calling while a
+    /// fault is recorded (it costs an fsync).
+    pub fn probe_write(&self) -> bool {
+        self.write(|tx| settings::set(tx, "health.probe", &crate::clock::now_ms().to_string()))
+            .is_ok()
     }
 
     /// Runs `f` on a read-only connection; it sees the last committed state.
