@@ -193,7 +193,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let webhook = serve(
         webhook_listener,
         crate::http::webhook_router(webhook_state),
-        256,
+        768,
         shutdown_rx.clone(),
     );
     let kiosk_state = Kiosk {
