@@ -88,7 +88,10 @@ async fn every_command_works_against_a_live_daemon() {
     let (ok, out) = cli(&d, &["reprint", &order, "--copies", "1"]);
     assert!(ok, "{out}");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while d.prints().len() < before + 1 {
+    // The file appears a moment before the job is recorded printed; wait for both.
+    while d.prints().len() < before + 1
+        || d.count("SELECT count(*) FROM print_jobs WHERE kind = 'reprint' AND status = 'printed'") < 1
+    {
         assert!(Instant::now() < deadline, "the reprint never printed:\n{}", d.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
