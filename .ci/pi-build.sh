@@ -232,9 +232,13 @@ arm64_deb() {
         return 0
     fi
     local out deb tree
+    # cargo-deb writes target/$TARGET/debian/X.deb and links or copies it to target/debian/; once
+    # (not reproduced since) the copy was read empty. Start from neither and read the first one.
+    rm -f "$CARGO_TARGET_DIR"/debian/photoboothd_*_arm64.deb "$CARGO_TARGET_DIR/$TARGET"/debian/photoboothd_*_arm64.deb
     out=$(cargo deb --no-build --locked --target "$TARGET" 2>&1) || { echo "$out"; return 1; }
-    deb=$(echo "$out" | grep '\.deb$' | tail -n1)
-    [ -f "$deb" ] || { echo "$out"; return 1; }
+    deb=$(ls "$CARGO_TARGET_DIR/$TARGET"/debian/photoboothd_*_arm64.deb 2>/dev/null | tail -n1)
+    [ -n "$deb" ] || deb=$(echo "$out" | grep '\.deb$' | tail -n1)
+    [ -s "$deb" ] || { echo "$out"; return 1; }
     dpkg-deb -f "$deb" Package Version Architecture Depends
     tree=$(mktemp -d)
     dpkg-deb -x "$deb" "$tree"
