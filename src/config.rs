@@ -588,6 +588,11 @@ impl Config {
                 }
             }
         }
+        // Installed from the .deb but run by hand (the CLI over SSH): the service's directory.
+        let packaged = Path::new("/var/lib/photoboothd");
+        if packaged.is_dir() {
+            return packaged.to_path_buf();
+        }
         PathBuf::from("data")
     }
 }

@@ -144,7 +144,17 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
+/// The installed configuration, which the technician's commands use when `--config` is not given.
+const INSTALLED_CONFIG: &str = "/etc/photobooth/photobooth.toml";
+
+/// `--config`, else the installed file if there is one, else the built-in defaults.
 fn load(path: Option<PathBuf>) -> Result<Config, String> {
+    let path = path.or_else(|| Some(PathBuf::from(INSTALLED_CONFIG)).filter(|p| p.is_file()));
+    Config::load_or_default(path.as_deref()).map_err(|e| e.to_string())
+}
+
+/// `run`: the booth itself keeps `photoboothd` = built-in defaults; systemd passes `--config`.
+fn load_for_run(path: Option<PathBuf>) -> Result<Config, String> {
     Config::load_or_default(path.as_deref()).map_err(|e| e.to_string())
 }
 
@@ -158,7 +168,7 @@ fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result
 
 fn run(path: Option<PathBuf>) -> Result<(), String> {
     crate::logging::init("info");
-    let config = load(path)?;
+    let config = load_for_run(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Two cores on most Pis; more threads only add memory. The SQLite work runs on the

@@ -21,7 +21,7 @@ pub async fn pay(config: Config, order_id: i64) -> Result<(), String> {
         ));
     }
     let store = Store::open(&db).map_err(|e| e.to_string())?;
-    let configured = auth::configured_key(&config, &data_dir).map_err(|e| e.to_string())?;
+    let configured = auth::configured_key_with(&config, &data_dir, false).map_err(|e| e.to_string())?;
     let (key, _) = store
         .read(|c| auth::effective_key(c, &configured.key))
         .map_err(|e| e.to_string())?;

@@ -22,6 +22,8 @@ use crate::store::settings;
 const LOGIN: &str = "Paycom";
 const GENERATED_KEY_FILE: &str = "payme.key";
 const CREDENTIAL_NAME: &str = "payme-key";
+/// Where the .deb keeps the key it hands to systemd as the credential.
+const PACKAGED_KEY_FILE: &str = "/etc/photobooth/payme.key";
 const ROTATED_KEY: &str = "payme.rotated_key";
 const ROTATED_FROM: &str = "payme.rotated_from";
 
@@ -80,6 +82,12 @@ fn read_key_file(path: &Path) -> Result<String, KeyError> {
 }
 
 pub fn configured_key(config: &Config, data_dir: &Path) -> Result<ConfiguredKey, KeyError> {
+    configured_key_with(config, data_dir, true)
+}
+
+/// As `configured_key`; with `generate` false (every command but `run`) a missing key is an
+/// error instead of a new random key that the daemon would not know.
+pub fn configured_key_with(config: &Config, data_dir: &Path, generate: bool) -> Result<ConfiguredKey, KeyError> {
     if let Ok(key) = std::env::var("PAYME_KEY") {
         let key = clean(&key);
         if !key.is_empty() {
@@ -91,7 +99,9 @@ pub fn configured_key(config: &Config, data_dir: &Path) -> Result<ConfiguredKey,
     }
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let path = Path::new(&dir).join(CREDENTIAL_NAME);
-        if path.exists() {
+        // An empty credential is the unit's `SetCredential=` fallback for a missing key file: it
+        // means "none given", so the search goes on.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1) {
             return Ok(ConfiguredKey {
                 key: read_key_file(&path)?,
                 origin: KeyOrigin::Credential(path),
@@ -116,6 +126,20 @@ pub fn configured_key(config: &Config, data_dir: &Path) -> Result<ConfiguredKey,
             key: read_key_file(&path)?,
             origin: KeyOrigin::Generated(path),
         });
+    }
+    // What the .deb's unit loads as the credential, for commands run by hand outside systemd.
+    let packaged = Path::new(PACKAGED_KEY_FILE);
+    if !generate && std::fs::metadata(packaged).is_ok_and(|m| m.len() > 1) {
+        return Ok(ConfiguredKey {
+            key: read_key_file(packaged)?,
+            origin: KeyOrigin::KeyFile(packaged.to_path_buf()),
+        });
+    }
+    if !generate {
+        return Err(KeyError(format!(
+            "no Payme key: none configured and no {} (is this the daemon's configuration?)",
+            path.display()
+        )));
     }
     let key = generate_key().map_err(|e| KeyError(format!("cannot generate a Payme key: {e}")))?;
     write_private(&path, &key).map_err(|e| {
