@@ -174,6 +174,8 @@ fn run(path: Option<PathBuf>) -> Result<(), String> {
         // Two cores on most Pis; more threads only add memory. The SQLite work runs on the
         // blocking pool, which grows and shrinks by itself.
         .worker_threads(2)
+        // Each webhook call borrows a blocking thread for SQLite; capping them bounds malloc arenas.
+        .max_blocking_threads(16)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(crate::daemon::run(config)).map_err(|e| e.to_string())
