@@ -30,12 +30,65 @@ const LOOP_STUCK_MS: i64 = 2 * 60 * 1000;
 /// No single print (a dye-sub job of many copies included) takes this long.
 const PRINT_STUCK_MS: i64 = 30 * 60 * 1000;
 
+/// Why the booth cannot take a paid session: one enum for the kiosk, `/api/status`, the CLI and
+/// metrics. Serialises to the stable snake_case code the UI and alert rules match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockReason {
+    /// SQLite cannot write (disk full, read-only card).
+    StoreFailed,
+    /// The media counter reached 0.
+    MediaCounterEmpty,
+    /// The printer (or its queue) is stopped.
+    PrinterStopped,
+    /// The printer reports no paper or ribbon.
+    PrinterMediaEmpty,
+    /// The printer does not answer.
+    PrinterOffline,
+    /// The printer reports an `*-error` reason (CUPS's reason in the message).
+    PrinterError,
+    /// A job is held or stopped in the printer's queue.
+    PrinterJobStuck,
+    /// The print scheduler (cupsd) cannot be reached.
+    SchedulerUnreachable,
+    /// Free disk space is below `[storage] min_free_mb`.
+    DiskLow,
+    /// The system clock is not synchronised yet.
+    ClockUnsynced,
+    /// The event's prints are used up.
+    EventOver,
+}
+
+impl BlockReason {
+    /// The code as the UI, logs and metric labels spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockReason::StoreFailed => "store_failed",
+            BlockReason::MediaCounterEmpty => "media_counter_empty",
+            BlockReason::PrinterStopped => "printer_stopped",
+            BlockReason::PrinterMediaEmpty => "printer_media_empty",
+            BlockReason::PrinterOffline => "printer_offline",
+            BlockReason::PrinterError => "printer_error",
+            BlockReason::PrinterJobStuck => "printer_job_stuck",
+            BlockReason::SchedulerUnreachable => "scheduler_unreachable",
+            BlockReason::DiskLow => "disk_low",
+            BlockReason::ClockUnsynced => "clock_unsynced",
+            BlockReason::EventOver => "event_over",
+        }
+    }
+}
+
+impl std::fmt::Display for BlockReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a paid session cannot start, for the kiosk and the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocker {
-    /// Stable code for the UI: `printer_stopped`, `printer_media_empty`, `printer_offline`,
-    /// `media_counter_empty`, `store_failed`.
-    pub reason: &'static str,
+    pub reason: BlockReason,
+    /// The reason in words, for the technician (status, logs); the kiosk shows its own text per code.
     pub message: String,
 }
 
@@ -130,23 +183,23 @@ impl Health {
     pub fn blocker(&self) -> Option<Blocker> {
         if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
             return Some(Blocker {
-                reason: "store_failed",
+                reason: BlockReason::StoreFailed,
                 message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
             });
         }
         if let Some(media) = self.media() {
             if media.remaining <= 0 {
                 return Some(Blocker {
-                    reason: "media_counter_empty",
+                    reason: BlockReason::MediaCounterEmpty,
                     message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
                 });
             }
         }
         let status = self.printer_state()?;
         let (reason, what) = match status.state {
-            PrinterState::Stopped => ("printer_stopped", "the printer queue is stopped"),
-            PrinterState::MediaEmpty => ("printer_media_empty", "the printer is out of paper or ribbon"),
-            PrinterState::Offline => ("printer_offline", "the printer is offline"),
+            PrinterState::Stopped => (BlockReason::PrinterStopped, "the printer queue is stopped"),
+            PrinterState::MediaEmpty => (BlockReason::PrinterMediaEmpty, "the printer is out of paper or ribbon"),
+            PrinterState::Offline => (BlockReason::PrinterOffline, "the printer is offline"),
             PrinterState::Ready | PrinterState::Busy | PrinterState::Unknown => return None,
         };
         let message = if status.reasons.is_empty() {
@@ -208,7 +261,7 @@ mod tests {
             reasons: vec!["media-empty-error".into()],
         });
         let b = h.blocker().unwrap();
-        assert_eq!(b.reason, "printer_media_empty");
+        assert_eq!(b.reason, BlockReason::PrinterMediaEmpty);
         assert!(b.message.contains("media-empty-error"));
         h.set_printer(PrinterStatus::new(PrinterState::Ready));
         h.set_media(Some(Media {
@@ -216,6 +269,6 @@ mod tests {
             remaining: 0,
             loaded_at: 0,
         }));
-        assert_eq!(h.blocker().unwrap().reason, "media_counter_empty");
+        assert_eq!(h.blocker().unwrap().reason, BlockReason::MediaCounterEmpty);
     }
 }

@@ -142,7 +142,7 @@ impl Booth {
             return Err(OrderError::InvalidCopies { max });
         }
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason, "order refused: {}", blocker.message);
+            tracing::warn!(reason = blocker.reason.as_str(), "order refused: {}", blocker.message);
             return Err(OrderError::OutOfService(blocker));
         }
         let now = clock::now_ms();
