@@ -35,8 +35,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,10 @@ use photoboothd::daemon::RuntimeInfo;
 use photoboothd::payme::auth::basic_header;
 use serde_json::{json, Value};
 
-const KEY: &str = "Soak:KEY%&?@#!aBcDeFgHiJkLmNoPqRsTu";
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{binary, status_field, Process, TestConfig, KEY};
+
 const START_LIMIT: Duration = Duration::from_secs(20);
 const STOP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -78,130 +80,42 @@ fn options() -> Options {
     }
 }
 
-fn binary() -> PathBuf {
-    std::env::var_os("PHOTOBOOTHD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
-}
-
-fn config_text(dir: &Path) -> String {
-    format!(
-        r#"
-[booth]
-name = "Soak Booth"
-price_per_copy = 20000
-max_copies = 10
-order_ttl_s = 600
-data_dir = "{data}"
-
-[http]
-kiosk_listen = "127.0.0.1:0"
-webhook_listen = "127.0.0.1:0"
-
-[payme]
-merchant_id = "587f72c72cac0d162c722ae2"
-key = "{KEY}"
-checkout_base = "https://test.paycom.uz"
-account_field = "order_id"
-
-[printer]
-backend = "file"
-dir = "{prints}"
-"#,
-        data = dir.join("data").display(),
-        prints = dir.join("prints").display(),
-    )
-}
-
 struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
+    process: Process,
 }
 
 impl Daemon {
     fn spawn(bin: &Path, dir: &Path) -> Daemon {
         let config = dir.join("photobooth.toml");
-        std::fs::write(&config, config_text(dir)).expect("write the config");
-        let stderr = std::fs::File::create(dir.join("daemon.log")).expect("create the log");
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("PAYME_KEY")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("STATE_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        let data_dir = dir.join("data");
+        let text = TestConfig {
+            name: "Soak Booth".into(),
+            printer: format!("dir = \"{}\"\n", dir.join("prints").display()),
+            ..TestConfig::new(&data_dir)
+        }
+        .text();
+        std::fs::write(&config, text).expect("write the config");
         Daemon {
-            child: Some(child),
-            dir: dir.to_path_buf(),
+            process: Process::spawn(bin, &config, &data_dir, &dir.join("daemon.log"), None, &[]),
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.process.pid()
     }
 
     fn wait_ready(&mut self) -> RuntimeInfo {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if let Some(info) = RuntimeInfo::read(&self.dir.join("data")).filter(|i| i.pid == self.pid()) {
-                return info;
-            }
-            let exited = matches!(self.child.as_mut().expect("running").try_wait(), Ok(Some(_)));
-            assert!(!exited, "photoboothd exited at start:\n{}", self.log());
-            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.process.wait_ready_blocking(START_LIMIT)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// SIGTERM and wait (SIGKILL after `STOP_LIMIT`); returns how long the stop took.
     fn stop(&mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let started = Instant::now();
-        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
-        unsafe { libc_kill(child.id() as i32, 15) };
-        while started.elapsed() < STOP_LIMIT {
-            if let Ok(Some(_)) = child.try_wait() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        println!("photoboothd did not stop within {STOP_LIMIT:?} of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-        started.elapsed()
+        self.process.stop(STOP_LIMIT)
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn open_fds(pid: u32) -> usize {

@@ -94,7 +94,7 @@ fn cam_config(f: impl FnOnce(&mut config::Camera)) -> config::Camera {
         width: 2028,
         height: 1520,
         timeout_s: 10,
-        ..config::Camera::default()
+        ..config::Config::built_in().unwrap().camera
     };
     f(&mut c);
     c
