@@ -3,7 +3,7 @@
 //! -32400 (so it retries), nothing may be half written (a Perform either fully happened, state 2 +
 //! paid order + job, or not at all), the kiosk must refuse new orders and sessions, the daemon must
 //! keep running, and once the storage is back the same Payme retries must succeed and the paid job
-//! print. See `shared/payme-merchant-api.md` §4 and §10, and ARCHITECTURE.md "Invariants".
+//! print. See `docs/payme.md` (methods, error codes), and ARCHITECTURE.md "Invariants".
 //!
 //! How the faults are made (root cannot be stopped by file modes):
 //! - disk full: a small tmpfs mounted over the data folder (or the print folder), filled with a
