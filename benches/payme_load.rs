@@ -34,11 +34,11 @@ use serde_json::{json, Value};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::{binary, status_field, Process, TestConfig, KEY};
+use common::{
+    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+};
 
-/// Every wait in this bench gives up after this long.
-const START_LIMIT: Duration = Duration::from_secs(20);
-const STOP_LIMIT: Duration = Duration::from_secs(30);
+/// How often the start-up bench looks whether the daemon is up.
 const POLL: Duration = Duration::from_micros(200);
 
 struct Options {
@@ -48,30 +48,10 @@ struct Options {
 }
 
 fn options() -> Options {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut duration_s = env("BENCH_DURATION_S").unwrap_or(20);
-    let mut workers = env("BENCH_WORKERS").unwrap_or(16);
-    let mut starts = env("BENCH_STARTS").unwrap_or(20);
-    // `cargo bench` adds `--bench`; anything unknown is ignored.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-        match (args[i].as_str(), value) {
-            ("--duration", Some(v)) => duration_s = v,
-            ("--workers", Some(v)) => workers = v,
-            ("--starts", Some(v)) => starts = v,
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
     Options {
-        duration: Duration::from_secs(duration_s.max(1)),
-        workers: workers.max(1) as usize,
-        starts: starts as usize,
+        duration: Duration::from_secs(knob("--duration", "BENCH_DURATION_S", 20).max(1)),
+        workers: knob("--workers", "BENCH_WORKERS", 16).max(1) as usize,
+        starts: knob("--starts", "BENCH_STARTS", 20) as usize,
     }
 }
 
@@ -314,16 +294,6 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     reply.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn summary_ms(name: &str, values: &mut [f64]) {
     if values.is_empty() {
         println!("  {name:<28} no samples");
@@ -428,31 +398,12 @@ struct Target {
     auth: String,
 }
 
-fn payme_id() -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn rpc(target: &Target, method: &str, params: Value) -> Result<Value, String> {
-    let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
-    let reply = client::request(
-        target.webhook,
-        "POST",
-        "/payme",
-        &[
-            ("authorization", target.auth.as_str()),
-            ("content-type", "text/json; charset=UTF-8"),
-        ],
-        body,
-    )
-    .await
-    .map_err(|e| format!("{method}: {e}"))?;
-    let v = reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))?;
-    if reply.status != 200 || v.get("result").is_none() {
-        return Err(format!("{method}: HTTP {} {v}", reply.status));
+    let v = payme_call(target.webhook, &target.auth, method, params).await?;
+    match v.get("result") {
+        Some(result) => Ok(result.clone()),
+        None => Err(format!("{method}: {v}")),
     }
-    Ok(v["result"].clone())
 }
 
 /// One payment: returns the time of each of its three requests.
@@ -476,7 +427,7 @@ async fn flow(target: &Target) -> Result<[Duration; 3], String> {
     let t_order = t.elapsed();
 
     let t = Instant::now();
-    let id = payme_id();
+    let id = random_payme_id();
     let account = json!({ "order_id": order_id.to_string() });
     let created = rpc(
         target,
@@ -626,7 +577,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
         println!(
             "  VmRSS during the run: min {} / p50 {} / max {} KiB over {} samples (every 250 ms); max threads {max_threads}",
             sorted[0],
-            pct(&sorted, 50.0),
+            sorted[(sorted.len() - 1) / 2],
             sorted[sorted.len() - 1],
             sorted.len()
         );

@@ -46,37 +46,28 @@ use serde_json::{json, Value};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::{binary, status_field, Process, TestConfig, KEY};
+use common::{
+    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+};
 
-const START_LIMIT: Duration = Duration::from_secs(20);
-const STOP_LIMIT: Duration = Duration::from_secs(30);
-
+/// How long, how many workers, how often to sample: `--seconds`, `--workers`, `--sample` (or
+/// `SOAK_SECONDS`, `SOAK_WORKERS`, `SOAK_SAMPLE_S`).
 struct Options {
     duration: Duration,
     workers: usize,
     sample: Duration,
 }
 
-fn options() -> Options {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut seconds = env("SOAK_SECONDS").unwrap_or(600);
-    let mut workers = env("SOAK_WORKERS").unwrap_or(8);
-    let mut sample = env("SOAK_SAMPLE_S").unwrap_or(10);
-    // `cargo bench` passes `--bench`; unknown arguments are ignored.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.windows(2) {
-        let value = pair[1].parse::<u64>().ok();
-        match (pair[0].as_str(), value) {
-            ("--seconds", Some(v)) => seconds = v,
-            ("--workers", Some(v)) => workers = v,
-            ("--sample", Some(v)) => sample = v,
-            _ => {}
+impl Options {
+    fn read() -> Options {
+        let seconds = knob("--seconds", "SOAK_SECONDS", 600);
+        let sample_s = knob("--sample", "SOAK_SAMPLE_S", 10);
+        let workers = knob("--workers", "SOAK_WORKERS", 8);
+        Options {
+            workers: workers.clamp(1, 256) as usize,
+            duration: Duration::from_secs(seconds.max(1)),
+            sample: Duration::from_secs(sample_s.max(1)),
         }
-    }
-    Options {
-        duration: Duration::from_secs(seconds.max(1)),
-        workers: workers.clamp(1, 256) as usize,
-        sample: Duration::from_secs(sample.max(1)),
     }
 }
 
@@ -140,18 +131,6 @@ fn sweep_prints(dir: &Path) -> usize {
         .count()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// xorshift64*: a tiny deterministic generator per worker, for the mix.
 struct Rng(u64);
 
@@ -167,12 +146,6 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
-}
-
-fn payme_id() -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Default)]
@@ -213,25 +186,12 @@ impl Ctx {
 
     /// One JSON-RPC call; `Ok(reply)` for HTTP 200 with a JSON object (result or error).
     async fn call(&self, kind: &'static str, method: &str, params: Value) -> Result<Value, String> {
-        let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
         let started = Instant::now();
-        let reply = client::request(
-            self.webhook,
-            "POST",
-            "/payme",
-            &[
-                ("authorization", self.auth.as_str()),
-                ("content-type", "text/json; charset=UTF-8"),
-            ],
-            body,
-        )
-        .await
-        .map_err(|e| format!("{kind}: {e}"))?;
+        let reply = payme_call(self.webhook, &self.auth, method, params)
+            .await
+            .map_err(|e| format!("{kind}: {e}"));
         self.record(kind, started.elapsed());
-        if reply.status != 200 {
-            return Err(format!("{kind}: HTTP {}", reply.status));
-        }
-        reply.json().map_err(|e| format!("{kind}: reply is not JSON: {e}"))
+        reply
     }
 
     /// A call that must succeed; returns its `result`.
@@ -291,7 +251,7 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
         .await?;
     expect("CheckPerformTransaction", r["allow"] == true, &r)?;
 
-    let id = payme_id();
+    let id = random_payme_id();
     let time = photoboothd::clock::now_ms();
     let create = json!({ "id": id, "time": time, "amount": amount, "account": account });
     let created = ctx.ok("CreateTransaction", "CreateTransaction", create.clone()).await?;
@@ -303,7 +263,7 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
         expect("CreateTransaction repeat differs", again == created, &again)?;
     }
     if rng.chance(10) {
-        let other = json!({ "id": payme_id(), "time": time, "amount": amount, "account": account });
+        let other = json!({ "id": random_payme_id(), "time": time, "amount": amount, "account": account });
         ctx.expect_error("CreateTransaction (2nd id, -31008)", "CreateTransaction", other, -31008)
             .await?;
     }
@@ -606,7 +566,7 @@ async fn soak(bin: &Path, opts: &Options) -> u64 {
 }
 
 fn main() {
-    let opts = options();
+    let opts = Options::read();
     let bin = binary();
     assert!(
         bin.exists(),

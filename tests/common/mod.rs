@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 
 /// A key with the characters real Payme keys carry, including a `:` (split on the first only).
 pub const KEY: &str = "Test:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT";
+/// How long a daemon may take to start, and to stop after SIGTERM, before a test or bench gives up.
+pub const START_LIMIT: Duration = Duration::from_secs(20);
+pub const STOP_LIMIT: Duration = Duration::from_secs(30);
 /// 20 000 sum per copy, in tiyin.
 pub const PRICE_TIYIN: i64 = 2_000_000;
 
@@ -250,6 +253,58 @@ impl Drop for Process {
     }
 }
 
+/// A bench's knob: `--flag N` on the command line (`cargo bench --bench x -- --flag N`), else the
+/// environment variable `var`, else `default`. Unknown arguments (`--bench`) are ignored.
+pub fn knob(flag: &str, var: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let from_args = args
+        .windows(2)
+        .filter(|pair| pair[0] == flag)
+        .find_map(|pair| pair[1].parse().ok());
+    from_args
+        .or_else(|| std::env::var(var).ok()?.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values (NaN for none).
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A random 24-hex Payme transaction id.
+pub fn random_payme_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One JSON-RPC call to `/payme` with the `Authorization` value `auth`: the parsed reply of an
+/// HTTP 200 (a result or an error), or what went wrong.
+pub async fn payme_call(webhook: SocketAddr, auth: &str, method: &str, params: Value) -> Result<Value, String> {
+    let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
+    let reply = client::request(
+        webhook,
+        "POST",
+        "/payme",
+        &[("authorization", auth), ("content-type", "text/json; charset=UTF-8")],
+        body,
+    )
+    .await
+    .map_err(|e| format!("{method}: {e}"))?;
+    if reply.status != 200 {
+        return Err(format!("{method}: HTTP {}", reply.status));
+    }
+    reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))
+}
+
 /// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
 pub fn status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -310,7 +365,7 @@ impl Daemon {
             Some("info"),
             &self.env,
         );
-        let info = process.wait_ready(Duration::from_secs(20)).await;
+        let info = process.wait_ready(START_LIMIT).await;
         self.kiosk = info.kiosk;
         self.webhook = info.webhook;
         self.process = Some(process);
