@@ -105,6 +105,7 @@ mod tests {
         assert_eq!(format(951_782_400_000, "%d/%m/%Y 100%%"), "29/02/2000 100%");
         assert_eq!(format(-1, "%Y-%m-%d %H:%M"), "1969-12-31 23:59");
         assert_eq!(format(1_700_000_000_999, "%H:%M:%S %q"), "22:13:20 %q");
+        assert_eq!(format(-1000, "%Y-%m-%d %H:%M:%S"), "1969-12-31 23:59:59");
         assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_utc(1_795_000_000_000), "2026-11-18 11:06 UTC");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");

@@ -5,15 +5,16 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::booth::health::BlockReason;
 use crate::booth::session::{Refusal, SessionError};
 use crate::booth::OrderError;
 
-/// The `reason` codes of the kiosk API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `reason` codes of the kiosk API, serialised as the kiosk page matches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     NotFound,
     /// The body is not the JSON the endpoint takes.
@@ -25,27 +26,8 @@ pub enum Reason {
     /// SQLite or a blocking task failed; details are logged, not shown.
     Internal,
     /// The kiosk session refused (its own codes, blockers included).
+    #[serde(untagged)]
     Session(Refusal),
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NotFound => "not_found",
-            Reason::BadRequest => "bad_request",
-            Reason::BadCopies => "bad_copies",
-            Reason::NotCurrentSession => "not_current_session",
-            Reason::NoSession => "no_session",
-            Reason::Internal => "internal",
-            Reason::Session(refusal) => refusal.as_str(),
-        }
-    }
-}
-
-impl Serialize for Reason {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
 }
 
 #[derive(Debug)]
@@ -178,7 +160,8 @@ mod tests {
             (ApiError::not_found("x"), 404, "not_found"),
         ];
         for (e, status, reason) in cases {
-            assert_eq!((e.status.as_u16(), e.reason.as_str()), (status, reason), "{e:?}");
+            let got = serde_json::to_value(e.reason).unwrap();
+            assert_eq!((e.status.as_u16(), got.as_str()), (status, Some(reason)), "{e:?}");
         }
     }
 }

@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::api_error::{ApiError, Reason};
 use super::json;
 use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
-use crate::booth::Booth;
+use crate::booth::{Booth, OrderView};
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
 use crate::metrics::Metrics;
@@ -185,21 +185,21 @@ fn parse_id(id: &str) -> Option<i64> {
     id.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
-async fn order(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("no such order"))?;
+/// The order the path names (read on a blocking thread), or 404.
+async fn find_order(k: &Kiosk, id: &str) -> Result<OrderView, ApiError> {
+    let no_such_order = || ApiError::not_found("no such order");
+    let id = parse_id(id).ok_or_else(no_such_order)?;
     let booth = k.booth.clone();
-    let view = blocking(move || booth.order(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    blocking(move || booth.order(id)).await?.ok_or_else(no_such_order)
+}
+
+async fn order(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = find_order(&k, &id).await?;
     Ok(json(StatusCode::OK, &j!(view)))
 }
 
 async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("no such order"))?;
-    let booth = k.booth.clone();
-    let view = blocking(move || booth.order(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such order"))?;
+    let view = find_order(&k, &id).await?;
     let png = blocking(move || qr::png(&view.checkout_url)).await?;
     Ok((
         StatusCode::OK,
