@@ -2,7 +2,6 @@
 //! of it down in order on SIGTERM or Ctrl-C (listeners stop taking requests, in-flight requests
 //! finish, the print loop finishes the job it is printing).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,16 +45,7 @@ impl RuntimeInfo {
     }
 }
 
-#[derive(Debug)]
-pub struct DaemonError(pub String);
-
-impl fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DaemonError {}
+message_error!(DaemonError);
 
 impl From<StoreError> for DaemonError {
     fn from(e: StoreError) -> Self {
