@@ -5,9 +5,9 @@
 //! `Targets`' syntax; the full `EnvFilter` grammar would bring the regex engine into the binary
 //! (about 1 MiB on aarch64) for span-field filters nobody uses on a booth. Nothing logged anywhere may contain the Payme key or the Authorization header.
 
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::filter::Targets;
 
 pub fn init(default_level: &str) {
     let filter = || filter(std::env::var("RUST_LOG").ok().as_deref(), default_level);
@@ -39,11 +39,17 @@ pub fn init(default_level: &str) {
 /// The filter `RUST_LOG` asks for; an unparsable value is reported once and the default used, so a
 /// typo in the unit file cannot silence the daemon.
 fn filter(rust_log: Option<&str>, default_level: &str) -> Targets {
-    let default = || default_level.parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    let default = || {
+        default_level
+            .parse()
+            .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+    };
     match rust_log.map(str::trim).filter(|s| !s.is_empty()) {
         None => default(),
         Some(spec) => spec.parse().unwrap_or_else(|e| {
-            eprintln!("photoboothd: RUST_LOG={spec:?} is not a level or target=level list ({e}); using {default_level}");
+            eprintln!(
+                "photoboothd: RUST_LOG={spec:?} is not a level or target=level list ({e}); using {default_level}"
+            );
             default()
         }),
     }
