@@ -10,6 +10,17 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// A key whose value is one of a closed set of lower-case names (`backend = "file"`).
+macro_rules! choice {
+    ($name:ident { $($variant:ident),+ }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($variant),+
+        }
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Booth {
@@ -26,13 +37,7 @@ pub struct Booth {
     pub utc_offset_minutes: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Uz,
-    Ru,
-    En,
-}
+choice!(Language { Uz, Ru, En });
 
 /// The kiosk flow's knobs: how many retakes, and how long each waiting screen waits for a
 /// customer before it gives up and returns to the attract screen.
@@ -111,13 +116,7 @@ pub struct Printer {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrinterBackend {
-    File,
-    Escpos,
-    Cups,
-}
+choice!(PrinterBackend { File, Escpos, Cups });
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,13 +137,7 @@ pub struct Camera {
     pub retries: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CameraBackend {
-    Sim,
-    Rpicam,
-    Gphoto2,
-}
+choice!(CameraBackend { Sim, Rpicam, Gphoto2 });
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,9 +154,4 @@ pub struct Gpio {
     pub flash_pin: Option<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GpioBackend {
-    Sim,
-    Rppal,
-}
+choice!(GpioBackend { Sim, Rppal });
