@@ -34,8 +34,8 @@ use serde_json::{json, Value};
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::{
-    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, Process,
-    TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, store_report,
+    Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
 };
 
 /// How often the start-up bench looks whether the daemon is up.
@@ -459,24 +459,10 @@ async fn worker(target: Rc<Target>, deadline: Instant) -> WorkerResult {
     r
 }
 
-fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
-}
-
 fn queue_report(data_dir: &Path, label: &str) {
-    let path = data_dir.join(photoboothd::store::DB_FILE);
-    let Ok(db) = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
-        println!("  {label}: cannot open {}", path.display());
-        return;
-    };
     println!(
-        "  {label}: orders paid {} / open {}; print jobs printed {} / queued {} / printing {} / failed {}",
-        count(&db, "SELECT count(*) FROM orders WHERE status = 'paid'"),
-        count(&db, "SELECT count(*) FROM orders WHERE status = 'open'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printing'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
+        "  {label}: {}",
+        store_report(&data_dir.join(photoboothd::store::DB_FILE))
     );
 }
 

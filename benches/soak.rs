@@ -46,8 +46,8 @@ use serde_json::{json, Value};
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::{
-    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, Process,
-    TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, store_report,
+    Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
 };
 
 /// How long, how many workers, how often to sample: `--seconds`, `--workers`, `--sample` (or
@@ -367,10 +367,6 @@ fn slope(xs: &[f64], ys: &[f64]) -> f64 {
     }
 }
 
-fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
-}
-
 async fn soak(bin: &Path, opts: &Options) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut daemon = Daemon::spawn(bin, dir.path());
@@ -520,21 +516,7 @@ async fn soak(bin: &Path, opts: &Options) -> u64 {
         open_fds(pid),
         status_field(pid, "Threads:").unwrap_or(0)
     );
-    if let Ok(conn) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
-        println!(
-            "store: {} orders ({} paid, {} refunded, {} open); {} transactions; print jobs printed {} / queued {} / cancelled {} / failed {}; {} PNGs written",
-            count(&conn, "SELECT count(*) FROM orders"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'paid'"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'refunded'"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'open'"),
-            count(&conn, "SELECT count(*) FROM payme_transactions"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'cancelled'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
-            swept,
-        );
-    }
+    println!("store: {}; {swept} PNGs written", store_report(&db));
     println!("database {} KiB, WAL {} KiB", file_kib(&db), file_kib(&wal));
     let stop = daemon.stop();
     println!("SIGTERM → exit {:.1} ms", ms(stop));

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json as j, Value};
+use serde_json::{json as j, Map, Value};
 use tower_http::timeout::TimeoutLayer;
 
 use super::api_error::{ApiError, Reason};
@@ -118,6 +118,12 @@ enum ButtonName {
     Hold,
 }
 
+/// A request body that must be a JSON object of type `T` (not an array read positionally).
+fn object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let object: Map<String, Value> = serde_json::from_slice(body)?;
+    serde_json::from_value(Value::Object(object))
+}
+
 /// Runs `f` (SQLite, image work) on a blocking thread; any failure is an internal error.
 async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
 where
@@ -147,11 +153,13 @@ async fn ui(Path(file): Path<String>) -> Result<Response, ApiError> {
 /// session (the API used on its own, as in the quick start) it is a stand-alone order.
 async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
     let max = k.booth.config().booth.max_copies;
-    let request: OrderRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    // An object first: serde would also read a struct from an array (`[2]`), which has no copies.
+    let object: Map<String, Value> = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         // Valid JSON of another shape (an array, a number): there are no copies in it.
         serde_json::error::Category::Data => ApiError::bad_copies(max),
         _ => ApiError::bad_request("the body must be JSON like {\"copies\": 2}"),
     })?;
+    let request = OrderRequest::deserialize(Value::Object(object)).map_err(|_| ApiError::bad_copies(max))?;
     let copies = request
         .copies
         .and_then(|c| u32::try_from(c).ok())
@@ -290,7 +298,7 @@ async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Api
     let event = if body.is_empty() {
         ButtonEvent::Press
     } else {
-        let request: ButtonRequest = serde_json::from_slice(&body)
+        let request = object_body::<ButtonRequest>(&body)
             .map_err(|_| ApiError::bad_request("the body must be {\"event\": \"press\"} or {\"event\": \"hold\"}"))?;
         match request.event {
             ButtonName::Press => ButtonEvent::Press,

@@ -341,6 +341,32 @@ pub fn run_local(future: impl std::future::Future<Output = u64>, failures: &str)
     }
 }
 
+/// How many orders and print jobs a database file holds in each status, and how many Payme
+/// transactions: one line for a bench's report.
+pub fn store_report(db: &Path) -> String {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return format!("cannot open {}", db.display());
+    };
+    let by_status = |table: &str| -> String {
+        let sql = format!("SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status");
+        let rows = conn.prepare(&sql).and_then(|mut stmt| {
+            stmt.query_map([], |r| {
+                Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        });
+        rows.map_or_else(|e| e.to_string(), |rows| rows.join(", "))
+    };
+    let transactions: i64 = conn
+        .query_row("SELECT count(*) FROM payme_transactions", [], |r| r.get(0))
+        .unwrap_or(-1);
+    format!(
+        "orders: {}; print jobs: {}; {transactions} Payme transactions",
+        by_status("orders"),
+        by_status("print_jobs")
+    )
+}
+
 /// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
 pub fn status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
