@@ -506,3 +506,28 @@ fn after_a_restart_the_job_already_in_cups_is_not_sent_again() {
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[1].arg("title"), "photoboothd job 79 order 1079");
 }
+
+#[test]
+fn a_job_cups_loses_is_not_counted_as_printed() {
+    let Some(q) = TestQueue::new() else { return };
+    let printer = Arc::new(q.printer(Duration::from_secs(60)));
+    must("cupsdisable", &[&q.name]);
+    let waiting = {
+        let printer = printer.clone();
+        std::thread::spawn(move || printer.print(&request(11, 1, &page(300, 450))))
+    };
+    wait_until("the job is queued", Duration::from_secs(10), || {
+        q.unfinished().len() == 1
+    });
+    // Purged: gone from the unfinished and the finished lists alike, as a job CUPS lost.
+    let lost = q.unfinished().remove(0);
+    must("cancel", &["-x", &lost]);
+    let err = waiting
+        .join()
+        .unwrap()
+        .expect_err("a job CUPS lost must not count as printed");
+    assert!(!err.transient, "it goes to the technician: {err:?}");
+    assert!(err.may_have_printed, "{err:?}");
+    assert!(err.message.contains("may not have printed"), "{err:?}");
+    assert!(q.captured().is_empty());
+}
