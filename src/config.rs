@@ -65,6 +65,26 @@ pub enum Language {
     En,
 }
 
+impl Language {
+    /// The code the kiosk, the database and Payme's checkout (`l=`) use.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Uz => "uz",
+            Language::Ru => "ru",
+            Language::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Language> {
+        match code {
+            "uz" => Some(Language::Uz),
+            "ru" => Some(Language::Ru),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
+
 /// The kiosk flow's knobs: how many retakes, and how long each waiting screen waits for a
 /// customer before it gives up and returns to the attract screen.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,7 +150,25 @@ pub struct Payme {
     pub checkout_base: String,
     #[serde(default = "default_account_field")]
     pub account_field: String,
+    /// Where Payme's checkout sends the customer after paying or cancelling (`c=` in the link).
+    pub return_url: Option<String>,
     pub fiscal: Option<Fiscal>,
+}
+
+/// The host of Payme's sandbox checkout (test cards, no real money).
+pub const PAYME_SANDBOX_HOST: &str = "test.paycom.uz";
+
+impl Payme {
+    /// Whether `checkout_base` is Payme's sandbox: only then does the daemon accept the simulated
+    /// payments of `photoboothd pay`.
+    pub fn is_sandbox(&self) -> bool {
+        let rest = self
+            .checkout_base
+            .split_once("://")
+            .map_or(self.checkout_base.as_str(), |(_, rest)| rest);
+        let host = rest.split(['/', ':', '?', '#']).next().unwrap_or_default();
+        host.eq_ignore_ascii_case(PAYME_SANDBOX_HOST)
+    }
 }
 
 // Hand-written so that `{:?}` of a config can never print the key.
@@ -142,6 +180,7 @@ impl fmt::Debug for Payme {
             .field("key_file", &self.key_file)
             .field("checkout_base", &self.checkout_base)
             .field("account_field", &self.account_field)
+            .field("return_url", &self.return_url)
             .field("fiscal", &self.fiscal)
             .finish()
     }
@@ -441,6 +480,12 @@ impl Config {
             return Err("http.kiosk_listen and http.webhook_listen must differ".into());
         }
         let p = &self.payme;
+        if let Some(url) = &p.return_url {
+            // The link is `key=value` pairs joined by `;`, so a `;` would end the URL early.
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(';') {
+                return Err("payme.return_url must be an http(s) URL without ';'".into());
+            }
+        }
         if !(p.checkout_base.starts_with("https://") || p.checkout_base.starts_with("http://")) {
             return Err("payme.checkout_base must be an http(s) URL".into());
         }

@@ -59,7 +59,7 @@ pub enum Input {
 
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
-    Order(u32, oneshot::Sender<Result<OrderView, OrderError>>),
+    Order(u32, Option<Language>, oneshot::Sender<Result<OrderView, OrderError>>),
 }
 
 /// An input that the current stage does not accept.
@@ -129,11 +129,11 @@ impl Sessions {
             .unwrap_or_else(|_| Err(SessionError::new("shutting_down", "the booth is shutting down")))
     }
 
-    /// An order for the current session (which must be choosing copies).
-    pub async fn order(&self, copies: u32) -> Result<OrderView, OrderError> {
+    /// An order for the current session (which must be choosing copies), in the customer's language.
+    pub async fn order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::new("shutting_down", "the booth is shutting down"));
-        if self.commands.send(Command::Order(copies, tx)).await.is_err() {
+        if self.commands.send(Command::Order(copies, language, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
@@ -245,8 +245,8 @@ impl SessionManager {
                         let result = self.on_input(input).await;
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
-                    Some(Command::Order(copies, reply)) => {
-                        let _ = reply.send(self.on_order(copies).await);
+                    Some(Command::Order(copies, language, reply)) => {
+                        let _ = reply.send(self.on_order(copies, language).await);
                     }
                     None => break,
                 },
@@ -320,7 +320,11 @@ impl SessionManager {
 
     async fn begin(&mut self) -> Result<(), SessionError> {
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "session not started: {}",
+                blocker.message
+            );
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;
@@ -353,7 +357,7 @@ impl SessionManager {
         self.enter(Stage::Countdown).await.map_err(store_error)
     }
 
-    async fn on_order(&mut self, copies: u32) -> Result<OrderView, OrderError> {
+    async fn on_order(&mut self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
         let Some(session_id) = self
             .current
             .as_ref()
@@ -369,7 +373,7 @@ impl SessionManager {
             )));
         };
         let booth = self.booth.clone();
-        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id)))
+        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id), language))
             .await
             .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
         if let Some(s) = self.current.as_mut() {

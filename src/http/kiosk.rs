@@ -20,6 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::json;
 use crate::booth::session::{self, Input, SessionError, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
+use crate::config::Language;
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
 use crate::metrics::Metrics;
@@ -147,6 +148,10 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
             &format!("copies must be a whole number from 1 to {max}"),
         );
     };
+    let language = match language_of(&parsed) {
+        Ok(language) => language.or_else(|| k.booth.customer_language()),
+        Err(response) => return response,
+    };
     let requested_session = parsed.get("session_id").and_then(Value::as_i64);
     let current = k.sessions.view();
     let result = match (requested_session, current.session_id) {
@@ -158,10 +163,10 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
             );
         }
         (Some(_), None) => return error(StatusCode::CONFLICT, "no_session", "no kiosk session is open"),
-        (_, Some(_)) => k.sessions.order(copies).await,
+        (_, Some(_)) => k.sessions.order(copies, language).await,
         (None, None) => {
             let booth = k.booth.clone();
-            tokio::task::spawn_blocking(move || booth.create_order(copies))
+            tokio::task::spawn_blocking(move || booth.create_order(copies, language))
                 .await
                 .unwrap_or_else(|e| {
                     Err(OrderError::Store(crate::store::StoreError::Io(std::io::Error::other(
@@ -173,6 +178,22 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
     order_reply(result, max)
 }
 
+/// The customer's language in a kiosk body (`"language": "uz" | "ru" | "en"`), for the checkout
+/// page; absent is `None`, anything else a 400.
+#[allow(clippy::result_large_err)]
+fn language_of(body: &Value) -> Result<Option<Language>, Response> {
+    match body.get("language") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_str().and_then(Language::from_code).map(Some).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_language",
+                "language must be \"uz\", \"ru\" or \"en\"",
+            )
+        }),
+    }
+}
+
 fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
     match result {
         Ok(view) => json(StatusCode::OK, &j!(view)),
@@ -181,9 +202,11 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
         Err(OrderError::Store(e)) => {
             let _ = max;
@@ -264,8 +287,19 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
     json(StatusCode::OK, &j!(view))
 }
 
-/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons.
-async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Response {
+/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons. The body
+/// may carry the customer's language (`{"language": "ru"}`), which their order's checkout uses.
+async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>, body: Bytes) -> Response {
+    if !body.is_empty() {
+        let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
+            return error(StatusCode::BAD_REQUEST, "bad_request", "the body must be JSON or empty");
+        };
+        match language_of(&parsed) {
+            Ok(Some(language)) => k.booth.note_language(language),
+            Ok(None) => {}
+            Err(response) => return response,
+        }
+    }
     let input = match action.as_str() {
         "start" => Input::Start,
         "retake" => Input::Retake,
