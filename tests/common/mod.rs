@@ -328,6 +328,11 @@ impl Daemon {
     /// text; it may create files next to it (under the data folder's parent). Restart such a daemon
     /// with `restart_same_config()`: `restart()` rewrites the default configuration.
     pub async fn start_with_config(full_toml: impl FnOnce(&Path) -> String) -> Daemon {
+        Daemon::start_with_config_env(Vec::new(), full_toml).await
+    }
+
+    /// As `start_with_config`, with extra environment for the daemon process (kept on restarts).
+    pub async fn start_with_config_env(env: Vec<(String, String)>, full_toml: impl FnOnce(&Path) -> String) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut d = Daemon {
             dir,
@@ -336,7 +341,7 @@ impl Daemon {
             webhook: "127.0.0.1:1".parse().unwrap(),
             extra: String::new(),
             printer_extra: String::new(),
-            env: Vec::new(),
+            env,
         };
         let text = full_toml(&d.data_dir());
         std::fs::write(d.config_path(), text).unwrap();
