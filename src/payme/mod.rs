@@ -40,10 +40,10 @@ pub struct Merchant {
     /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     delivery: DeliveryGate,
-    rejected: RejectedLog,
     /// Whether `photoboothd pay`'s simulated transactions are accepted: only while the checkout is
     /// Payme's sandbox.
     simulations: bool,
+    rejected: RejectedLog,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -69,8 +69,8 @@ impl Merchant {
             print_wake,
             clock: Arc::new(clock::now_ms),
             delivery: Arc::new(|| None),
-            rejected: RejectedLog::default(),
             simulations: false,
+            rejected: RejectedLog::default(),
         }
     }
 
@@ -105,6 +105,15 @@ impl Merchant {
 
     /// Handles one webhook body. Blocking (SQLite): call from `spawn_blocking`.
     pub fn handle(&self, body: &[u8], authorization: Option<&[u8]>) -> Reply {
+        match self.prepare(body, authorization) {
+            Prepared::Done(reply) => reply,
+            Prepared::Call(call) => self.call(&call),
+        }
+    }
+
+    /// Everything short of the store: auth, JSON, envelope, method. Cheap and non-blocking, so the
+    /// webhook runs it on the async thread and only the store work may need a blocking one.
+    pub fn prepare(&self, body: &[u8], authorization: Option<&[u8]>) -> Prepared {
         // Some HTTP stacks put a UTF-8 byte order mark before the JSON.
         let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
         let parsed: Result<Value, _> = serde_json::from_slice(body);
@@ -112,29 +121,30 @@ impl Merchant {
         // Credentials first, for every request, before anything reads the store.
         if !self.keys.authorized(authorization) {
             self.note_rejected();
-            return error(&id, None, RpcError::unauthorized());
+            return Prepared::Done(error(&id, None, RpcError::unauthorized()));
         }
         let Ok(value) = parsed else {
-            return error(&Value::Null, None, RpcError::parse());
+            return Prepared::Done(error(&Value::Null, None, RpcError::parse()));
         };
+        // The method is checked before the params: an unknown one is -32601 even without params.
         let request = match rpc::parse_request(value, |m| methods::find(m).is_some()) {
             Ok(r) => r,
             Err(e) => {
                 if e.code == rpc::code::METHOD_NOT_FOUND {
                     tracing::warn!("payme: unknown method (-32601)");
                 }
-                return error(&id, None, e);
+                return Prepared::Done(error(&id, None, e));
             }
         };
         let Some(method) = methods::find(&request.method) else {
-            return error(&request.id, None, RpcError::method_not_found(&request.method));
+            return Prepared::Done(error(&request.id, None, RpcError::method_not_found(&request.method)));
         };
         // Payme asks Check to vouch for everything Create and Perform need: with a disk that takes
         // no writes they would fail, so Check says so first and Payme retries later.
         if method.name == "CheckPerformTransaction" {
             if let Some(fault) = self.store.write_fault() {
                 tracing::error!(fault = %fault, "payme: CheckPerformTransaction refused while the store cannot write (-32400)");
-                return error(&request.id, Some(method.name), RpcError::system());
+                return Prepared::Done(error(&request.id, Some(method.name), RpcError::system()));
             }
         }
         if let Some(Value::String(payme_id)) = request.params.get("id") {
@@ -143,56 +153,63 @@ impl Merchant {
                     method = method.name,
                     "payme: a simulated transaction (photoboothd pay) refused: the checkout is not the sandbox"
                 );
-                return error(&request.id, Some(method.name), RpcError::invalid("id"));
+                return Prepared::Done(error(&request.id, Some(method.name), RpcError::invalid("id")));
             }
         }
-        self.run(method, &request.id, &request.params)
+        Prepared::Call(Call {
+            method,
+            id: request.id,
+            params: request.params,
+        })
     }
 
-    fn run(&self, method: &'static methods::Method, id: &Value, params: &serde_json::Map<String, Value>) -> Reply {
-        let params = Params(params);
-        let (outcome, fx) = if method.name == "ChangePassword" {
+    /// A point lookup run right here when a reader connection is free; `None` when the call must
+    /// go to a blocking thread (a write, a scan, or every reader busy).
+    pub fn call_in_place(&self, call: &Call) -> Option<Reply> {
+        if call.method.access != Access::Lookup {
+            return None;
+        }
+        let mut fx = Effects::default();
+        let is_current = |k: &str| self.keys.is_current(k);
+        let outcome = self
+            .store
+            .try_read(|conn| self.apply(call, conn, &mut fx, &is_current))?;
+        Some(self.finish(call, outcome.map_err(|e| e.to_string()), fx))
+    }
+
+    /// Runs a prepared call on the store. Blocking (SQLite, and an fsync for writes).
+    pub fn call(&self, call: &Call) -> Reply {
+        let run = |is_current: &dyn Fn(&str) -> bool| {
+            let mut fx = Effects::default();
+            let outcome = match call.method.access {
+                Access::Lookup | Access::Read => self.store.read(|conn| self.apply(call, conn, &mut fx, is_current)),
+                Access::Write => self.store.write(|tx| self.apply(call, tx, &mut fx, is_current)),
+            };
+            (outcome.map_err(|e| e.to_string()), fx)
+        };
+        let (outcome, fx) = if call.method.name == "ChangePassword" {
             // The key switches under the same lock the write runs under: no request is checked
-            // against the old key after the new one is committed.
+            // against the old key once the new one is committed, nor against the new one before.
             self.keys.rotate_with(|is_current| {
-                let (outcome, mut fx) = self.execute(method, &params, is_current);
+                let (outcome, mut fx) = run(is_current);
                 let new_key = fx.new_key.take().filter(|_| matches!(outcome, Ok(Ok(_))));
                 ((outcome, fx), new_key)
             })
         } else {
-            self.execute(method, &params, &|k: &str| self.keys.is_current(k))
+            run(&|k: &str| self.keys.is_current(k))
         };
-        match outcome {
-            Ok(Ok(result)) => {
-                if let Some(job_id) = fx.job_queued {
-                    // Full or closed only means the loop is busy or stopping; it rescans the store.
-                    let _ = self.print_wake.try_send(job_id);
-                }
-                Reply {
-                    body: rpc::reply_ok(id, result),
-                    method: Some(method.name),
-                    error_code: None,
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::info!(method = method.name, code = e.code, "payme: replied with an error");
-                error(id, Some(method.name), e)
-            }
-            Err(e) => {
-                tracing::error!(method = method.name, error = %e, "payme: store failed, replying -32400 so Payme retries");
-                error(id, Some(method.name), RpcError::system())
-            }
-        }
+        self.finish(call, outcome, fx)
     }
 
-    /// Runs the method on a reader or inside one write transaction. Rpc errors are replies and
-    /// commit (only the 12-hour expiry writes before failing); store errors roll everything back.
-    fn execute(
+    /// The method itself. Rpc errors are replies and commit (only the 12-hour expiry writes before
+    /// failing); store errors (the outer `Err`) roll everything back.
+    fn apply(
         &self,
-        method: &'static methods::Method,
-        params: &Params<'_>,
+        call: &Call,
+        conn: &rusqlite::Connection,
+        fx: &mut Effects,
         key_is_current: &dyn Fn(&str) -> bool,
-    ) -> (Result<Result<Value, RpcError>, crate::store::StoreError>, Effects) {
+    ) -> rusqlite::Result<Result<Value, RpcError>> {
         let delivery = || (self.delivery)();
         let env = Env {
             now: (self.clock)(),
@@ -202,17 +219,37 @@ impl Merchant {
             key_is_current,
             delivery_blocked: &delivery,
         };
-        let mut fx = Effects::default();
-        let apply = |conn: &rusqlite::Connection, fx: &mut Effects| match (method.run)(conn, params, &env, fx) {
+        match (call.method.run)(conn, &Params(&call.params), &env, fx) {
             Ok(result) => Ok(Ok(result)),
             Err(Fail::Rpc(e)) => Ok(Err(e)),
             Err(Fail::Store(e)) => Err(e),
-        };
-        let outcome = match method.access {
-            Access::Read => self.store.read(|conn| apply(conn, &mut fx)),
-            Access::Write => self.store.write(|tx| apply(tx, &mut fx)),
-        };
-        (outcome, fx)
+        }
+    }
+
+    /// Effects after the commit, then the reply.
+    fn finish(&self, call: &Call, outcome: Result<Result<Value, RpcError>, String>, fx: Effects) -> Reply {
+        let name = call.method.name;
+        match outcome {
+            Ok(Ok(result)) => {
+                if let Some(job_id) = fx.job_queued {
+                    // Full or closed only means the loop is busy or stopping; it rescans the store.
+                    let _ = self.print_wake.try_send(job_id);
+                }
+                Reply {
+                    body: rpc::reply_ok(&call.id, result),
+                    method: Some(name),
+                    error_code: None,
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::info!(method = name, code = e.code, "payme: replied with an error");
+                error(&call.id, Some(name), e)
+            }
+            Err(e) => {
+                tracing::error!(method = name, error = %e, "payme: store failed, replying -32400 so Payme retries");
+                error(&call.id, Some(name), RpcError::system())
+            }
+        }
     }
 }
 
@@ -237,6 +274,20 @@ impl RejectedLog {
         *last = Some(std::time::Instant::now());
         *suppressed = 0;
     }
+}
+
+/// What `prepare` made of a request: a reply already (auth, parse and envelope errors), or a call
+/// for the store.
+pub enum Prepared {
+    Done(Reply),
+    Call(Call),
+}
+
+/// A checked request for one Merchant API method.
+pub struct Call {
+    method: &'static methods::Method,
+    id: Value,
+    params: serde_json::Map<String, Value>,
 }
 
 fn error(id: &Value, method: Option<&'static str>, e: RpcError) -> Reply {
