@@ -155,22 +155,6 @@ pub struct Payme {
     pub fiscal: Option<Fiscal>,
 }
 
-/// The host of Payme's sandbox checkout (test cards, no real money).
-pub const PAYME_SANDBOX_HOST: &str = "test.paycom.uz";
-
-impl Payme {
-    /// Whether `checkout_base` is Payme's sandbox: only then does the daemon accept the simulated
-    /// payments of `photoboothd pay`.
-    pub fn is_sandbox(&self) -> bool {
-        let rest = self
-            .checkout_base
-            .split_once("://")
-            .map_or(self.checkout_base.as_str(), |(_, rest)| rest);
-        let host = rest.split(['/', ':', '?', '#']).next().unwrap_or_default();
-        host.eq_ignore_ascii_case(PAYME_SANDBOX_HOST)
-    }
-}
-
 // Hand-written so that `{:?}` of a config can never print the key.
 impl fmt::Debug for Payme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

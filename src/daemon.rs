@@ -116,7 +116,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config.payme.fiscal.clone(),
             wake_tx,
         )
-        .with_simulations(config.payme.is_sandbox())
+        .with_simulations(crate::payme::checkout::is_sandbox(&config.payme.checkout_base))
         .with_delivery_gate(gate),
     );
     let capacity = config.printer.capacity;

@@ -10,17 +10,17 @@ use crate::client;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::RuntimeInfo;
-use crate::payme::auth;
 use crate::payme::methods::SIMULATED_PREFIX;
+use crate::payme::{auth, checkout};
 use crate::store::{orders, Store, DB_FILE};
 
 pub async fn pay(config: Config, order_id: i64, force: bool) -> Result<(), String> {
-    if !config.payme.is_sandbox() {
+    if !checkout::is_sandbox(&config.payme.checkout_base) {
         if !force {
             return Err(format!(
                 "payme.checkout_base is {}, not Payme's sandbox (https://{}): `pay` only simulates payments for development and tests. Use --force to try anyway",
                 config.payme.checkout_base,
-                crate::config::PAYME_SANDBOX_HOST
+                checkout::SANDBOX_HOST
             ));
         }
         println!("warning: checkout is not the sandbox; the daemon refuses simulated payments unless its own checkout is the sandbox");

@@ -2,6 +2,17 @@
 
 use base64::Engine;
 
+/// The host of Payme's sandbox checkout (test cards, no real money).
+pub const SANDBOX_HOST: &str = "test.paycom.uz";
+
+/// Whether `checkout_base` is Payme's sandbox: only then does the daemon accept the simulated
+/// payments of `photoboothd pay`.
+pub fn is_sandbox(checkout_base: &str) -> bool {
+    let rest = checkout_base.split_once("://").map_or(checkout_base, |(_, rest)| rest);
+    let host = rest.split(['/', ':', '?', '#']).next().unwrap_or_default();
+    host.eq_ignore_ascii_case(SANDBOX_HOST)
+}
+
 /// What the link carries besides the cashbox and the order.
 pub struct Link<'a> {
     pub base: &'a str,
@@ -52,6 +63,14 @@ mod tests {
             ),
             "https://checkout.paycom.uz/bT01ODdmNzJjNzJjYWMwZDE2MmM3MjJhZTI7YWMub3JkZXJfaWQ9MTk3O2E9NTAw"
         );
+    }
+
+    #[test]
+    fn only_the_sandbox_host_is_the_sandbox() {
+        assert!(is_sandbox("https://test.paycom.uz"));
+        assert!(is_sandbox("https://TEST.paycom.uz/"));
+        assert!(!is_sandbox("https://checkout.paycom.uz"));
+        assert!(!is_sandbox("https://test.paycom.uz.evil.example"));
     }
 
     #[test]
