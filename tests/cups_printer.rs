@@ -64,10 +64,9 @@ fn cups_available() -> bool {
     } else {
         return true;
     };
-    if std::env::var_os("CI").is_some() {
-        panic!("{problem}: .ci/cups-setup.sh must run (as root) before the CUPS tests");
-    }
-    eprintln!("skipping the CUPS test: {problem}; run .ci/cups-setup.sh as root to enable it");
+    common::skip(&format!(
+        "CUPS test: {problem}; run .ci/cups-setup.sh as root to enable it"
+    ));
     false
 }
 

@@ -7,16 +7,30 @@ pub mod print_loop;
 pub mod service;
 pub mod session;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::clock;
 use crate::config::{Config, Language};
+use crate::hw::camera::Camera;
 use crate::hw::gpio::Gpio;
 use crate::payme::checkout::{self, Link};
 use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
+
+/// The booth's shared parts, built once at start-up and handed on as one value.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub config: Arc<Config>,
+    pub booth: Arc<Booth>,
+    pub health: Arc<Health>,
+    pub gpio: Arc<dyn Gpio>,
+    pub camera: Arc<dyn Camera>,
+    pub data_dir: PathBuf,
+}
 
 pub struct Booth {
     store: Arc<Store>,
