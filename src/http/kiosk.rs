@@ -181,9 +181,11 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
         Err(OrderError::Store(e)) => {
             let _ = max;
