@@ -23,7 +23,7 @@ use crate::clock;
 use crate::config::{Config, Language};
 use crate::hw::camera::{Camera, CameraError};
 use crate::hw::gpio::{Gpio, LedMode};
-use crate::layout::{compose, template};
+use crate::layout::{compose, fit};
 use crate::store::sessions::{self, Session, Stage};
 use crate::store::{orders, transactions, OrderStatus, Store, StoreError};
 
@@ -719,7 +719,7 @@ fn idle_view(config: &Config, health: &Health) -> SessionView {
 /// Composes the session's shots into the configured layout: the print page (PNG, lossless, at
 /// the printer's resolution) and a small JPEG preview for the review screen.
 fn compose_page(config: &Config, dir: &Path, shots: u32) -> Result<(), String> {
-    let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+    let template = fit::load_for(&config.printer.layout, config.printer.page).map_err(|e| e.to_string())?;
     let photos: Vec<PathBuf> = (1..=shots).map(|n| dir.join(format!("shot-{n}.jpg"))).collect();
     let ctx = compose::Context {
         booth_name: &config.booth.name,

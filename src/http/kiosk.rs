@@ -99,9 +99,14 @@ fn internal(e: impl std::fmt::Display) -> Response {
 fn session_error(e: SessionError) -> Response {
     let status = match e.code {
         "store_failed" => StatusCode::INTERNAL_SERVER_ERROR,
-        "shutting_down" | "printer_stopped" | "printer_media_empty" | "printer_offline" | "media_counter_empty" => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        "shutting_down"
+        | "printer_stopped"
+        | "printer_media_empty"
+        | "printer_offline"
+        | "printer_error"
+        | "printer_job_stuck"
+        | "scheduler_unreachable"
+        | "media_counter_empty" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::CONFLICT,
     };
     error(status, e.code, &e.message)

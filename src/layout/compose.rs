@@ -84,7 +84,8 @@ pub fn compose(template: &Template, photos: &[impl AsRef<Path>], ctx: &Context<'
     if template.repeat_x() == 1 {
         return Ok(cell);
     }
-    let mut page = RgbImage::new(template.width(), template.height());
+    // Background first: a page fitted to an odd driver width has a column no strip covers.
+    let mut page = RgbImage::from_pixel(template.width(), template.height(), template.background());
     for i in 0..template.repeat_x() {
         imageops::replace(&mut page, &cell, i64::from(i * cell_w), 0);
     }

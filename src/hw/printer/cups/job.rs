@@ -15,6 +15,7 @@ use super::parse::{
     classify, describe, first_line, is_missing_queue, lp_error, parse_cancel, parse_jobs, parse_request_id,
     request_on_queue, same_request, Ended, JobEntry,
 };
+use super::watch::{never_reached_device, stuck_reason};
 use super::{job_title, CupsPrinter};
 use crate::hw::printer::{PrintError, PrintRequest};
 
@@ -110,30 +111,47 @@ impl CupsPrinter {
     }
 
     /// Waits for `request` (ours, for `job_id`) to finish; gives it up when the queue stays stopped
-    /// or the time runs out.
+    /// or the job stays stuck, or the time runs out. Each poll is noted in the watch, so `status()`
+    /// shows a stuck job while it waits.
     pub(super) fn wait(&self, job_id: i64, request: &str, copies: u32) -> Result<(), PrintError> {
+        let result = self.wait_for(job_id, request, copies);
+        self.watch.job_ended();
+        result
+    }
+
+    fn wait_for(&self, job_id: i64, request: &str, copies: u32) -> Result<(), PrintError> {
         let started = Instant::now();
         let deadline = started + self.timing.job_timeout(copies);
         let mut processed = false;
+        let mut refused = false;
         let mut stopped_since: Option<Instant> = None;
         let mut last_hiccup: Option<String> = None;
         loop {
             match self.find_unfinished(request) {
                 Ok(Some(job)) => {
-                    processed |= job.was_processed();
                     let view = self.queue_view().ok();
                     if let Some(v) = &view {
                         if v.printing.as_deref().is_some_and(|p| same_request(p, request)) {
                             processed = true;
                         }
                     }
-                    let blocked = if job.is_held() {
-                        Some(format!("job {request} is held in CUPS"))
-                    } else {
-                        view.as_ref()
-                            .filter(|v| v.disabled)
-                            .map(|v| format!("queue {} stopped ({})", self.queue, describe(&classify(v).reasons)))
-                    };
+                    self.watch.job_seen(&job, view.as_ref());
+                    // A backend that could not reach the device printed nothing, whatever CUPS
+                    // started; one that ran and then failed may have printed some of the copies.
+                    if never_reached_device(&job) {
+                        refused = true;
+                    } else if job.was_processed() {
+                        processed = true;
+                        refused = false;
+                    }
+                    let blocked = stuck_reason(&job, view.as_ref()).map(|why| match &view {
+                        Some(v) if v.disabled => format!(
+                            "job {request} is {why}; queue {} stopped ({})",
+                            self.queue,
+                            describe(&classify(v).reasons)
+                        ),
+                        _ => format!("job {request} is {why}"),
+                    });
                     match blocked {
                         Some(why) => {
                             let since = *stopped_since.get_or_insert_with(Instant::now);
@@ -142,7 +160,7 @@ impl CupsPrinter {
                                     "{why} and was not resumed within {} s",
                                     self.timing.stop_grace.as_secs()
                                 );
-                                return self.give_up(job_id, request, &why, processed);
+                                return self.give_up(job_id, request, &why, processed && !refused);
                             }
                         }
                         None => stopped_since = None,
@@ -166,7 +184,7 @@ impl CupsPrinter {
                 if let Some(e) = last_hiccup {
                     why.push_str(&format!(" (last lpstat error: {e})"));
                 }
-                return self.give_up(job_id, request, &why, processed);
+                return self.give_up(job_id, request, &why, processed && !refused);
             }
             std::thread::sleep(self.timing.poll);
         }

@@ -1,5 +1,6 @@
 //! The `cups` printer: dye-sublimation printers (DNP, Mitsubishi, Canon Selphy…) behind a CUPS queue,
-//! usually with Gutenprint's driver.
+//! usually with Gutenprint's driver. See docs/printers.md for the printers tested and the queue
+//! settings we recommend.
 //!
 //! The interface is the CUPS command-line tools (`lp`, `lpstat`, `cancel`, `cupsenable`,
 //! `cupsaccept`), not libcups: a Pi cross-build then needs no target C library, and these tools are
@@ -10,22 +11,28 @@
 //! This file owns the printer's configuration and the `Printer` trait: status, resume, print. The
 //! parts: `job` (one job's lifecycle: submit, wait, give up, adopt after a restart), `parse` (what
 //! `lp`, `lpstat` and `cancel` print), `journal` (the restart journal), `page` (the page as the
-//! driver gets it: JPEG, resolution).
+//! driver gets it: JPEG, resolution), `ppd` (the driver's media and page size), `watch` (what the
+//! job being waited for says, for `status()`).
 
 mod job;
 mod journal;
 mod page;
 mod parse;
+mod ppd;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{PrintError, PrintRequest, Printer, PrinterState, PrinterStatus};
+use super::{PageGeometry, PrintError, PrintRequest, Printer, PrinterState, PrinterStatus};
 use crate::hw::process::{self, RunErrorKind, ToolEnv};
 use journal::Journal;
 use page::{media_dpi, TempPage};
 use parse::{classify, first_line, is_missing_queue, parse_jobs, parse_queue, same_request, Output, QueueView};
+pub use ppd::{PpdError, PPD_DIR};
+use watch::Watch;
+pub use watch::STOPPED_BY_BACKEND;
 
 /// How long to wait for each CUPS tool and for a job; see [`CupsTiming::default`] for the reasons.
 #[derive(Debug, Clone)]
@@ -75,6 +82,10 @@ pub struct CupsPrinter {
     /// One job at a time, even if two threads call `print`: a dye-sub must not get a second job
     /// while the first prints.
     one_job: Mutex<()>,
+    /// The job being waited for and why the queue stopped, for `status()`.
+    watch: Watch,
+    /// The driver's page for the media, from the queue's PPD; `None` for a queue without one.
+    page: Option<PageGeometry>,
 }
 
 impl CupsPrinter {
@@ -113,7 +124,43 @@ impl CupsPrinter {
             timing: CupsTiming::default(),
             journal: Journal::in_memory(),
             one_job: Mutex::new(()),
+            watch: Watch::default(),
+            page: None,
         })
+    }
+
+    /// Reads the queue's PPD from `ppd_dir` (CUPS keeps them in [`PPD_DIR`]): refuses a media the
+    /// driver does not offer (naming the ones it does), and takes the driver's printable area for
+    /// the media as the page every layout is composed at. A queue without a PPD (raw, driverless)
+    /// or an unreadable one keeps the layout's own size, with a warning.
+    pub fn with_driver_page(mut self, ppd_dir: &std::path::Path) -> Result<CupsPrinter, String> {
+        let path = ppd::ppd_path(ppd_dir, &self.queue);
+        let ppd = match ppd::read(&path) {
+            Ok(ppd) => ppd,
+            Err(e @ PpdError::Missing(_)) => {
+                tracing::info!(queue = %self.queue, "cups: {e}; pages keep the layout's size");
+                return Ok(self);
+            }
+            Err(e) => {
+                tracing::warn!(queue = %self.queue, "cups: {e}; pages keep the layout's size and media is not checked");
+                return Ok(self);
+            }
+        };
+        let media = match (&self.media, &ppd.default_media) {
+            (Some(m), _) => m.clone(),
+            (None, Some(default)) => {
+                tracing::warn!(queue = %self.queue, media = %default, "cups: printer.media is not set; the driver prints its default media (set printer.media)");
+                default.clone()
+            }
+            (None, None) => return Ok(self),
+        };
+        let resolution = self.options.iter().find_map(|o| o.strip_prefix("Resolution="));
+        match ppd.geometry(&media, resolution) {
+            Ok(page) => self.page = Some(page),
+            Err(e @ PpdError::UnknownMedia { .. }) => return Err(e.to_string()),
+            Err(e) => tracing::warn!(queue = %self.queue, "cups: {e}; pages keep the layout's size"),
+        }
+        Ok(self)
     }
 
     pub fn with_timing(mut self, timing: CupsTiming) -> CupsPrinter {
@@ -219,10 +266,17 @@ impl Printer for CupsPrinter {
                 return result;
             }
         }
-        let dpi = self
-            .media
-            .as_deref()
-            .and_then(|m| media_dpi(m, r.page.width(), r.page.height()));
+        let page_fits = |g: &PageGeometry| {
+            let turned = g.turned();
+            [(g.width_px, g.height_px), (turned.width_px, turned.height_px)].contains(&r.page.dimensions())
+        };
+        let dpi = match self.page {
+            Some(g) if page_fits(&g) => u16::try_from(g.dpi).ok(),
+            _ => self
+                .media
+                .as_deref()
+                .and_then(|m| media_dpi(m, r.page.width(), r.page.height())),
+        };
         let file = TempPage::write(r.job_id, r.page, dpi)?;
         let request = self.submit(r, file.path())?;
         // lp has copied the file into the CUPS spool; ours can go.
@@ -233,38 +287,58 @@ impl Printer for CupsPrinter {
     }
 
     fn status(&self) -> PrinterStatus {
-        match self.queue_view() {
-            Ok(view) => classify(&view),
+        let view = self.queue_view();
+        let mut status = match &view {
+            Ok(view) => classify(view),
             Err(problem) => {
-                let reason = match problem {
-                    StatusProblem::QueueMissing => format!("cups-queue-missing: no queue named {}", self.queue),
-                    StatusProblem::NoTools(e) => format!("cups-client-missing: {e}"),
-                    StatusProblem::Scheduler(e) => format!("cups-scheduler-unreachable: {e}"),
+                let (state, reason) = match problem {
+                    StatusProblem::QueueMissing => (
+                        PrinterState::Offline,
+                        format!("cups-queue-missing: no queue named {}", self.queue),
+                    ),
+                    StatusProblem::NoTools(e) => (PrinterState::Offline, format!("cups-client-missing: {e}")),
+                    StatusProblem::Scheduler(e) => (
+                        PrinterState::SchedulerUnreachable,
+                        format!("cups-scheduler-unreachable: {e}"),
+                    ),
                 };
                 PrinterStatus {
-                    state: PrinterState::Offline,
+                    state,
                     reasons: vec![reason],
                 }
             }
-        }
+        };
+        self.watch.overlay(&mut status, view.as_ref().ok());
+        status
     }
 
-    /// Enables the queue, makes it accept jobs, and releases our held jobs. Each step is harmless on
-    /// a queue that is already fine, so calling this again is safe.
-    fn resume(&self) -> Result<(), PrintError> {
+    fn page_size(&self) -> Option<PageGeometry> {
+        self.page
+    }
+
+    fn strips(&self) -> u32 {
+        self.media.as_deref().map_or(1, page::strips)
+    }
+
+    /// Enables the queue, makes it accept jobs, clears error reasons the printer left behind, and
+    /// releases our held jobs. Each step is harmless on a queue that is already fine, so calling
+    /// this again is safe.
+    fn resume(&self) -> Result<Vec<String>, PrintError> {
         self.admin("cupsenable")?;
         self.admin("cupsaccept")?;
+        let notes = self.clear_stale_reasons().into_iter().collect();
         let ours = self.journal.requests();
         if ours.is_empty() {
-            return Ok(());
+            return Ok(notes);
         }
         let out = match self.run("lpstat", &["-l", "-W", "not-completed", "-o", &self.queue]) {
             Ok(out) if out.success => out,
             // The queue itself is resumed; a held job is released on the next resume.
-            _ => return Ok(()),
+            _ => return Ok(notes),
         };
         for job in parse_jobs(&out.stdout) {
-            if job.is_held() && ours.iter().any(|r| same_request(r, &job.id)) {
+            let stuck = job.is_held() || job.alerts.iter().any(|a| a == "resources-are-not-ready");
+            if stuck && ours.iter().any(|r| same_request(r, &job.id)) {
                 match self.run("lp", &["-i", &job.id, "-H", "resume"]) {
                     Ok(o) if o.success => tracing::info!(request = %job.id, "cups: released a held job"),
                     Ok(o) => {
@@ -274,7 +348,44 @@ impl Printer for CupsPrinter {
                 }
             }
         }
-        Ok(())
+        Ok(notes)
+    }
+}
+
+impl CupsPrinter {
+    /// A printer error reason (`media-empty-error`…) stays on a CUPS queue after the fault is fixed,
+    /// until a job's backend clears it, and the booth sends no job while it sees one. A technician's
+    /// resume says the fault is fixed, so the reasons are cleared with
+    /// `lpadmin -p QUEUE -o printer-state-reasons=none` (the lpadmin group may), without printing.
+    /// Skipped while a job prints: its reasons are live. Returns what it did, for the technician.
+    fn clear_stale_reasons(&self) -> Option<String> {
+        let view = self.queue_view().ok()?;
+        if view.printing.is_some() {
+            return None;
+        }
+        let stale: Vec<&String> = view
+            .reasons
+            .iter()
+            .filter(|r| r.ends_with("-error") || r.starts_with("media-") || r.starts_with("marker-supply-empty"))
+            .collect();
+        if stale.is_empty() {
+            return None;
+        }
+        let list = stale.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        let out = self.run("lpadmin", &["-p", &self.queue, "-o", "printer-state-reasons=none"]);
+        Some(match out {
+            Ok(o) if o.success => {
+                tracing::warn!(queue = %self.queue, reasons = %list, "cups: cleared stale printer reasons on resume");
+                format!("cleared the printer's stale reasons ({list}) without printing")
+            }
+            Ok(o) => format!(
+                "could not clear the printer's stale reasons ({list}): {}; they clear with the next job",
+                first_line(&o.stderr)
+            ),
+            Err(e) => {
+                format!("could not clear the printer's stale reasons ({list}): {e}; they clear with the next job")
+            }
+        })
     }
 }
 

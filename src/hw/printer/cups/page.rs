@@ -112,6 +112,16 @@ fn media_size_inches(media: &str) -> Option<(f64, f64)> {
     (a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0).then_some((a, b))
 }
 
+/// How many strips the driver cuts the media into: `w288h432-div2` (two 2×6 strips on a 4×6
+/// print) is 2, a media without `-divN` is 1.
+pub(super) fn strips(media: &str) -> u32 {
+    media
+        .rsplit_once("-div")
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+        .filter(|n| (1..=8).contains(n))
+        .unwrap_or(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +140,15 @@ mod tests {
         assert_eq!(media_dpi("Postcard", 1181, 1748), None);
         assert_eq!(media_dpi("w0h432", 1200, 1800), None);
         assert_eq!(media_dpi("w288h432", 0, 0), None);
+    }
+
+    #[test]
+    fn div_media_are_cut_into_strips() {
+        assert_eq!(strips("w288h432-div2"), 2);
+        assert_eq!(strips("w432h576-div4"), 4);
+        assert_eq!(strips("w288h432"), 1);
+        assert_eq!(strips("w288h432-divx"), 1);
+        assert_eq!(strips("Postcard"), 1);
     }
 
     #[test]

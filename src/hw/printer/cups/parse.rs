@@ -312,12 +312,11 @@ pub(super) fn classify(view: &QueueView) -> PrinterStatus {
         PrinterState::MediaEmpty
     } else if has(&["offline", "connecting-to-device"]) || backend_errors {
         PrinterState::Offline
-    } else if view.disabled
-        || view.accepting == Some(false)
+    } else if view.reasons.iter().any(|r| r.ends_with("-error")) {
         // A printer that reports an error (media-jam-error, door-open-error…) prints nothing until
         // someone acts, even while CUPS still has the queue enabled.
-        || view.reasons.iter().any(|r| r == "paused" || r.ends_with("-error"))
-    {
+        PrinterState::Error
+    } else if view.disabled || view.accepting == Some(false) || view.reasons.iter().any(|r| r == "paused") {
         PrinterState::Stopped
     } else if view.printing.is_some() {
         PrinterState::Busy

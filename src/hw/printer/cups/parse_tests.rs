@@ -116,9 +116,11 @@ fn rejecting_queue_is_stopped() {
 }
 
 #[test]
-fn other_printer_errors_stop_warnings_do_not() {
+fn other_printer_errors_are_errors_warnings_are_not() {
     let jam = IDLE.replace("Alerts: none", "Alerts: media-jam-error");
-    assert_eq!(status("DNP", &jam).state, PrinterState::Stopped);
+    assert_eq!(status("DNP", &jam).state, PrinterState::Error);
+    let stopped_jam = DISABLED.replace("Alerts: paused", "Alerts: media-jam-error paused");
+    assert_eq!(status("DNP", &stopped_jam).state, PrinterState::Error);
     let low = IDLE.replace(
         "Alerts: none",
         "Alerts: marker-supply-low-warning cups-waiting-for-job-completed",
