@@ -465,3 +465,98 @@ async fn a_paid_job_on_a_printer_out_of_media_stops_sales_and_resume_recovers_wi
     let flagged = d.count("SELECT count(*) FROM print_jobs WHERE may_have_printed != 0");
     assert_eq!(flagged, 0, "a job the backend refused is not 'may have printed'");
 }
+
+/// Forwards connections on `listener` to cupsd's `localhost:631`, standing in for a scheduler that
+/// has come back.
+async fn forward_to_cupsd(listener: tokio::net::TcpListener) {
+    while let Ok((mut client, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut cupsd) = tokio::net::TcpStream::connect("127.0.0.1:631").await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut cupsd).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_scheduler_unreachable_at_start_is_a_blocker_that_clears_when_it_answers() {
+    if !available() {
+        return;
+    }
+    let q = Queue::new(DS620, None, &[]);
+    let queue = q.name.clone();
+    let mut d = Daemon::start_with_config(|data| booth_config(data, &queue, "w288h432-div2")).await;
+    // The CUPS tools honour CUPS_SERVER: point them at a port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.env.push(("CUPS_SERVER".into(), format!("localhost:{port}")));
+    d.restart_same_config().await;
+    let wait_for = |want: &'static str| {
+        let d = &d;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (_, status) = d.kiosk("GET", "/api/status", "").await;
+                let reason = status["blocker"]["reason"].as_str().unwrap_or("none").to_string();
+                if reason == want {
+                    return status;
+                }
+                assert!(Instant::now() < deadline, "never {want}: {status}\n{}", d.log());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let status = wait_for("scheduler_unreachable").await;
+    assert_eq!(status["accepting_orders"], false, "{status}");
+    // The scheduler answers again: the blocker clears without a restart.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(forward_to_cupsd(listener));
+    let status = wait_for("none").await;
+    assert_eq!(status["accepting_orders"], true, "{status}");
+    assert_eq!(status["printer"]["state"], "ready", "{status}");
+}
+
+#[test]
+fn with_stop_printer_a_backend_failure_is_seen_as_a_backend_stop_that_auto_resume_may_undo() {
+    if !available() {
+        return;
+    }
+    let q = Queue::new(
+        DS620,
+        Some("photoboothd-capture"),
+        &["-o", "printer-error-policy=stop-printer"],
+    );
+    q.knob("stderr", "STATE: +media-empty-error\n");
+    q.knob("exit", "1");
+    let printer = q.printer("w288h432-div2", &[]).with_timing(CupsTiming {
+        command: Duration::from_secs(10),
+        poll: Duration::from_millis(200),
+        job_base: Duration::from_secs(60),
+        job_per_copy: Duration::from_secs(10),
+        stop_grace: Duration::from_secs(3),
+    });
+    let page = marked_page(printer.page_size().unwrap());
+    let err = printer.print(&request(&page, 1)).expect_err("the backend fails");
+    assert!(err.transient, "{err}");
+    // CUPS 2.4 says nothing about backend errors on the printer; the job told us.
+    let status = printer.status();
+    assert!(!status.state.can_print(), "{status:?}");
+    assert!(
+        status
+            .reasons
+            .iter()
+            .any(|r| r == photoboothd::hw::printer::cups::STOPPED_BY_BACKEND),
+        "{status:?}"
+    );
+    // Resumed (as the print loop's auto-resume does), the queue runs and the mark goes.
+    std::fs::remove_file(q.dir.join("exit")).unwrap();
+    std::fs::remove_file(q.dir.join("stderr")).unwrap();
+    let notes = printer.resume().expect("resume");
+    assert!(notes.iter().any(|n| n.contains("media-empty-error")), "{notes:?}");
+    let status = printer.status();
+    assert!(status.state.can_print(), "{status:?}");
+    assert!(status.reasons.is_empty(), "{status:?}");
+}

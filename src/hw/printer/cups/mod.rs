@@ -209,10 +209,13 @@ impl CupsPrinter {
         }
         let view = parse_queue(&self.queue, &out.stdout);
         if !view.found {
-            return Err(if out.success || out.stderr.trim().is_empty() {
+            // lpstat says nothing at all when it cannot reach the scheduler: ask it plainly.
+            return Err(if !out.stderr.trim().is_empty() && !out.success {
+                StatusProblem::Scheduler(first_line(&out.stderr))
+            } else if self.queue_really_missing() {
                 StatusProblem::QueueMissing
             } else {
-                StatusProblem::Scheduler(first_line(&out.stderr))
+                StatusProblem::Scheduler("the CUPS scheduler does not answer".into())
             });
         }
         Ok(view)
