@@ -318,9 +318,10 @@ fn the_page_and_media_come_from_the_queues_ppd_not_a_table() {
     assert_eq!((t.width(), t.height(), t.cell_width()), (1542, 2333, 771));
 }
 
-/// A configuration for `photoboothd` on `queue`.
+/// A configuration for `photoboothd` on `queue`. Small sample shots keep `printer test` quick in a
+/// debug build.
 fn booth_config(data_dir: &Path, queue: &str, media: &str) -> String {
-    config_text(data_dir, "").replace(
+    config_text(data_dir, "\n[camera]\nwidth = 800\nheight = 600\n").replace(
         "backend = \"file\"",
         &format!("backend = \"cups\"\nqueue = \"{queue}\"\nmedia = \"{media}\""),
     )
@@ -359,6 +360,9 @@ fn check_config_refuses_a_typo_in_the_media_and_printer_test_prints_at_the_drive
     assert!(out.contains("\"w288h423-div2\" is not offered by the queue"), "{out}");
     assert!(out.contains("w288h432-div2"), "the offered media are listed: {out}");
     let (ok, out) = cli(&config, &["printer", "test"]);
+    assert!(!ok && out.contains("not offered"), "{out}");
+    // The daemon refuses to start on it too (before it binds anything).
+    let (ok, out) = cli(&config, &["run"]);
     assert!(!ok && out.contains("not offered"), "{out}");
 
     std::fs::write(
