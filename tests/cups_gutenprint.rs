@@ -19,6 +19,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cups::{self, must, CAPTURE_ROOT as ROOT};
 use common::{account, config_text, now_ms, payme_id, Daemon};
 use image::{Rgb, RgbImage};
 use photoboothd::hw::printer::cups::{CupsPrinter, CupsTiming, PPD_DIR};
@@ -27,48 +28,15 @@ use serde_json::json;
 
 const DS620: &str = "gutenprint.5.3://dnp-ds620/expert";
 const CP1300: &str = "gutenprint.5.3://canon-cp1300/expert";
-const CAPTURE_BACKEND: &str = "/usr/lib/cups/backend/photoboothd-capture";
-/// Written by cupsd as `lp`; sticky and world-writable (made so by the setup script).
-const ROOT: &str = "/tmp/photoboothd-cups-capture";
-
-fn run(tool: &str, args: &[&str]) -> std::process::Output {
-    Command::new(tool)
-        .args(args)
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
-}
-
-fn must(tool: &str, args: &[&str]) -> String {
-    let out = run(tool, args);
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Whether the real driver can be tested here; prints why not (and fails in CI).
 fn available() -> bool {
-    let scheduler = run("lpstat", &["-r"]);
-    let models = String::from_utf8_lossy(&run("lpinfo", &["-m"]).stdout).into_owned();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cups/photoboothd-capture");
-    let problem = if !String::from_utf8_lossy(&scheduler.stdout).contains("scheduler is running") {
-        "the CUPS scheduler is not running"
-    } else if !models.contains(DS620) || !models.contains(CP1300) {
-        "Gutenprint's DS620 and CP1300 drivers are not installed (printer-driver-gutenprint)"
-    } else if std::fs::read(CAPTURE_BACKEND).ok() != std::fs::read(&fixture).ok() {
-        "the photoboothd-capture backend is missing or out of date in /usr/lib/cups/backend"
-    } else {
-        return true;
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("{problem}: .ci/cups-setup.sh must run (as root) before these tests");
-    }
-    println!("SKIPPED: {problem}; run .ci/cups-setup.sh as root");
-    false
+    let models = String::from_utf8_lossy(&cups::tool("lpinfo", &["-m"]).stdout).into_owned();
+    let problem = cups::scheduler_problem().or_else(|| {
+        (!models.contains(DS620) || !models.contains(CP1300))
+            .then_some("Gutenprint's DS620 and CP1300 drivers are not installed (printer-driver-gutenprint)")
+    });
+    cups::testable(problem)
 }
 
 /// A queue of the test's own with a Gutenprint driver, removed on drop.
@@ -131,7 +99,7 @@ impl Queue {
 
 impl Drop for Queue {
     fn drop(&mut self) {
-        let _ = run("lpadmin", &["-x", &self.name]);
+        let _ = cups::tool("lpadmin", &["-x", &self.name]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
