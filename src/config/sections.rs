@@ -137,6 +137,10 @@ pub struct Printer {
     pub options: Vec<String>,
     /// file: where PNGs go; default `data_dir/prints`.
     pub dir: Option<PathBuf>,
+    /// Not read from the file: the page the printer's driver prints (a CUPS queue's PPD), filled in
+    /// from the printer at start-up (`with_driver_page`); layouts are composed at it when set.
+    #[serde(skip)]
+    pub page: Option<crate::layout::fit::PageGeometry>,
 }
 
 choice!(PrinterBackend { File, Escpos, Cups });

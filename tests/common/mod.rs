@@ -2,6 +2,7 @@
 //! a temporary directory, and talks to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod cups;
 pub mod fake_escpos;
 
 use std::net::SocketAddr;
