@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod owner;
+pub use owner::{check_event_text, check_pin, pin_sha256, Event, Mode, Service, EVENT_TEXT_MAX};
+
 /// The documented example, which is also the configuration `photoboothd` runs on with no arguments.
 pub const DEFAULT_TOML: &str = include_str!("../assets/photobooth.toml");
 
@@ -28,6 +31,10 @@ pub struct Config {
     pub gpio: Gpio,
     #[serde(default)]
     pub session: Session,
+    #[serde(default)]
+    pub service: Service,
+    #[serde(default)]
+    pub event: Event,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +57,10 @@ pub struct Booth {
     /// (Uzbekistan: +300, no daylight saving). Stored times stay UTC.
     #[serde(default = "default_utc_offset")]
     pub utc_offset_minutes: i32,
+    /// `paid` (customers pay with Payme) or `event` (a prepaid party: guests print for free, up
+    /// to `[event] max_prints`).
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 fn default_utc_offset() -> i32 {
@@ -478,6 +489,7 @@ impl Config {
                 return Err("payme.fiscal.vat_percent must be between 0 and 100".into());
             }
         }
+        self.validate_service()?;
         self.validate_hardware()
     }
 

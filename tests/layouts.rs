@@ -21,6 +21,7 @@ const TOLERANCE: i32 = 16;
 const CTX: Context<'static> = Context {
     booth_name: "Foto Ёлка",
     time_ms: 1_795_000_000_000,
+    date_text: None,
 };
 
 struct Fixture {

@@ -165,7 +165,8 @@ impl PrintLoop {
             Ok(m) => self.health.set_media(m),
             Err(e) => tracing::error!(error = %e, "cannot read the media counter"),
         }
-        status.state.can_print() && self.health.blocker().is_none()
+        // Not `blocker()`: an event whose cap is reached must still print its last orders.
+        status.state.can_print() && self.health.print_blocker().is_none()
     }
 
     /// Prints due jobs until none is left, the printer has trouble, or shutdown starts.

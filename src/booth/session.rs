@@ -60,6 +60,8 @@ pub enum Input {
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
     Order(u32, oneshot::Sender<Result<OrderView, OrderError>>),
+    /// A free print at a prepaid event (no payment screen).
+    EventPrint(u32, oneshot::Sender<Result<OrderView, OrderError>>),
 }
 
 /// An input that the current stage does not accept.
@@ -107,7 +109,10 @@ pub struct SessionView {
     pub language: Language,
     /// Whole sum.
     pub price_per_copy: i64,
+    /// At most this many copies can be chosen (the event's prints left included).
     pub max_copies: u32,
+    /// The prepaid event that runs: copies are free and printed at once.
+    pub event: Option<super::event::EventInfo>,
     /// The daemon's clock, so the page can count down correctly whatever its own clock says.
     pub now: i64,
 }
@@ -134,6 +139,16 @@ impl Sessions {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::new("shutting_down", "the booth is shutting down"));
         if self.commands.send(Command::Order(copies, tx)).await.is_err() {
+            return Err(gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// A free print for the current session at a prepaid event (which must be choosing copies).
+    pub async fn event_print(&self, copies: u32) -> Result<OrderView, OrderError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || OrderError::Session(SessionError::new("shutting_down", "the booth is shutting down"));
+        if self.commands.send(Command::EventPrint(copies, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
@@ -246,7 +261,10 @@ impl SessionManager {
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
                     Some(Command::Order(copies, reply)) => {
-                        let _ = reply.send(self.on_order(copies).await);
+                        let _ = reply.send(self.on_order(copies, false).await);
+                    }
+                    Some(Command::EventPrint(copies, reply)) => {
+                        let _ = reply.send(self.on_order(copies, true).await);
                     }
                     None => break,
                 },
@@ -320,7 +338,11 @@ impl SessionManager {
 
     async fn begin(&mut self) -> Result<(), SessionError> {
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "session not started: {}",
+                blocker.message
+            );
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;
@@ -353,7 +375,9 @@ impl SessionManager {
         self.enter(Stage::Countdown).await.map_err(store_error)
     }
 
-    async fn on_order(&mut self, copies: u32) -> Result<OrderView, OrderError> {
+    /// An order for the session at the copies screen: a Payme order awaiting payment, or at a
+    /// prepaid event (`free`) a free one that goes straight to printing.
+    async fn on_order(&mut self, copies: u32, free: bool) -> Result<OrderView, OrderError> {
         let Some(session_id) = self
             .current
             .as_ref()
@@ -369,13 +393,17 @@ impl SessionManager {
             )));
         };
         let booth = self.booth.clone();
-        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id)))
-            .await
-            .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
+        let order = tokio::task::spawn_blocking(move || match free {
+            true => booth.create_event_order_for(copies, Some(session_id)),
+            false => booth.create_order_for(copies, Some(session_id)),
+        })
+        .await
+        .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
         if let Some(s) = self.current.as_mut() {
             s.order_id = Some(order.order_id);
         }
-        self.enter(Stage::AwaitingPayment).await?;
+        self.enter(if free { Stage::Printing } else { Stage::AwaitingPayment })
+            .await?;
         Ok(order)
     }
 
@@ -504,6 +532,7 @@ impl SessionManager {
             tracing::error!(error = %e, "cannot record the capture");
         }
         let (camera, gpio, config) = (self.camera.clone(), self.gpio.clone(), self.config.clone());
+        let event = self.health.event();
         gpio.set_flash(true);
         self.capture = Some(tokio::task::spawn_blocking(move || {
             let captured = std::fs::create_dir_all(&dir)
@@ -522,7 +551,7 @@ impl SessionManager {
                     Captured::Shot(captured)
                 };
             }
-            Captured::Last(captured, Some(compose_page(&config, &dir, shot)))
+            Captured::Last(captured, Some(compose_page(&config, event.as_ref(), &dir, shot)))
         }));
     }
 
@@ -575,7 +604,9 @@ impl SessionManager {
         if !matches!(stage, Stage::AwaitingPayment | Stage::Printing) {
             let changed = {
                 let view = self.view.borrow();
-                view.blocker != self.health.blocker() || (stage == Stage::Idle && view.order.is_some())
+                view.blocker != self.health.blocker()
+                    || view.event != self.health.event()
+                    || (stage == Stage::Idle && view.order.is_some())
             };
             if changed {
                 self.publish();
@@ -691,6 +722,11 @@ impl SessionManager {
 
 fn idle_view(config: &Config, health: &Health) -> SessionView {
     let blocker = health.blocker();
+    let event = health.event();
+    let max_copies = match event.as_ref().and_then(|e| e.prints_left) {
+        Some(left) => config.booth.max_copies.min(left),
+        None => config.booth.max_copies,
+    };
     SessionView {
         session_id: None,
         stage: Stage::Idle,
@@ -707,19 +743,31 @@ fn idle_view(config: &Config, health: &Health) -> SessionView {
         blocker,
         language: config.booth.language,
         price_per_copy: config.booth.price_per_copy,
-        max_copies: config.booth.max_copies,
+        max_copies,
+        event,
         now: clock::now_ms(),
     }
 }
 
 /// Composes the session's shots into the configured layout: the print page (PNG, lossless, at
-/// the printer's resolution) and a small JPEG preview for the review screen.
-fn compose_page(config: &Config, dir: &Path, shots: u32) -> Result<(), String> {
+/// the printer's resolution) and a small JPEG preview for the review screen. At an event, its
+/// title and date take the place of the booth's name and today's date.
+fn compose_page(
+    config: &Config,
+    event: Option<&super::event::EventInfo>,
+    dir: &Path,
+    shots: u32,
+) -> Result<(), String> {
     let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
     let photos: Vec<PathBuf> = (1..=shots).map(|n| dir.join(format!("shot-{n}.jpg"))).collect();
+    let non_empty = |s: &String| !s.trim().is_empty();
     let ctx = compose::Context {
-        booth_name: &config.booth.name,
+        booth_name: event
+            .map(|e| &e.title)
+            .filter(|t| non_empty(t))
+            .unwrap_or(&config.booth.name),
         time_ms: config.local_time_ms(clock::now_ms()),
+        date_text: event.map(|e| e.date.as_str()).filter(|d| !d.trim().is_empty()),
     };
     let page = compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string())?;
     let tmp = dir.join(".page.png.tmp");

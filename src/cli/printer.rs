@@ -3,11 +3,8 @@
 //! for resume), so they work whether or not the daemon is running.
 
 use crate::booth::service;
-use crate::clock;
 use crate::config::Config;
-use crate::hw::camera::{Camera, SimCamera};
 use crate::hw::printer::{self, PrintRequest, Printer};
-use crate::layout::{compose, template};
 use crate::store::{Store, DB_FILE};
 
 /// Prints the configured layout filled with generated sample shots, and says what the printer
@@ -15,26 +12,7 @@ use crate::store::{Store, DB_FILE};
 pub fn test(config: &Config) -> Result<(), String> {
     let printer = printer::from_config(config)?;
     report("before", printer.as_ref());
-    let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
-    let dir = tempdir()?;
-    // Sample shots at the configured camera size, so the test also exercises the real compose path.
-    let camera = SimCamera::new(&config.camera);
-    let photos: Vec<_> = (1..=config.camera.shots)
-        .map(|n| {
-            let path = dir.join(format!("sample-{n}.jpg"));
-            camera
-                .capture(&path, n)
-                .map(|()| path)
-                .map_err(|e| format!("cannot make a sample shot: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let ctx = compose::Context {
-        booth_name: &config.booth.name,
-        time_ms: config.local_time_ms(clock::now_ms()),
-    };
-    let page = compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    let page = page?;
+    let page = service::test_page(config)?;
     println!(
         "printing a test page: layout {} ({}x{} px) on the {} printer",
         config.printer.layout,
@@ -100,10 +78,4 @@ fn report(when: &str, printer: &dyn Printer) {
         format!(" ({})", status.reasons.join(", "))
     };
     println!("printer {when}: {:?}{reasons}", status.state);
-}
-
-fn tempdir() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("photoboothd-printer-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }

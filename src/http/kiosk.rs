@@ -45,6 +45,16 @@ const UI_FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../assets/ui/style.css"),
     ),
+    (
+        "service.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/ui/service.js"),
+    ),
+    (
+        "service.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/ui/service.css"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -54,6 +64,8 @@ pub struct Kiosk {
     pub data_dir: PathBuf,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// The owner's menu (`/api/service/*`); `None` without a PIN.
+    pub service: Option<Arc<crate::booth::service_menu::ServiceMenu>>,
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -70,9 +82,11 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/session", get(session_view))
+        .route("/api/session/print", post(session_print))
         .route("/api/session/{action}", post(session_input))
         .route("/api/sessions/{id}/{file}", get(session_file))
         .route("/api/dev/button", post(dev_button))
+        .merge(super::service::routes(&kiosk))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -83,11 +97,11 @@ pub fn router(kiosk: Kiosk) -> Router {
         .merge(events)
 }
 
-fn error(status: StatusCode, reason: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, reason: &str, message: &str) -> Response {
     json(status, &j!({ "error": message, "reason": reason }))
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "kiosk API failed");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,9 +113,12 @@ fn internal(e: impl std::fmt::Display) -> Response {
 fn session_error(e: SessionError) -> Response {
     let status = match e.code {
         "store_failed" => StatusCode::INTERNAL_SERVER_ERROR,
-        "shutting_down" | "printer_stopped" | "printer_media_empty" | "printer_offline" | "media_counter_empty" => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        "shutting_down"
+        | "printer_stopped"
+        | "printer_media_empty"
+        | "printer_offline"
+        | "media_counter_empty"
+        | "event_over" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::CONFLICT,
     };
     error(status, e.code, &e.message)
@@ -181,10 +198,27 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
+        Err(OrderError::EventMode) => error(
+            StatusCode::CONFLICT,
+            "event_mode",
+            "a prepaid event runs: prints are free (POST /api/session/print)",
+        ),
+        Err(OrderError::NotEvent) => error(
+            StatusCode::CONFLICT,
+            "not_event",
+            "no event runs: prints are paid (POST /api/generate-qr)",
+        ),
+        Err(OrderError::EventPrintsLeft { left }) => error(
+            StatusCode::CONFLICT,
+            "event_prints_left",
+            &format!("the event has {left} prints left"),
+        ),
         Err(OrderError::Store(e)) => {
             let _ = max;
             internal(e)
@@ -278,6 +312,27 @@ async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Re
         Ok(view) => json(StatusCode::OK, &j!(view)),
         Err(e) => session_error(e),
     }
+}
+
+/// `POST /api/session/print {"copies": N}`: at a prepaid event, prints the session's page for free
+/// (409 outside an event, where prints are paid through `generate-qr`).
+async fn session_print(State(k): State<Kiosk>, body: Bytes) -> Response {
+    let max = k.booth.config().booth.max_copies;
+    let copies = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("copies").and_then(Value::as_u64))
+        .and_then(|c| u32::try_from(c).ok());
+    let Some(copies) = copies else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_copies",
+            &format!("the body must be JSON like {{\"copies\": 2}}, from 1 to {max}"),
+        );
+    };
+    if k.booth.health().event().is_none() {
+        return order_reply(Err(OrderError::NotEvent), max);
+    }
+    order_reply(k.sessions.event_print(copies).await, max)
 }
 
 /// A session's photos and preview; only names the session manager writes are served.

@@ -3,6 +3,7 @@
 
 mod kiosk;
 pub mod serve;
+mod service;
 mod webhook;
 
 pub use kiosk::{router as kiosk_router, Kiosk};

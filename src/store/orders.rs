@@ -18,6 +18,8 @@ pub struct Order {
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub closed_at: Option<i64>,
+    /// The prepaid event a free order belongs to (status `Event`).
+    pub event_id: Option<i64>,
 }
 
 /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
@@ -27,15 +29,18 @@ pub enum StoredStatus {
     Paid,
     Refunded,
     Cancelled,
+    /// A free print of a prepaid event: deliverable like `Paid`, never payable.
+    Event,
 }
 
 impl StoredStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             StoredStatus::Open => "open",
             StoredStatus::Paid => "paid",
             StoredStatus::Refunded => "refunded",
             StoredStatus::Cancelled => "cancelled",
+            StoredStatus::Event => "event",
         }
     }
 
@@ -45,6 +50,7 @@ impl StoredStatus {
             "paid" => StoredStatus::Paid,
             "refunded" => StoredStatus::Refunded,
             "cancelled" => StoredStatus::Cancelled,
+            "event" => StoredStatus::Event,
             other => return Err(bad_value("orders.status", other)),
         })
     }
@@ -102,6 +108,7 @@ impl Order {
             expires_at: row.get("expires_at")?,
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
+            event_id: row.get("event_id")?,
         })
     }
 
@@ -115,7 +122,8 @@ impl Order {
             return Err(NotPayable::Held);
         }
         match self.status {
-            StoredStatus::Paid => Err(NotPayable::AlreadyPaid),
+            // An event's print is prepaid by the host: there is nothing to pay.
+            StoredStatus::Paid | StoredStatus::Event => Err(NotPayable::AlreadyPaid),
             StoredStatus::Refunded => Err(NotPayable::Refunded),
             StoredStatus::Cancelled => Err(NotPayable::Cancelled),
             StoredStatus::Open if now >= self.expires_at => Err(NotPayable::Expired),
@@ -128,7 +136,7 @@ impl Order {
         match self.status {
             StoredStatus::Refunded => OrderStatus::Refunded,
             StoredStatus::Cancelled => OrderStatus::Cancelled,
-            StoredStatus::Paid => match job {
+            StoredStatus::Paid | StoredStatus::Event => match job {
                 Some(JobStatus::Printing) => OrderStatus::Printing,
                 Some(JobStatus::Printed) => OrderStatus::Printed,
                 Some(JobStatus::Failed) => OrderStatus::PrintFailed,
@@ -155,6 +163,18 @@ pub fn insert(
          VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
         params![copies, price_per_copy_tiyin, amount, now, now + ttl_ms],
     )?;
+    let id = conn.last_insert_rowid();
+    get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+/// A free order of a prepaid event: no price, no Payme (so no `paid_at`), deliverable at once
+/// (its print job is queued by the caller in the same transaction).
+pub fn insert_event(conn: &Connection, copies: u32, event_id: i64, now: i64) -> rusqlite::Result<Order> {
+    conn.prepare_cached(
+        "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at, event_id)
+         VALUES (?1, 0, 0, 'event', ?2, ?2, ?3)",
+    )?
+    .execute(params![copies, now, event_id])?;
     let id = conn.last_insert_rowid();
     get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
@@ -202,6 +222,7 @@ mod tests {
             expires_at: 1_000,
             paid_at: None,
             closed_at: None,
+            event_id: None,
         }
     }
 
@@ -229,6 +250,17 @@ mod tests {
             order(StoredStatus::Cancelled).payability(false, 0),
             Err(NotPayable::Cancelled)
         );
+    }
+
+    #[test]
+    fn an_event_order_is_never_payable_and_shows_its_print_job() {
+        let o = order(StoredStatus::Event);
+        assert_eq!(o.payability(false, 0), Err(NotPayable::AlreadyPaid));
+        assert_eq!(
+            o.display_status(false, Some(JobStatus::Printed), 0),
+            OrderStatus::Printed
+        );
+        assert_eq!(o.display_status(false, None, 5_000), OrderStatus::Paid);
     }
 
     #[test]
