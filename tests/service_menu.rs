@@ -8,7 +8,7 @@ use common::*;
 use serde_json::json;
 
 const PIN: &str = "0123";
-const WITH_PIN: &str = "[service]\npin = \"0123\"\n";
+const WITH_PIN: &str = "[service]\npin = \"0123\"\n[camera]\nwidth = 640\nheight = 480\n";
 
 /// Every service route with a body that would be valid.
 const ACTIONS: &[(&str, &str, &str)] = &[
@@ -118,8 +118,8 @@ async fn every_action_needs_a_token_and_works_with_one() {
 
     let before = d.prints().len();
     let (status, v) = d.service("POST", "/api/service/test-print", Some(&token), "").await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(d.prints().len(), before + 1, "the test page is printed");
+    assert_eq!(status, 202, "{v}");
+    wait_until(&d, || d.prints().len() == before + 1).await;
 
     let (status, v) = d.service("POST", "/api/service/resume", Some(&token), "").await;
     assert_eq!((status, v["requeued"].as_i64()), (200, Some(0)), "{v}");

@@ -191,6 +191,8 @@ pub struct ServiceMenu {
     store: Arc<Store>,
     printer: Arc<dyn Printer>,
     print_wake: tokio::sync::mpsc::Sender<i64>,
+    /// A test page is being composed or printed (one at a time).
+    test_printing: std::sync::atomic::AtomicBool,
 }
 
 impl ServiceMenu {
@@ -209,6 +211,7 @@ impl ServiceMenu {
             store,
             printer,
             print_wake,
+            test_printing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -289,6 +292,21 @@ impl ServiceMenu {
         );
         self.wake();
         Ok(resumed)
+    }
+
+    /// Starts a test print in the background (composing 12 MP samples takes longer than a request
+    /// may); false when one is already under way. Its outcome is logged.
+    pub fn start_test_print(self: &Arc<Self>) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.test_printing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = me.test_print();
+            me.test_printing.store(false, Ordering::Release);
+        });
+        true
     }
 
     /// The configured layout with sample shots, straight to the printer (not counted anywhere).

@@ -187,8 +187,16 @@ async fn refill(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
     .await
 }
 
+/// 202: the page is composed and printed in the background; 409 while one is under way.
 async fn test_print(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
-    act(k, headers, |m| m.test_print().map(|()| j!({ "printed": true }))).await
+    let Some(menu) = authorised(&k, &headers) else {
+        return unauthorized();
+    };
+    if menu.start_test_print() {
+        json(StatusCode::ACCEPTED, &j!({ "started": true }))
+    } else {
+        error(StatusCode::CONFLICT, "busy", "a test page is being printed")
+    }
 }
 
 async fn resume(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
