@@ -153,7 +153,7 @@
       el('h1', { class: 'title-m', text: t('pin_title') }),
       el('p', { class: 'note', text: t('pin_hint') }),
       dots,
-      el('p', { id: 'svc-pin-message', class: 'warn-line', text: message || '' }),
+      el('p', { id: 'svc-pin-message', class: 'svc-msg', text: message || '' }),
       keys,
       el('button', { type: 'button', id: 'svc-pin-close', class: 'btn btn-ghost', text: t('close'), onclick: close })
     ]));
@@ -267,7 +267,7 @@
         el('h1', { class: 'title-m', text: t('pin_title') }),
         button('svc-lock', t('lock'), close, true)
       ]),
-      el('p', { id: 'svc-message', class: 'warn-line' }),
+      el('p', { id: 'svc-message', class: 'svc-msg' }),
       el('div', { class: 'svc-columns' }, [figures(t('today'), s.today), figures(t('month'), s.month)]),
       el('p', { class: 'svc-state', id: 'svc-printer', text: printerLine }),
       el('p', { class: 'svc-state', text: media }),
