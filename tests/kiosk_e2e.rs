@@ -1355,8 +1355,27 @@ async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
     assert!(b.text("#svc-printer").await.starts_with("Printer"));
     shoot_service(&b, "menu").await;
 
+    // An event started from the menu: the attract screen shows its title and that prints are free.
+    b.js("document.getElementById('svc-event-max').value = '3';
+          document.getElementById('svc-event-title').value = 'Aziza & Bobur';")
+        .await;
+    b.tap("#svc-event-start").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.displayed("#svc-event-stop").await {
+        assert!(Instant::now() < deadline, "the menu never showed the running event");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(b.text("#svc-event-line").await.contains("Aziza & Bobur"));
+
     b.tap("#svc-lock").await;
     wait_service_screen(&b, "none").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.text("#attract-price").await != "Aziza & Bobur" {
+        assert!(Instant::now() < deadline, "the attract screen does not show the event");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let png = b.c().screenshot().await.expect("screenshot");
+    std::fs::write(screens_dir().join("service-event-idle-1024x600.png"), png).expect("save screenshot");
     assert_eq!(d.service("GET", "/api/service/summary", None, "").await.0, 401);
     assert_eq!(
         d.count("SELECT count(*) FROM sessions"),
