@@ -132,10 +132,14 @@
     show(null);
   }
 
+  // Without a PIN the daemon has no service routes (404): then the corner does nothing.
   function openPin() {
-    svc.pin = '';
-    drawPin('');
-    show('pin');
+    request('GET', '/api/service/summary').then(function (r) {
+      if (r.status === 404) return;
+      svc.pin = '';
+      drawPin('');
+      show('pin');
+    }).catch(function () { /* the daemon is away; the page shows that already */ });
   }
 
   function drawPin(message) {
