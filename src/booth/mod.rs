@@ -90,6 +90,8 @@ pub struct BoothStatus {
     pub camera: CameraView,
     pub gpio: GpioView,
     pub print_queue: jobs::JobCounts,
+    /// The prepaid event that runs, if any (prints are free, no Payme orders).
+    pub event: Option<event::EventInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +197,7 @@ impl Booth {
                 backend: self.gpio.backend(),
             },
             print_queue: jobs,
+            event: self.health.event(),
         })
     }
 
