@@ -27,11 +27,12 @@ async fn print(d: &Daemon, copies: u32) -> (u16, serde_json::Value) {
 #[tokio::test]
 async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_payme() {
     let d = Daemon::start_with_config(|data_dir| {
-        config_text(
-            data_dir,
-            &format!("{FAST}[event]\nmax_prints = 3\ntitle = \"Aziza & Bobur\"\n"),
-        )
-        .replace("[booth]\n", "[booth]\nmode = \"event\"\n")
+        TestConfig {
+            booth: "mode = \"event\"\n".into(),
+            payme: format!("{FAST}[event]\nmax_prints = 3\ntitle = \"Aziza & Bobur\"\n"),
+            ..TestConfig::new(data_dir)
+        }
+        .text()
     })
     .await;
     let idle = d.session_view().await;

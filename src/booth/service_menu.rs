@@ -12,12 +12,11 @@ use subtle::ConstantTimeEq;
 use super::event::{self, EventInfo, StartEvent};
 use super::health::{Blocker, CameraView, PrinterView};
 use super::{load_order_view, service, Booth, OrderView};
-use crate::clock;
 use crate::config::{pin_sha256, Config};
 use crate::hw::printer::Printer;
-use crate::layout::template::format_time;
 use crate::store::summary::{self, Period};
 use crate::store::{jobs, media, orders, reports, Store, StoreError};
+use crate::{clock, date};
 
 /// Wrong PINs in a row that lock the menu.
 pub const MAX_FAILURES: u32 = 5;
@@ -167,14 +166,14 @@ pub struct Summary {
 #[derive(Debug)]
 pub enum ServiceError {
     /// Bad input, in words (400).
-    BadRequest(&'static str, String),
+    BadRequest(String),
     /// No such order (404).
     NotFound,
-    /// The action cannot be done to this order (409).
-    Refused(&'static str, String),
+    /// A refunded order is not printed again (409).
+    Refunded(String),
+    /// The order was never paid (409).
+    NotPaid(String),
     Store(StoreError),
-    /// The printer refused a test page (502).
-    Printer(String),
 }
 
 impl From<StoreError> for ServiceError {
@@ -230,9 +229,8 @@ impl ServiceMenu {
         let offset = config.local_time_ms(0);
         let local = now + offset;
         let today = local.div_euclid(DAY_MS) * DAY_MS - offset;
-        let month_day =
-            crate::clock::days_from_date(&format_time(local, "%Y-%m-01")).unwrap_or(local.div_euclid(DAY_MS));
-        let month = month_day * DAY_MS - offset;
+        let (year, month, _) = date::civil_from_days(local.div_euclid(DAY_MS));
+        let month = date::days_from_civil(year, month, 1) * DAY_MS - offset;
         let health = self.booth.health();
         let (today, month, queue, ids) = self.store.read(|c| {
             Ok((
@@ -310,8 +308,10 @@ impl ServiceMenu {
     }
 
     /// The configured layout with sample shots, straight to the printer (not counted anywhere).
-    pub fn test_print(&self) -> Result<(), ServiceError> {
-        let page = service::test_page(self.config()).map_err(ServiceError::Printer)?;
+    pub fn test_print(&self) -> Result<(), String> {
+        let page = service::test_page(self.config()).inspect_err(|e| {
+            tracing::warn!(service = true, action = "test_print", error = %e, "service: no test page");
+        })?;
         let result = self.printer.print(&crate::hw::printer::PrintRequest {
             job_id: 0,
             order_id: 0,
@@ -325,7 +325,7 @@ impl ServiceMenu {
             }
             Err(e) => {
                 tracing::warn!(service = true, action = "test_print", error = %e, "service: test page failed");
-                Err(ServiceError::Printer(e.message))
+                Err(e.message)
             }
         }
     }
@@ -340,16 +340,12 @@ impl ServiceMenu {
             match order.status {
                 orders::StoredStatus::Paid | orders::StoredStatus::Event => {}
                 orders::StoredStatus::Refunded => {
-                    return Ok(Err(ServiceError::Refused(
-                        "refunded",
-                        format!("order {order_id} was refunded; it is not printed again"),
-                    )))
+                    return Ok(Err(ServiceError::Refunded(format!(
+                        "order {order_id} was refunded; it is not printed again"
+                    ))))
                 }
                 orders::StoredStatus::Open | orders::StoredStatus::Cancelled => {
-                    return Ok(Err(ServiceError::Refused(
-                        "not_paid",
-                        format!("order {order_id} was never paid"),
-                    )))
+                    return Ok(Err(ServiceError::NotPaid(format!("order {order_id} was never paid"))))
                 }
             }
             Ok(Ok((

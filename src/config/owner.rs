@@ -1,23 +1,24 @@
 //! The owner's sections of the configuration: the service menu's PIN (`[service]`), the booth's
-//! mode and the prepaid event (`[booth] mode`, `[event]`). Kept beside `config.rs` so the money
-//! path's settings stay short there.
+//! mode and the prepaid event (`[booth] mode`, `[event]`): their types, their rules, and the PIN's
+//! hash. Defaults live in `assets/photobooth.toml` like every other key's.
 
 use std::fmt;
 
 use serde::Deserialize;
 
+use super::validate::Invalid;
 use super::Config;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// `[booth] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    #[default]
     Paid,
     Event,
 }
 
 /// The owner's service menu on the touch screen. Without a PIN it does not exist (404).
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Digits, kept as a string so a leading zero counts ("0123").
@@ -37,44 +38,25 @@ impl fmt::Debug for Service {
 }
 
 /// A prepaid party (`[booth] mode = "event"`, or an event started from the service menu).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Sheets the printer may output for the event; 0 = no cap.
-    #[serde(default)]
     pub max_prints: u32,
     /// Printed on the layout instead of the booth's name, e.g. the couple's names.
-    #[serde(default)]
     pub title: String,
     /// Printed on the layout instead of today's date, as written ("12.06.2026").
-    #[serde(default)]
     pub date: String,
     /// How long the event's photos stay downloadable.
-    #[serde(default = "default_keep_days")]
     pub keep_days: u32,
-}
-
-impl Default for Event {
-    fn default() -> Self {
-        Event {
-            max_prints: 0,
-            title: String::new(),
-            date: String::new(),
-            keep_days: default_keep_days(),
-        }
-    }
-}
-
-fn default_keep_days() -> u32 {
-    30
 }
 
 /// The longest event title or date the layout takes.
 pub const EVENT_TEXT_MAX: usize = 80;
-/// PIN length bounds: short enough to type, long enough not to guess in the lockout's pace.
+/// PIN length bounds: short enough to type, long enough not to guess at the lockout's pace.
 pub const PIN_LEN: std::ops::RangeInclusive<usize> = 4..=12;
 
-/// Checks an event's title or date: printable, one line, not too long.
+/// Checks an event's title or date: one line, not too long.
 pub fn check_event_text(key: &str, value: &str) -> Result<(), String> {
     if value.chars().count() > EVENT_TEXT_MAX || value.chars().any(char::is_control) {
         return Err(format!("{key} must be one line of at most {EVENT_TEXT_MAX} characters"));
@@ -96,29 +78,48 @@ pub fn pin_sha256(pin: &str) -> [u8; 32] {
     sha2::Sha256::digest(pin.as_bytes()).into()
 }
 
-impl Config {
-    pub(super) fn validate_service(&self) -> Result<(), String> {
-        let s = &self.service;
-        if s.pin.is_some() && s.pin_sha256.is_some() {
-            return Err("set service.pin or service.pin_sha256, not both".into());
-        }
-        if let Some(pin) = &s.pin {
-            check_pin(pin).map_err(|e| format!("service.pin: {e}, in quotes (\"0123\")"))?;
-        }
-        if let Some(hash) = &s.pin_sha256 {
-            if hash.len() != 64 || !hash.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err("service.pin_sha256 must be 64 hex digits, as `photoboothd service-pin` prints".into());
-            }
-        }
-        let e = &self.event;
-        check_event_text("event.title", &e.title)?;
-        check_event_text("event.date", &e.date)?;
-        if !(1..=3650).contains(&e.keep_days) {
-            return Err("event.keep_days must be between 1 and 3650".into());
-        }
-        Ok(())
+fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key,
+        message: message.into(),
     }
+}
 
+/// `[service]`: one PIN, in one of its two forms.
+pub(super) fn service(c: &Config) -> Result<(), Invalid> {
+    let s = &c.service;
+    if s.pin.is_some() && s.pin_sha256.is_some() {
+        return Err(invalid(
+            "service.pin",
+            "set service.pin or service.pin_sha256, not both",
+        ));
+    }
+    if let Some(pin) = &s.pin {
+        check_pin(pin).map_err(|e| invalid("service.pin", format!("service.pin: {e}, in quotes (\"0123\")")))?;
+    }
+    if let Some(hash) = &s.pin_sha256 {
+        if hash.len() != 64 || !hash.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "service.pin_sha256",
+                "service.pin_sha256 must be 64 hex digits, as `photoboothd service-pin` prints",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[event]`: texts the layout can take, a sane gallery lifetime.
+pub(super) fn event(c: &Config) -> Result<(), Invalid> {
+    let e = &c.event;
+    check_event_text("event.title", &e.title).map_err(|m| invalid("event.title", m))?;
+    check_event_text("event.date", &e.date).map_err(|m| invalid("event.date", m))?;
+    if !(1..=3650).contains(&e.keep_days) {
+        return Err(invalid("event.keep_days", "event.keep_days must be between 1 and 3650"));
+    }
+    Ok(())
+}
+
+impl Config {
     /// The SHA-256 of the service PIN, or `None` when the service menu is off.
     pub fn service_pin_hash(&self) -> Option<[u8; 32]> {
         if let Some(pin) = &self.service.pin {
@@ -130,5 +131,40 @@ impl Config {
             *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_keeps_its_leading_zero_and_matches_its_hash() {
+        let c = Config::parse("[service]\npin = \"0123\"\n", "x.toml").unwrap();
+        let hex: String = pin_sha256("0123").iter().map(|b| format!("{b:02x}")).collect();
+        let h = Config::parse(&format!("[service]\npin_sha256 = \"{hex}\"\n"), "x.toml").unwrap();
+        assert_eq!(c.service_pin_hash(), h.service_pin_hash());
+        assert_ne!(c.service_pin_hash(), Some(pin_sha256("123")));
+        assert_eq!(Config::built_in().unwrap().service_pin_hash(), None);
+        assert!(!format!("{c:?}").contains("0123"));
+    }
+
+    #[test]
+    fn bad_pins_and_event_texts_name_their_key() {
+        for (text, key) in [
+            ("[service]\npin = \"12a4\"\n", "service.pin"),
+            ("[service]\npin = \"123\"\n", "service.pin"),
+            ("[service]\npin_sha256 = \"abc\"\n", "service.pin_sha256"),
+            ("[event]\ntitle = \"a\\nb\"\n", "event.title"),
+            ("[event]\nkeep_days = 0\n", "event.keep_days"),
+        ] {
+            let err = Config::parse(text, "x.toml").unwrap_err();
+            assert_eq!(err.key, Some(key), "{text}: {err}");
+        }
+        let c = Config::parse("[booth]\nmode = \"event\"\n[event]\nmax_prints = 3\n", "x.toml").unwrap();
+        assert_eq!(
+            (c.booth.mode, c.event.max_prints, c.event.keep_days),
+            (Mode::Event, 3, 30)
+        );
     }
 }

@@ -9,13 +9,14 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json as j, Value};
 
+use super::api_error::{ApiError, Reason};
 use super::json;
-use super::kiosk::{error, internal, Kiosk};
+use super::kiosk::Kiosk;
 use crate::booth::event::StartEvent;
 use crate::booth::service_menu::{ServiceError, ServiceMenu, UnlockError, TOKEN_IDLE};
 use crate::config::check_event_text;
@@ -42,7 +43,7 @@ pub fn routes(kiosk: &Kiosk) -> Router<Kiosk> {
 }
 
 fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "not found")
+    ApiError::not_found("not found").into_response()
 }
 
 fn body_json(body: &Bytes) -> Option<Value> {
@@ -80,11 +81,12 @@ fn authorised(k: &Kiosk, headers: &HeaderMap) -> Option<Arc<ServiceMenu>> {
 }
 
 fn unauthorized() -> Response {
-    error(
+    ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        Reason::Unauthorized,
         "unlock the service menu with the PIN first",
     )
+    .into_response()
 }
 
 fn cookie(value: &str, max_age_s: u64) -> Option<HeaderValue> {
@@ -99,11 +101,7 @@ async fn unlock(State(k): State<Kiosk>, body: Bytes) -> Response {
         return not_found();
     };
     let Some(pin) = body_json(&body).and_then(|v| v.get("pin").and_then(Value::as_str).map(str::to_string)) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the body must be JSON like {\"pin\": \"0123\"}",
-        );
+        return ApiError::bad_request("the body must be JSON like {\"pin\": \"0123\"}").into_response();
     };
     match menu.gate.unlock(&pin, Instant::now()) {
         Ok((token, expires_at)) => {
@@ -115,14 +113,14 @@ async fn unlock(State(k): State<Kiosk>, body: Bytes) -> Response {
         }
         Err(UnlockError::WrongPin { tries_left }) => json(
             StatusCode::FORBIDDEN,
-            &j!({ "error": "wrong PIN", "reason": "wrong_pin", "tries_left": tries_left }),
+            &j!({ "error": "wrong PIN", "reason": Reason::WrongPin, "tries_left": tries_left }),
         ),
         Err(UnlockError::LockedOut { retry_after_s }) => {
             let mut response = json(
                 StatusCode::TOO_MANY_REQUESTS,
                 &j!({
                     "error": "too many wrong PINs; try again later",
-                    "reason": "locked_out",
+                    "reason": Reason::LockedOut,
                     "retry_after_s": retry_after_s
                 }),
             );
@@ -131,7 +129,7 @@ async fn unlock(State(k): State<Kiosk>, body: Bytes) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             response
         }
-        Err(UnlockError::NoRandomness) => internal("no randomness for a token"),
+        Err(UnlockError::NoRandomness) => ApiError::internal("no randomness for a token").into_response(),
     }
 }
 
@@ -161,18 +159,19 @@ async fn act<T: serde::Serialize + Send + 'static>(
     match tokio::task::spawn_blocking(move || f(&menu)).await {
         Ok(Ok(value)) => json(StatusCode::OK, &j!(value)),
         Ok(Err(e)) => service_error(e),
-        Err(e) => internal(e),
+        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 
 fn service_error(e: ServiceError) -> Response {
     match e {
-        ServiceError::BadRequest(reason, message) => error(StatusCode::BAD_REQUEST, reason, &message),
-        ServiceError::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such order"),
-        ServiceError::Refused(reason, message) => error(StatusCode::CONFLICT, reason, &message),
-        ServiceError::Printer(message) => error(StatusCode::BAD_GATEWAY, "printer_failed", &message),
-        ServiceError::Store(e) => internal(e),
+        ServiceError::BadRequest(message) => ApiError::new(StatusCode::BAD_REQUEST, Reason::BadRequest, message),
+        ServiceError::NotFound => ApiError::not_found("no such order"),
+        ServiceError::Refunded(message) => ApiError::new(StatusCode::CONFLICT, Reason::Refunded, message),
+        ServiceError::NotPaid(message) => ApiError::new(StatusCode::CONFLICT, Reason::NotPaid, message),
+        ServiceError::Store(e) => ApiError::internal(e),
     }
+    .into_response()
 }
 
 async fn summary(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
@@ -195,7 +194,7 @@ async fn test_print(State(k): State<Kiosk>, headers: HeaderMap) -> Response {
     if menu.start_test_print() {
         json(StatusCode::ACCEPTED, &j!({ "started": true }))
     } else {
-        error(StatusCode::CONFLICT, "busy", "a test page is being printed")
+        ApiError::new(StatusCode::CONFLICT, Reason::Busy, "a test page is being printed").into_response()
     }
 }
 
@@ -214,7 +213,6 @@ async fn reprint(State(k): State<Kiosk>, headers: HeaderMap, body: Bytes) -> Res
     act(k, headers, move |m| {
         let Some(order_id) = order_id else {
             return Err(ServiceError::BadRequest(
-                "bad_request",
                 "the body must be JSON like {\"order_id\": 12}".into(),
             ));
         };
@@ -226,7 +224,7 @@ async fn reprint(State(k): State<Kiosk>, headers: HeaderMap, body: Bytes) -> Res
 
 /// `{"max_prints": N, "title": "...", "date": "..."}`; title and date may be left out.
 fn parse_event(body: &Bytes) -> Result<StartEvent, ServiceError> {
-    let bad = |m: String| ServiceError::BadRequest("bad_request", m);
+    let bad = ServiceError::BadRequest;
     let v = body_json(body).ok_or_else(|| bad("the body must be a JSON object".into()))?;
     let max_prints = match v.get("max_prints") {
         None => 0,
