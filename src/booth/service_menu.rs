@@ -349,7 +349,7 @@ impl ServiceMenu {
                 }
             }
             Ok(Ok((
-                reports::queue_reprint(tx, order_id, order.copies, now)?,
+                reports::queue_reprint(tx, order_id, order.copies, false, now)?,
                 order.copies,
             )))
         })??;

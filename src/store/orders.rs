@@ -18,6 +18,8 @@ pub struct Order {
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub closed_at: Option<i64>,
+    /// The customer's language code (`uz`, `ru`, `en`) when the kiosk sent it.
+    pub language: Option<String>,
     /// The prepaid event a free order belongs to (status `Event`).
     pub event_id: Option<i64>,
 }
@@ -108,6 +110,7 @@ impl Order {
             expires_at: row.get("expires_at")?,
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
+            language: row.get("language")?,
             event_id: row.get("event_id")?,
         })
     }
@@ -191,6 +194,21 @@ pub fn mark_paid(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Records the customer's language, which the checkout link carries.
+pub fn set_language(conn: &Connection, id: i64, language: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET language = ?2 WHERE id = ?1")?
+        .execute(params![id, language])?;
+    Ok(())
+}
+
+/// Records that the order was paid by a simulated transaction (`photoboothd pay`), which revenue
+/// reports and metrics leave out.
+pub fn mark_simulated(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET simulated = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 /// Ends an order for good: refunded after payment, or cancelled before it.
 pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusqlite::Result<()> {
     debug_assert!(matches!(status, StoredStatus::Refunded | StoredStatus::Cancelled));
@@ -222,6 +240,7 @@ mod tests {
             expires_at: 1_000,
             paid_at: None,
             closed_at: None,
+            language: None,
             event_id: None,
         }
     }

@@ -106,7 +106,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_open ON sessions (ended_at);
     CREATE UNIQUE INDEX sessions_by_order ON sessions (order_id) WHERE order_id IS NOT NULL;
     "#,
-    // 4: prepaid events. An event order is free (amount 0), has status 'event' and its event's
+    // 4: money edges. A reprint forced past a refund (`reprint --force`); payments simulated by
+    // `photoboothd pay`, which no statement, report or metric counts; the customer's language,
+    // which the checkout link carries.
+    r#"
+    ALTER TABLE print_jobs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payme_transactions ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN language TEXT;
+    "#,
+    // 5: prepaid events. An event order is free (amount 0), has status 'event' and its event's
     // id. SQLite cannot change a CHECK in place, so `orders` is rebuilt (the documented
     // create-copy-drop-rename; `migrate` turns foreign keys off around it and checks them after).
     r#"
@@ -127,7 +136,7 @@ const MIGRATIONS: &[&str] = &[
     -- At most one event runs at a time.
     CREATE UNIQUE INDEX events_one_open ON events ((ended_at IS NULL)) WHERE ended_at IS NULL;
 
-    CREATE TABLE orders_v4 (
+    CREATE TABLE orders_v5 (
         id                   INTEGER PRIMARY KEY AUTOINCREMENT,
         copies               INTEGER NOT NULL CHECK (copies > 0),
         price_per_copy_tiyin INTEGER NOT NULL CHECK (price_per_copy_tiyin >= 0),
@@ -140,17 +149,19 @@ const MIGRATIONS: &[&str] = &[
         expires_at           INTEGER NOT NULL,
         paid_at              INTEGER,
         closed_at            INTEGER,
+        simulated            INTEGER NOT NULL DEFAULT 0,
+        language             TEXT,
         event_id             INTEGER REFERENCES events (id),
         -- Only an event's orders are free, and every event order names its event.
         CHECK ((status = 'event') = (event_id IS NOT NULL)),
         CHECK (status = 'event' OR (amount_tiyin > 0 AND price_per_copy_tiyin > 0))
     );
-    INSERT INTO orders_v4 (id, copies, price_per_copy_tiyin, amount_tiyin, status, created_at,
-                           expires_at, paid_at, closed_at)
+    INSERT INTO orders_v5 (id, copies, price_per_copy_tiyin, amount_tiyin, status, created_at,
+                           expires_at, paid_at, closed_at, simulated, language)
         SELECT id, copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at,
-               paid_at, closed_at FROM orders;
+               paid_at, closed_at, simulated, language FROM orders;
     DROP TABLE orders;
-    ALTER TABLE orders_v4 RENAME TO orders;
+    ALTER TABLE orders_v5 RENAME TO orders;
     CREATE INDEX orders_by_event ON orders (event_id) WHERE event_id IS NOT NULL;
     "#,
 ];
@@ -210,11 +221,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("db")).unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        // A version-3 database with a paid order, its job and its session.
-        for sql in &MIGRATIONS[..3] {
+        // A version-4 database with a paid order, its job and its session.
+        for sql in &MIGRATIONS[..4] {
             conn.execute_batch(sql).unwrap();
         }
-        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
         conn.execute_batch(
             "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at, paid_at)
                  VALUES (2, 100, 200, 'paid', 1, 2, 3);
