@@ -71,6 +71,7 @@ fn main() {
     let ctx = Context {
         booth_name: BOOTH_NAME,
         time_ms: TIME_MS,
+        date_text: None,
     };
     println!("| layout | page | median ms | min ms |");
     println!("|---|---|---:|---:|");

@@ -12,6 +12,8 @@ use hyper_util::rt::TokioIo;
 pub struct Response {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The first `Set-Cookie` header, if any.
+    pub set_cookie: Option<String>,
     pub body: Bytes,
 }
 
@@ -69,10 +71,16 @@ async fn send(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = response.into_body().collect().await.map_err(other)?.to_bytes();
     Ok(Response {
         status,
         content_type,
+        set_cookie,
         body,
     })
 }

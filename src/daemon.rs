@@ -88,6 +88,8 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
 
     let (wake_tx, wake_rx) = mpsc::channel(64);
     let service_wake = wake_tx.clone();
+    let event_wake = wake_tx.clone();
+    let menu_wake = wake_tx.clone();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
     let (button_tx, button_rx) = mpsc::unbounded_channel();
     let gpio: Arc<dyn Gpio> = gpio::from_config(&config, button_tx)
@@ -126,6 +128,29 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     }
     health.set_media(media);
     let booth = Arc::new(Booth::new(store.clone(), config.clone(), health.clone(), gpio.clone()));
+    booth.set_print_wake(event_wake);
+    let (event_store, event_config) = (store.clone(), config.clone());
+    let event = tokio::task::spawn_blocking(move || {
+        crate::booth::event::sync_with_config(&event_store, &event_config, clock::now_ms())
+    })
+    .await
+    .map_err(|e| DaemonError(e.to_string()))??;
+    if let Some(e) = &event {
+        tracing::info!(event_id = e.id, source = %e.source, max_prints = e.max_prints, prints_left = e.prints_left,
+            "event mode: prints are free, no Payme orders are made");
+    }
+    health.set_event(event);
+    let service_menu = crate::booth::service_menu::ServiceMenu::from_config(
+        &config,
+        booth.clone(),
+        store.clone(),
+        printer.clone(),
+        menu_wake,
+    )
+    .map(Arc::new);
+    if service_menu.is_some() {
+        tracing::info!("service menu enabled ([service] PIN set)");
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Start-up work on the runtime thread is fine: nothing is being served yet.
@@ -215,6 +240,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         data_dir: data_dir.clone(),
         store: store.clone(),
         metrics,
+        service: service_menu,
     };
     let kiosk = serve(
         kiosk_listener,

@@ -81,9 +81,15 @@ impl Metrics {
                     [],
                     |r| r.get::<_, i64>(0),
                 )?,
+                c.query_row(
+                    "SELECT coalesce(sum(j.copies), 0) FROM print_jobs j JOIN orders o ON o.id = j.order_id
+                     WHERE j.status = 'printed' AND o.status = 'event'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?,
             ))
         })?;
-        let (orders, payments, jobs, copies_printed) = counts;
+        let (orders, payments, jobs, copies_printed, event_copies) = counts;
         let mut out = String::with_capacity(4096);
         family(&mut out, "photoboothd_orders", "gauge", "Orders by stored status.");
         for (status, n) in &orders {
@@ -104,6 +110,13 @@ impl Metrics {
         }
         family(&mut out, "photoboothd_prints_total", "counter", "Copies printed.");
         let _ = writeln!(out, "photoboothd_prints_total {copies_printed}");
+        family(
+            &mut out,
+            "photoboothd_event_prints_total",
+            "counter",
+            "Copies printed free for prepaid events (also counted in photoboothd_prints_total).",
+        );
+        let _ = writeln!(out, "photoboothd_event_prints_total {event_copies}");
         let failures = jobs.iter().find(|(s, _)| s == "failed").map_or(0, |(_, n)| *n);
         family(
             &mut out,
@@ -121,7 +134,8 @@ impl Metrics {
             );
             let _ = writeln!(out, "photoboothd_media_left {}", media.remaining);
         }
-        let printer_up = health.printer_state().is_some_and(|s| s.state.can_print()) && health.blocker().is_none();
+        let printer_up =
+            health.printer_state().is_some_and(|s| s.state.can_print()) && health.print_blocker().is_none();
         family(
             &mut out,
             "photoboothd_printer_up",

@@ -1216,3 +1216,149 @@ async fn polling_fallback_and_a_daemon_restart() {
     assert_eq!(s.b().screen_log().await, ["idle"], "a freshly loaded page");
     s.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The owner's service menu (assets/ui/service.js).
+
+/// The service screen the page shows: `none`, `pin` or `menu`.
+async fn service_screen(b: &Browser) -> String {
+    let v = b
+        .js("return (window.boothService && window.boothService.screen) || 'none'")
+        .await;
+    v.as_str().unwrap_or("none").to_string()
+}
+
+async fn wait_service_screen(b: &Browser, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while service_screen(b).await != want {
+        assert!(Instant::now() < deadline, "the service screen never became {want}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A finger held on `css` for `hold`.
+async fn long_press(b: &Browser, css: &str, hold: Duration) {
+    use fantoccini::actions::{InputSource, PointerAction, TouchActions};
+    let element = b.el(css).await;
+    let press = TouchActions::new("finger".into())
+        .then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down { button: 0 })
+        .then(PointerAction::Pause { duration: hold })
+        .then(PointerAction::Up { button: 0 });
+    b.c()
+        .perform_actions(press)
+        .await
+        .unwrap_or_else(|e| panic!("cannot long-press {css}: {e}"));
+}
+
+async fn type_pin(b: &Browser, pin: &str) {
+    for digit in pin.chars() {
+        b.tap(&format!("#svc-key-{digit}")).await;
+    }
+    b.tap("#svc-key-ok").await;
+}
+
+/// Saves the page as `service-<label>-<W>x<H>.png` and checks the visible service buttons are
+/// big enough for a finger.
+async fn shoot_service(b: &Browser, label: &str) {
+    let png = b.c().screenshot().await.expect("screenshot");
+    std::fs::write(
+        screens_dir().join(format!("service-{label}-{}.png", b.size_label())),
+        png,
+    )
+    .expect("save screenshot");
+    let small = b
+        .js(
+            "var bad = [];
+             document.querySelectorAll('#service button').forEach(function (e) {
+               var r = e.getBoundingClientRect();
+               if (r.width > 0 && (r.width < 64 || r.height < 64)) bad.push(e.id + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+             });
+             return bad;",
+        )
+        .await;
+    assert_eq!(small, json!([]), "{label}: service buttons under 64 px");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let d = Daemon::start_with_config(|data_dir| {
+        format!(
+            "{}\n[service]\npin = \"0123\"\n",
+            booth_config(data_dir, &Cfg::default())
+        )
+    })
+    .await;
+    let b = Browser::launch(&tools, SMALL).await;
+    b.open(&format!("http://{}/", d.kiosk)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.screen().await != "idle" {
+        assert!(Instant::now() < deadline, "the attract screen never showed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // A short tap in the corner neither opens the menu nor starts a session.
+    b.tap("#service-corner").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(service_screen(&b).await, "none");
+    assert_eq!(b.screen().await, "idle");
+
+    long_press(&b, "#service-corner", Duration::from_millis(2600)).await;
+    wait_service_screen(&b, "pin").await;
+    shoot_service(&b, "pin").await;
+
+    type_pin(&b, "9999").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.text("#svc-pin-message").await.is_empty() {
+        assert!(Instant::now() < deadline, "a wrong PIN shows no message");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(b.text("#svc-pin-message").await, "PIN notoʻgʻri");
+    assert_eq!(service_screen(&b).await, "pin");
+
+    type_pin(&b, "0123").await;
+    wait_service_screen(&b, "menu").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.displayed("#svc-refill").await {
+        assert!(Instant::now() < deadline, "the menu never showed its actions");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(b.text("#svc-printer").await.starts_with("Printer"));
+    shoot_service(&b, "menu").await;
+
+    // An event started from the menu: the attract screen shows its title and that prints are free.
+    b.js("document.getElementById('svc-event-max').value = '3';
+          document.getElementById('svc-event-title').value = 'Aziza & Bobur';")
+        .await;
+    b.tap("#svc-event-start").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.displayed("#svc-event-stop").await {
+        assert!(Instant::now() < deadline, "the menu never showed the running event");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(b.text("#svc-event-line").await.contains("Aziza & Bobur"));
+
+    b.tap("#svc-lock").await;
+    wait_service_screen(&b, "none").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.text("#attract-price").await != "Aziza & Bobur" {
+        assert!(Instant::now() < deadline, "the attract screen does not show the event");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let png = b.c().screenshot().await.expect("screenshot");
+    std::fs::write(screens_dir().join("service-event-idle-1024x600.png"), png).expect("save screenshot");
+    assert_eq!(d.service("GET", "/api/service/summary", None, "").await.0, 401);
+    assert_eq!(
+        d.count("SELECT count(*) FROM sessions"),
+        0,
+        "no session was started underneath"
+    );
+    b.close().await;
+}

@@ -21,6 +21,7 @@ const TOLERANCE: i32 = 16;
 const CTX: Context<'static> = Context {
     booth_name: "Foto Ёлка",
     time_ms: 1_795_000_000_000,
+    date_text: None,
 };
 
 struct Fixture {
@@ -370,4 +371,22 @@ fn a_long_booth_name_shrinks_to_stay_inside_the_margins() {
             assert_eq!(page.get_pixel(x, y).0, [255, 255, 255], "ink in the margin at {x},{y}");
         }
     }
+}
+
+#[test]
+fn an_event_date_is_printed_as_written_in_place_of_the_day() {
+    let f = fixture();
+    let t = template::load("strip-2x6").expect("strip");
+    // CTX's time is 2026-11-18 UTC; the strip prints it as "18.11.2026".
+    let written = Context {
+        date_text: Some("18.11.2026"),
+        ..CTX
+    };
+    let other = Context {
+        date_text: Some("12.06.2026"),
+        ..CTX
+    };
+    let by_clock = compose(&t, &f.rgb, &CTX).expect("compose");
+    assert!(compose(&t, &f.rgb, &written).expect("compose") == by_clock);
+    assert!(compose(&t, &f.rgb, &other).expect("compose") != by_clock);
 }

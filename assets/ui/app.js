@@ -76,7 +76,12 @@
         print_failed: ['Kechirasiz, printer chop eta olmadi',
           'Toʻlovingiz va suratlaringiz saqlangan. Xodimni chaqiring va ushbu raqamni koʻrsating:'],
         other: ['Nimadir xato ketdi', 'Qaytadan urinib koʻring yoki xodimni chaqiring.']
-      }
+      },
+      event_free: 'Bugun suratlar bepul!',
+      event_left: function (p) { return 'Qolgan suratlar: ' + p.n; },
+      event_print: 'Chop etish',
+      event_printing_sub: 'Bir daqiqacha kuting. Bayramingiz muborak!',
+      oos_event_over: 'Ushbu tadbir uchun suratlar tugadi. Rahmat!'
     },
     ru: {
       brand: 'Фотобудка',
@@ -134,7 +139,12 @@
         print_failed: ['Извините, принтер не смог напечатать',
           'Оплата и ваши фото сохранены. Позовите сотрудника и покажите этот номер:'],
         other: ['Что-то пошло не так', 'Попробуйте ещё раз или позовите сотрудника.']
-      }
+      },
+      event_free: 'Сегодня печать бесплатно!',
+      event_left: function (p) { return 'Осталось отпечатков: ' + p.n; },
+      event_print: 'Печатать',
+      event_printing_sub: 'Это займёт около минуты. Хорошего праздника!',
+      oos_event_over: 'Отпечатки этого праздника закончились. Спасибо!'
     },
     en: {
       brand: 'Photo booth',
@@ -190,13 +200,18 @@
         print_failed: ['Sorry, the printer failed',
           'Your payment and your photos are safe. Please call staff and show them this number:'],
         other: ['Something went wrong', 'Please try again, or call staff.']
-      }
+      },
+      event_free: 'Prints are free today!',
+      event_left: function (p) { return 'Prints left: ' + p.n; },
+      event_print: 'Print',
+      event_printing_sub: 'This takes about a minute. Enjoy the party!',
+      oos_event_over: 'This event’s prints are all used up. Thank you!'
     }
   };
 
   var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
   var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty',
-    'printer_error', 'printer_job_stuck', 'scheduler_unreachable'];
+    'printer_error', 'printer_job_stuck', 'scheduler_unreachable', 'event_over'];
   // After the last shot the capture screen also covers composing the page; past this, say so.
   var PREPARING_AFTER_MS = 1500;
   // A language picked on the attract screen falls back to the default when nobody touches it.
@@ -288,6 +303,7 @@
   }
 
   function blockerText(reason) {
+    if (reason === 'event_over') return t('oos_event_over');
     return PAPER_REASONS.indexOf(reason) >= 0 ? t('oos_paper') : t('oos_printer');
   }
 
@@ -420,8 +436,34 @@
         $('error-ok').hidden = code === 'print_failed';
         break;
     }
+    renderEvent(v, screen);
     tick();
     booth.renders++;
+  }
+
+  // ---------- event mode (a prepaid party): free prints, no price, no payment screen ----------
+
+  function renderEvent(v, screen) {
+    var ev = v.event;
+    document.body.classList.toggle('event-mode', !!ev);
+    if (!ev) return;
+    switch (screen) {
+      case 'idle':
+        setText('attract-price', ev.title ? ev.title : t('event_free'));
+        var note = $('screens').querySelector('[data-t="attract_pay_note"]');
+        if (note) note.textContent = ev.prints_left != null ? t('event_left', { n: ev.prints_left }) : t('event_free');
+        break;
+      case 'choose_copies':
+        setText('copies-each', ev.prints_left != null ? t('event_left', { n: ev.prints_left }) : t('event_free'));
+        setText('total', '');
+        var pay = $('pay').querySelector('[data-t]');
+        if (pay) pay.textContent = t('event_print');
+        break;
+      case 'printing':
+        var sub = $('screens').querySelector('[data-screen="printing"] [data-t="printing_sub"]');
+        if (sub) sub.textContent = t('event_printing_sub');
+        break;
+    }
   }
 
   // Everything that moves with the clock: the countdown, the screen's time limit, the order's TTL.
@@ -625,6 +667,7 @@
     on('copies-plus', function () { state.copies += 1; render(); });
     on('pay', function () {
       var v = state.view;
+      if (v && v.event) { act('/api/session/print', { copies: state.copies }); return; }
       act('/api/generate-qr', { copies: state.copies, session_id: v ? v.session_id : undefined });
     });
     on('done-ok', function () { act('/api/session/dismiss'); });

@@ -17,6 +17,8 @@ pub struct Health {
     printer: RwLock<Option<PrinterStatus>>,
     media: RwLock<Option<Media>>,
     camera_error: RwLock<Option<String>>,
+    /// The prepaid event that runs, if any (booth::event keeps it current).
+    event: RwLock<Option<super::event::EventInfo>>,
     /// Last time the print loop went round (ms), and when the print in progress started (0: none);
     /// the watchdog stops pinging systemd when these say the loop is stuck.
     print_loop_at: AtomicI64,
@@ -119,6 +121,7 @@ impl Health {
             printer: RwLock::new(None),
             media: RwLock::new(None),
             camera_error: RwLock::new(None),
+            event: RwLock::new(None),
             print_loop_at: AtomicI64::new(crate::clock::now_ms()),
             printing_since: AtomicI64::new(0),
             store: std::sync::OnceLock::new(),
@@ -171,6 +174,17 @@ impl Health {
         }
     }
 
+    pub fn set_event(&self, event: Option<super::event::EventInfo>) {
+        if let Ok(mut e) = self.event.write() {
+            *e = event;
+        }
+    }
+
+    /// The running prepaid event, if any.
+    pub fn event(&self) -> Option<super::event::EventInfo> {
+        self.event.read().ok().and_then(|e| e.clone())
+    }
+
     pub fn printer_state(&self) -> Option<PrinterStatus> {
         self.printer.read().ok().and_then(|p| p.clone())
     }
@@ -179,8 +193,22 @@ impl Health {
         self.media.read().ok().and_then(|m| *m)
     }
 
-    /// `Some` while the booth must not take a paid session.
+    /// `Some` while the booth must not take a session (paid, or free at an event).
     pub fn blocker(&self) -> Option<Blocker> {
+        self.print_blocker().or_else(|| self.event_blocker())
+    }
+
+    /// An event whose prints are used up takes no more sessions; its last orders still print.
+    fn event_blocker(&self) -> Option<Blocker> {
+        let event = self.event()?;
+        event.over().then(|| Blocker {
+            reason: BlockReason::EventOver,
+            message: format!("the event's {} prints are used up", event.max_prints),
+        })
+    }
+
+    /// `Some` while the printer must not be sent jobs (everything in `blocker` but the event's cap).
+    pub fn print_blocker(&self) -> Option<Blocker> {
         if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
             return Some(Blocker {
                 reason: BlockReason::StoreFailed,

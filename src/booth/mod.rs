@@ -2,9 +2,11 @@
 //! prints. Payme decides when an order is paid (see `payme/`); this module decides what that means
 //! for the customer.
 
+pub mod event;
 pub mod health;
 pub mod print_loop;
 pub mod service;
+pub mod service_menu;
 pub mod session;
 
 use std::path::PathBuf;
@@ -37,6 +39,8 @@ pub struct Booth {
     config: Arc<Config>,
     health: Arc<Health>,
     gpio: Arc<dyn Gpio>,
+    /// Tells the print loop to look at the queue now (event orders are queued here, not by Payme).
+    print_wake: std::sync::OnceLock<tokio::sync::mpsc::Sender<i64>>,
     /// The language the kiosk last reported with a session input, for an order it asks for
     /// without one.
     customer_language: std::sync::Mutex<Option<Language>>,
@@ -44,6 +48,14 @@ pub struct Booth {
 
 #[derive(Debug)]
 pub enum OrderError {
+    /// A prepaid event runs: prints are free, there is no Payme order to make.
+    EventMode,
+    /// A free print was asked for, but no event runs.
+    NotEvent,
+    /// The event has fewer prints left than asked for.
+    EventPrintsLeft {
+        left: u32,
+    },
     InvalidCopies {
         max: u32,
     },
@@ -79,6 +91,8 @@ pub struct OrderView {
     pub created_at: i64,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
+    /// The prepaid event a free order belongs to.
+    pub event_id: Option<i64>,
     pub checkout_url: String,
     pub qr_png: String,
     pub print: Option<PrintView>,
@@ -93,6 +107,8 @@ pub struct BoothStatus {
     pub camera: CameraView,
     pub gpio: GpioView,
     pub print_queue: jobs::JobCounts,
+    /// The prepaid event that runs, if any (prints are free, no Payme orders).
+    pub event: Option<event::EventInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,8 +131,63 @@ impl Booth {
             config,
             health,
             gpio,
+            print_wake: std::sync::OnceLock::new(),
             customer_language: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Lets event orders wake the print loop (set once by the daemon).
+    pub fn set_print_wake(&self, wake: tokio::sync::mpsc::Sender<i64>) {
+        let _ = self.print_wake.set(wake);
+    }
+
+    /// Rereads the running event into `Health` (after a start, a stop or an order). Blocking.
+    pub fn refresh_event(&self) -> Result<Option<event::EventInfo>, StoreError> {
+        let info = self.store.read(event::load)?;
+        self.health.set_event(info.clone());
+        Ok(info)
+    }
+
+    /// A free print of the running event for the session at the copies screen. Blocking (SQLite).
+    pub fn create_event_order_for(&self, copies: u32, session_id: Option<i64>) -> Result<OrderView, OrderError> {
+        let max = self.config.booth.max_copies;
+        if !(1..=max).contains(&copies) {
+            return Err(OrderError::InvalidCopies { max });
+        }
+        if let Some(blocker) = self.health.blocker() {
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "event print refused: {}",
+                blocker.message
+            );
+            return Err(OrderError::OutOfService(blocker));
+        }
+        let now = clock::now_ms();
+        let (order, job_id, info) = event::create_order(&self.store, copies, session_id, now).map_err(|e| match e {
+            event::EventOrderError::NoEvent => OrderError::NotEvent,
+            event::EventOrderError::NotEnoughLeft { left } => OrderError::EventPrintsLeft { left },
+            event::EventOrderError::Store(e) => OrderError::Store(e),
+        })?;
+        self.health.set_event(Some(info.clone()));
+        if let Some(wake) = self.print_wake.get() {
+            let _ = wake.try_send(job_id);
+        }
+        tracing::info!(
+            order_id = order.id,
+            session_id,
+            copies,
+            event_id = info.id,
+            prints_left = info.prints_left,
+            "event order created: free print queued"
+        );
+        Ok(order_view(
+            &self.config,
+            &order,
+            false,
+            None,
+            session_id.map(|id| (id, None)),
+            now,
+        ))
     }
 
     pub fn config(&self) -> &Config {
@@ -156,6 +227,7 @@ impl Booth {
                 backend: self.gpio.backend(),
             },
             print_queue: jobs,
+            event: self.health.event(),
         })
     }
 
@@ -176,6 +248,9 @@ impl Booth {
         let max = self.config.booth.max_copies;
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
+        }
+        if self.health.event().is_some() {
+            return Err(OrderError::EventMode);
         }
         if let Some(blocker) = self.health.blocker() {
             tracing::warn!(reason = blocker.reason.as_str(), "order refused: {}", blocker.message);
@@ -281,6 +356,7 @@ pub fn order_view(
         created_at: order.created_at,
         expires_at: order.expires_at,
         paid_at: order.paid_at,
+        event_id: order.event_id,
         checkout_url: checkout_link(config, order),
         qr_png: format!("/api/orders/{}/qr.png", order.id),
         print: job.map(|j| PrintView {

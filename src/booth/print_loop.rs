@@ -161,7 +161,8 @@ impl PrintLoop {
             Ok(m) => self.health.set_media(m),
             Err(e) => tracing::error!(error = %e, "cannot read the media counter"),
         }
-        status.state.can_print() && self.health.blocker().is_none()
+        // Not `blocker()`: an event whose cap is reached must still print its last orders.
+        status.state.can_print() && self.health.print_blocker().is_none()
     }
 
     /// Puts the printer's state in `Health` (which the kiosk and `/api/status` read), logging changes.

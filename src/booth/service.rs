@@ -1,5 +1,6 @@
 //! The service action: what the owner does after fixing the printer (new roll, ribbon, cable).
-//! Reached by holding the booth's button and by `photoboothd printer resume`; both do the same.
+//! Reached by holding the booth's button, by `photoboothd printer resume` and by the service
+//! menu's "resume"; all do the same. Also the test page that `printer test` and the menu print.
 
 use crate::clock;
 use crate::hw::printer::Printer;
@@ -46,6 +47,42 @@ pub fn resume(store: &Store, printer: &dyn Printer, refill_capacity: Option<u32>
         printer_error,
         printer_notes,
     })
+}
+
+/// The configured layout filled with generated sample shots at the camera's size, so a test also
+/// exercises the real compose path, at `page` (the driver's page size) when the printer has one.
+/// Blocking.
+pub fn test_page(
+    config: &crate::config::Config,
+    page: Option<crate::layout::fit::PageGeometry>,
+) -> Result<image::RgbImage, String> {
+    use crate::hw::camera::{Camera, SimCamera};
+    use crate::layout::{compose, fit};
+    let template = fit::load_for(&config.printer.layout, page).map_err(|e| e.to_string())?;
+    // Unique per call: the daemon's menu and the CLI may make one at the same time.
+    let suffix = super::service_menu::random_token().map_err(|e| format!("no randomness: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("photoboothd-test-page-{suffix}"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let camera = SimCamera::new(&config.camera);
+    let page = (1..=config.camera.shots)
+        .map(|n| {
+            let path = dir.join(format!("sample-{n}.jpg"));
+            camera
+                .capture(&path, n)
+                .map(|()| path)
+                .map_err(|e| format!("cannot make a sample shot: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|photos| {
+            let ctx = compose::Context {
+                booth_name: &config.booth.name,
+                time_ms: config.local_time_ms(clock::now_ms()),
+                date_text: None,
+            };
+            compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string())
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    page
 }
 
 /// Routes button events: a hold is the service action; presses drive the session.

@@ -285,7 +285,7 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Re
         .read(|c| load_order_view(c, config, id, now))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("order {id} does not exist"))?;
-    if view.paid_at.is_none() {
+    if view.paid_at.is_none() && view.event_id.is_none() {
         return Err(format!(
             "order {id} was never paid (status {}); nothing to reprint, even with --force",
             view.status.as_str()
@@ -337,19 +337,28 @@ pub fn stats(config: &Config, days: u32) -> Result<(), String> {
         .read(|c| reports::daily(c, since, offset))
         .map_err(|e| e.to_string())?;
     println!(
-        "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>14}  {:>15}",
-        "day", "sessions", "paid", "refunded", "revenue sum", "prints", "print failures", "camera failures"
+        "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>12}  {:>14}  {:>15}",
+        "day",
+        "sessions",
+        "paid",
+        "refunded",
+        "revenue sum",
+        "prints",
+        "event prints",
+        "print failures",
+        "camera failures"
     );
     for d in rows {
         let date = format_utc(d.day * 86_400_000);
         println!(
-            "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>14}  {:>15}",
+            "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>12}  {:>14}  {:>15}",
             &date[..10],
             d.sessions,
             d.paid_orders,
             d.refunded_orders,
             format_sum(d.revenue_tiyin),
             d.prints,
+            d.event_prints,
             d.print_failures,
             d.camera_failures
         );

@@ -91,6 +91,12 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print the SHA-256 of a service-menu PIN for `[service] pin_sha256` (the PIN is read from
+    /// standard input when not given, so it stays out of the shell history).
+    ServicePin {
+        /// 4 to 12 digits.
+        pin: Option<String>,
+    },
     /// Printer maintenance.
     Printer {
         #[command(subcommand)]
@@ -141,6 +147,7 @@ pub fn main(cli: Cli) -> i32 {
             config,
         } => load(config).and_then(|c| inspect::reprint(&c, order_id, copies, force)),
         Command::Stats { days, config } => load(config).and_then(|c| inspect::stats(&c, days)),
+        Command::ServicePin { pin } => service_pin(pin),
         Command::Printer {
             command: PrinterCommand::Test { config },
         } => load(config).and_then(|c| printer::test(&c)),
@@ -194,6 +201,27 @@ fn run(path: Option<PathBuf>) -> Result<(), String> {
     runtime.block_on(crate::daemon::run(config)).map_err(|e| e.to_string())
 }
 
+/// `service-pin [PIN]`: the hash to put in `[service] pin_sha256`.
+fn service_pin(pin: Option<String>) -> Result<(), String> {
+    let pin = match pin {
+        Some(pin) => pin,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the PIN from standard input: {e}"))?;
+            line.trim().to_string()
+        }
+    };
+    crate::config::check_pin(&pin)?;
+    let hex: String = crate::config::pin_sha256(&pin)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("{hex}");
+    Ok(())
+}
+
 fn check_config(config: &Config) -> Result<(), String> {
     let b = &config.booth;
     // The printer's driver may refuse the media (a CUPS queue's PPD lists what it offers).
@@ -219,6 +247,23 @@ fn check_config(config: &Config) -> Result<(), String> {
         }
     );
     println!("  printer        {:?}", config.printer.backend);
+    println!(
+        "  mode           {:?}{}",
+        config.booth.mode,
+        match config.event.max_prints {
+            0 if config.booth.mode == crate::config::Mode::Event => " (no cap on prints)".to_string(),
+            n if config.booth.mode == crate::config::Mode::Event => format!(" (at most {n} prints)"),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "  service menu   {}",
+        if config.service_pin_hash().is_some() {
+            "on (PIN set)"
+        } else {
+            "off (no [service] PIN)"
+        }
+    );
     println!("  page           {page}");
     Ok(())
 }

@@ -3,11 +3,9 @@
 //! for resume), so they work whether or not the daemon is running.
 
 use crate::booth::service;
-use crate::clock;
 use crate::config::Config;
-use crate::hw::camera::{Camera, SimCamera};
 use crate::hw::printer::{self, PrintRequest, Printer};
-use crate::layout::{compose, fit};
+use crate::layout::fit;
 use crate::store::{Store, DB_FILE};
 
 /// Prints the configured layout filled with generated sample shots, and says what the printer
@@ -16,26 +14,7 @@ pub fn test(config: &Config) -> Result<(), String> {
     let printer = printer::from_config(config)?;
     report("before", printer.as_ref());
     let page_size = printer.page_size();
-    let template = fit::load_for(&config.printer.layout, page_size).map_err(|e| e.to_string())?;
-    let dir = tempdir()?;
-    // Sample shots at the configured camera size, so the test also exercises the real compose path.
-    let camera = SimCamera::new(&config.camera);
-    let photos: Vec<_> = (1..=config.camera.shots)
-        .map(|n| {
-            let path = dir.join(format!("sample-{n}.jpg"));
-            camera
-                .capture(&path, n)
-                .map(|()| path)
-                .map_err(|e| format!("cannot make a sample shot: {e}"))
-        })
-        .collect::<Result<_, _>>()?;
-    let ctx = compose::Context {
-        booth_name: &config.booth.name,
-        time_ms: config.local_time_ms(clock::now_ms()),
-    };
-    let page = compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    let page = page?;
+    let page = service::test_page(config, page_size)?;
     println!(
         "printing a test page: layout {} ({}x{} px, {}) on the {} printer",
         config.printer.layout,
@@ -125,10 +104,4 @@ fn report(when: &str, printer: &dyn Printer) {
         format!(" ({})", status.reasons.join(", "))
     };
     println!("printer {when}: {:?}{reasons}", status.state);
-}
-
-fn tempdir() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("photoboothd-printer-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }

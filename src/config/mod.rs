@@ -24,6 +24,7 @@
 //! - The tests below then check that the file parses, that an empty `[section]` equals the
 //!   built-in one, and the README lists user-visible keys.
 
+mod owner;
 mod sections;
 mod validate;
 
@@ -34,6 +35,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub use owner::{check_event_text, check_pin, pin_sha256, Event, Mode, Service, EVENT_TEXT_MAX};
 pub use sections::*;
 pub use validate::Invalid;
 
@@ -53,6 +55,8 @@ pub struct Config {
     pub camera: Camera,
     pub gpio: Gpio,
     pub session: Session,
+    pub service: Service,
+    pub event: Event,
 }
 
 /// A configuration that cannot be used, with the file it came from and, for a value that is

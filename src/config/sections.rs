@@ -35,6 +35,9 @@ pub struct Booth {
     /// Offset of the booth's local time from UTC in minutes, for dates printed on photos
     /// (Uzbekistan: +300, no daylight saving). Stored times stay UTC.
     pub utc_offset_minutes: i32,
+    /// `paid` (customers pay with Payme) or `event` (a prepaid party: guests print for free, up
+    /// to `[event] max_prints`).
+    pub mode: super::Mode,
 }
 
 choice!(Language { Uz, Ru, En });

@@ -34,7 +34,9 @@ pub fn config(c: &Config) -> Checked {
     payme(c)?;
     printer(c)?;
     camera(c)?;
-    gpio(c)
+    gpio(c)?;
+    super::owner::service(c)?;
+    super::owner::event(c)
 }
 
 fn booth(c: &Config) -> Checked {

@@ -25,6 +25,23 @@ pub enum Reason {
     /// `session_id` names a session that is not the booth's current one.
     NotCurrentSession,
     NoSession,
+    /// A prepaid event runs: prints are free, there is no Payme order.
+    EventMode,
+    /// A free print was asked for outside an event.
+    NotEvent,
+    /// The event has fewer prints left than asked for.
+    EventPrintsLeft,
+    /// The service menu needs a token (`/api/service/unlock`).
+    Unauthorized,
+    WrongPin,
+    /// Too many wrong PINs: the service menu is locked for a while.
+    LockedOut,
+    /// A refunded order is not printed again.
+    Refunded,
+    /// The order was never paid: nothing to reprint.
+    NotPaid,
+    /// The same action is already under way.
+    Busy,
     /// SQLite or a blocking task failed; details are logged, not shown.
     Internal,
     /// The kiosk session refused (its own codes, blockers included).
@@ -113,6 +130,21 @@ impl From<OrderError> for ApiError {
                 blocker.message,
             ),
             OrderError::Session(e) => e.into(),
+            OrderError::EventMode => ApiError::new(
+                StatusCode::CONFLICT,
+                Reason::EventMode,
+                "a prepaid event runs: prints are free (POST /api/session/print)",
+            ),
+            OrderError::NotEvent => ApiError::new(
+                StatusCode::CONFLICT,
+                Reason::NotEvent,
+                "no event runs: prints are paid (POST /api/generate-qr)",
+            ),
+            OrderError::EventPrintsLeft { left } => ApiError::new(
+                StatusCode::CONFLICT,
+                Reason::EventPrintsLeft,
+                format!("the event has {left} prints left"),
+            ),
             OrderError::Store(e) => ApiError::internal(e),
         }
     }
@@ -159,6 +191,10 @@ mod tests {
                 "store_failed",
             ),
             (OrderError::InvalidCopies { max: 4 }.into(), 400, "bad_copies"),
+            (OrderError::EventMode.into(), 409, "event_mode"),
+            (OrderError::NotEvent.into(), 409, "not_event"),
+            (OrderError::EventPrintsLeft { left: 1 }.into(), 409, "event_prints_left"),
+            (refusal(Refusal::Blocked(BlockReason::EventOver)), 503, "event_over"),
             (ApiError::not_found("x"), 404, "not_found"),
         ];
         for (e, status, reason) in cases {

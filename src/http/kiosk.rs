@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::api_error::{ApiError, Reason};
 use super::json;
 use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
-use crate::booth::{Booth, OrderView};
+use crate::booth::{Booth, OrderError, OrderView};
 use crate::config::Language;
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
@@ -48,6 +48,16 @@ const UI_FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../assets/ui/style.css"),
     ),
+    (
+        "service.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/ui/service.js"),
+    ),
+    (
+        "service.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/ui/service.css"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -57,6 +67,8 @@ pub struct Kiosk {
     pub data_dir: PathBuf,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// The owner's menu (`/api/service/*`); `None` without a PIN.
+    pub service: Option<Arc<crate::booth::service_menu::ServiceMenu>>,
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -73,9 +85,11 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/session", get(session_view))
+        .route("/api/session/print", post(session_print))
         .route("/api/session/{action}", post(session_input))
         .route("/api/sessions/{id}/{file}", get(session_file))
         .route("/api/dev/button", post(dev_button))
+        .merge(super::service::routes(&kiosk))
         .fallback(|| async { ApiError::not_found("not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -289,6 +303,23 @@ async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>, body:
     let input = Input::from_action(&action).ok_or_else(|| ApiError::not_found("unknown session action"))?;
     let view = k.sessions.input(input).await?;
     Ok(json(StatusCode::OK, &j!(view)))
+}
+
+/// `POST /api/session/print {"copies": N}`: at a prepaid event, prints the session's page for free
+/// (409 `not_event` outside an event, where prints are paid through `generate-qr`).
+async fn session_print(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
+    let max = k.booth.config().booth.max_copies;
+    let request: OrderRequest = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body must be JSON like {\"copies\": 2}"))?;
+    let copies = request
+        .copies
+        .and_then(|c| u32::try_from(c).ok())
+        .ok_or_else(|| ApiError::bad_copies(max))?;
+    if k.booth.health().event().is_none() {
+        return Err(OrderError::NotEvent.into());
+    }
+    let order = k.sessions.event_print(copies).await?;
+    Ok(json(StatusCode::OK, &j!(order)))
 }
 
 /// A session's photos and preview; only names the session manager writes are served.

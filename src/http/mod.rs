@@ -4,6 +4,7 @@
 mod api_error;
 mod kiosk;
 pub mod serve;
+mod service;
 mod webhook;
 
 pub use kiosk::{router as kiosk_router, Kiosk};

@@ -32,6 +32,8 @@ pub struct Context<'a> {
     /// The time printed by `kind = "date"` items, in milliseconds since the epoch. It is formatted
     /// as UTC: pass the local wall-clock time (UTC ms plus the booth's offset) to print local dates.
     pub time_ms: i64,
+    /// Printed by `kind = "date"` items instead of `time_ms` when set (an event's own date).
+    pub date_text: Option<&'a str>,
 }
 
 /// Camera JPEGs are 3–15 MB; a bigger "photo" is not one, and reading it whole would waste memory.
@@ -482,7 +484,10 @@ fn draw_texts(cell: &mut RgbImage, template: &Template, ctx: &Context<'_>) {
     for item in template.texts() {
         let content = match &item.kind {
             TextKind::BoothName => ctx.booth_name.trim().to_string(),
-            TextKind::Date { format } => crate::date::format(ctx.time_ms, format),
+            TextKind::Date { format } => match ctx.date_text {
+                Some(text) => text.trim().to_string(),
+                None => crate::date::format(ctx.time_ms, format),
+            },
             TextKind::Literal(s) => s.clone(),
         };
         if content.is_empty() {

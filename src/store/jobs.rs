@@ -4,12 +4,12 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// The refund rule, kept in this one place: a job goes to the printer only while its order is
-/// `paid` (or, for a reprint the technician forced with `reprint --force`, `refunded`). Every query
+/// `paid` or a prepaid event's free `event` order (or, for a reprint the technician forced with `reprint --force`, `refunded`). Every query
 /// below that claims, retries or requeues a job includes it, so no caller can forget it.
 macro_rules! deliverable {
     () => {
         "EXISTS (SELECT 1 FROM orders o WHERE o.id = print_jobs.order_id
-                 AND (o.status = 'paid' OR (print_jobs.forced = 1 AND o.status = 'refunded')))"
+                 AND (o.status IN ('paid', 'event') OR (print_jobs.forced = 1 AND o.status = 'refunded')))"
     };
 }
 

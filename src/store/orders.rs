@@ -20,6 +20,8 @@ pub struct Order {
     pub closed_at: Option<i64>,
     /// The customer's language code (`uz`, `ru`, `en`) when the kiosk sent it.
     pub language: Option<String>,
+    /// The prepaid event a free order belongs to (status `Event`).
+    pub event_id: Option<i64>,
 }
 
 /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
@@ -29,15 +31,18 @@ pub enum StoredStatus {
     Paid,
     Refunded,
     Cancelled,
+    /// A free print of a prepaid event: deliverable like `Paid`, never payable.
+    Event,
 }
 
 impl StoredStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             StoredStatus::Open => "open",
             StoredStatus::Paid => "paid",
             StoredStatus::Refunded => "refunded",
             StoredStatus::Cancelled => "cancelled",
+            StoredStatus::Event => "event",
         }
     }
 
@@ -47,6 +52,7 @@ impl StoredStatus {
             "paid" => StoredStatus::Paid,
             "refunded" => StoredStatus::Refunded,
             "cancelled" => StoredStatus::Cancelled,
+            "event" => StoredStatus::Event,
             other => return Err(bad_value("orders.status", other)),
         })
     }
@@ -105,6 +111,7 @@ impl Order {
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
             language: row.get("language")?,
+            event_id: row.get("event_id")?,
         })
     }
 
@@ -118,7 +125,8 @@ impl Order {
             return Err(NotPayable::Held);
         }
         match self.status {
-            StoredStatus::Paid => Err(NotPayable::AlreadyPaid),
+            // An event's print is prepaid by the host: there is nothing to pay.
+            StoredStatus::Paid | StoredStatus::Event => Err(NotPayable::AlreadyPaid),
             StoredStatus::Refunded => Err(NotPayable::Refunded),
             StoredStatus::Cancelled => Err(NotPayable::Cancelled),
             StoredStatus::Open if now >= self.expires_at => Err(NotPayable::Expired),
@@ -131,7 +139,7 @@ impl Order {
         match self.status {
             StoredStatus::Refunded => OrderStatus::Refunded,
             StoredStatus::Cancelled => OrderStatus::Cancelled,
-            StoredStatus::Paid => match job {
+            StoredStatus::Paid | StoredStatus::Event => match job {
                 Some(JobStatus::Printing) => OrderStatus::Printing,
                 Some(JobStatus::Printed) => OrderStatus::Printed,
                 Some(JobStatus::Failed) => OrderStatus::PrintFailed,
@@ -158,6 +166,18 @@ pub fn insert(
          VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
         params![copies, price_per_copy_tiyin, amount, now, now + ttl_ms],
     )?;
+    let id = conn.last_insert_rowid();
+    get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+/// A free order of a prepaid event: no price, no Payme (so no `paid_at`), deliverable at once
+/// (its print job is queued by the caller in the same transaction).
+pub fn insert_event(conn: &Connection, copies: u32, event_id: i64, now: i64) -> rusqlite::Result<Order> {
+    conn.prepare_cached(
+        "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at, event_id)
+         VALUES (?1, 0, 0, 'event', ?2, ?2, ?3)",
+    )?
+    .execute(params![copies, now, event_id])?;
     let id = conn.last_insert_rowid();
     get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
@@ -221,6 +241,7 @@ mod tests {
             paid_at: None,
             closed_at: None,
             language: None,
+            event_id: None,
         }
     }
 
@@ -248,6 +269,17 @@ mod tests {
             order(StoredStatus::Cancelled).payability(false, 0),
             Err(NotPayable::Cancelled)
         );
+    }
+
+    #[test]
+    fn an_event_order_is_never_payable_and_shows_its_print_job() {
+        let o = order(StoredStatus::Event);
+        assert_eq!(o.payability(false, 0), Err(NotPayable::AlreadyPaid));
+        assert_eq!(
+            o.display_status(false, Some(JobStatus::Printed), 0),
+            OrderStatus::Printed
+        );
+        assert_eq!(o.display_status(false, None, 5_000), OrderStatus::Paid);
     }
 
     #[test]

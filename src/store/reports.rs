@@ -49,7 +49,10 @@ pub struct Day {
     pub refunded_orders: i64,
     /// Paid and not refunded, in tiyin.
     pub revenue_tiyin: i64,
+    /// Copies printed for paid orders.
     pub prints: i64,
+    /// Copies printed free for prepaid events, kept apart from paid ones.
+    pub event_prints: i64,
     pub print_failures: i64,
     pub camera_failures: i64,
 }
@@ -100,14 +103,24 @@ pub fn daily(conn: &Connection, since_day: i64, offset_ms: i64) -> rusqlite::Res
         ),
         &|d, n| d.revenue_tiyin = n,
     )?;
+    let event_order = "order_id IN (SELECT id FROM orders WHERE status = 'event')";
     run(
         grouped(
             "updated_at",
             "print_jobs",
-            "AND status = 'printed'",
+            &format!("AND status = 'printed' AND NOT {event_order}"),
             "coalesce(sum(copies), 0)",
         ),
         &|d, n| d.prints = n,
+    )?;
+    run(
+        grouped(
+            "updated_at",
+            "print_jobs",
+            &format!("AND status = 'printed' AND {event_order}"),
+            "coalesce(sum(copies), 0)",
+        ),
+        &|d, n| d.event_prints = n,
     )?;
     run(
         grouped("updated_at", "print_jobs", "AND status = 'failed'", "count(*)"),

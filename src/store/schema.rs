@@ -1,7 +1,7 @@
 //! Versioned schema migrations. `PRAGMA user_version` records how many have been applied; each runs
 //! once, in order, inside one transaction, so a crash mid-migration leaves the previous version.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Each entry moves the schema from version `i` to `i + 1`. Append only: never edit a released one.
 const MIGRATIONS: &[&str] = &[
@@ -115,11 +115,70 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE orders ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE orders ADD COLUMN language TEXT;
     "#,
+    // 5: prepaid events. An event order is free (amount 0), has status 'event' and its event's
+    // id. SQLite cannot change a CHECK in place, so `orders` is rebuilt (the documented
+    // create-copy-drop-rename; `migrate` turns foreign keys off around it and checks them after).
+    r#"
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        title      TEXT NOT NULL DEFAULT '',
+        date       TEXT NOT NULL DEFAULT '',
+        -- Sheets the printer may output for the event; 0 = no cap.
+        max_prints INTEGER NOT NULL CHECK (max_prints >= 0),
+        keep_days  INTEGER NOT NULL CHECK (keep_days > 0),
+        -- The event gallery's secret link (/d/<token>).
+        token      TEXT NOT NULL UNIQUE,
+        -- config: [booth] mode = "event"; service: started from the service menu.
+        source     TEXT NOT NULL CHECK (source IN ('config', 'service')),
+        started_at INTEGER NOT NULL,
+        ended_at   INTEGER
+    );
+    -- At most one event runs at a time.
+    CREATE UNIQUE INDEX events_one_open ON events ((ended_at IS NULL)) WHERE ended_at IS NULL;
+
+    CREATE TABLE orders_v5 (
+        id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+        copies               INTEGER NOT NULL CHECK (copies > 0),
+        price_per_copy_tiyin INTEGER NOT NULL CHECK (price_per_copy_tiyin >= 0),
+        amount_tiyin         INTEGER NOT NULL CHECK (amount_tiyin >= 0),
+        -- open: payable or held by a live transaction; event: a free print of a prepaid event;
+        -- the rest are final.
+        status               TEXT NOT NULL DEFAULT 'open'
+                             CHECK (status IN ('open', 'paid', 'refunded', 'cancelled', 'event')),
+        created_at           INTEGER NOT NULL,
+        expires_at           INTEGER NOT NULL,
+        paid_at              INTEGER,
+        closed_at            INTEGER,
+        simulated            INTEGER NOT NULL DEFAULT 0,
+        language             TEXT,
+        event_id             INTEGER REFERENCES events (id),
+        -- Only an event's orders are free, and every event order names its event.
+        CHECK ((status = 'event') = (event_id IS NOT NULL)),
+        CHECK (status = 'event' OR (amount_tiyin > 0 AND price_per_copy_tiyin > 0))
+    );
+    INSERT INTO orders_v5 (id, copies, price_per_copy_tiyin, amount_tiyin, status, created_at,
+                           expires_at, paid_at, closed_at, simulated, language)
+        SELECT id, copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at,
+               paid_at, closed_at, simulated, language FROM orders;
+    DROP TABLE orders;
+    ALTER TABLE orders_v5 RENAME TO orders;
+    CREATE INDEX orders_by_event ON orders (event_id) WHERE event_id IS NOT NULL;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    // A table rebuild (drop and rename) must not cascade or fail on foreign keys half way; the
+    // pragma is a no-op inside a transaction, so it is switched around it, and
+    // `foreign_key_check` proves before the commit that nothing dangles.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = migrate_in_transaction(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn migrate_in_transaction(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
@@ -136,5 +195,70 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tracing::info!(version = i + 1, "database schema migrated");
     }
+    // Only after a migration ran: the check reads every referencing row.
+    let dangling: Option<String> = if current < VERSION {
+        tx.prepare("PRAGMA foreign_key_check")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+    } else {
+        None
+    };
+    if let Some(table) = dangling {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            Some(format!("the migrated database has a dangling reference in {table}")),
+        ));
+    }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orders_rebuild_keeps_rows_references_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        // A version-4 database with a paid order, its job and its session.
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at, paid_at)
+                 VALUES (2, 100, 200, 'paid', 1, 2, 3);
+             INSERT INTO print_jobs (order_id, copies, status, created_at, updated_at) VALUES (1, 2, 'printed', 3, 4);
+             INSERT INTO sessions (stage, shots_total, order_id, started_at, stage_since) VALUES ('done', 3, 1, 1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (status, amount, event): (String, i64, Option<i64>) = conn
+            .query_row(
+                "SELECT status, amount_tiyin, event_id FROM orders WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((status.as_str(), amount, event), ("paid", 200, None));
+        let joined: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM print_jobs j JOIN orders o ON o.id = j.order_id JOIN sessions s ON s.order_id = o.id",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(joined, 1);
+        // Foreign keys are back on and still hold; new ids continue after the old ones.
+        assert!(conn
+            .execute("INSERT INTO print_jobs (order_id, copies, status, created_at, updated_at) VALUES (99, 1, 'queued', 1, 1)", [])
+            .is_err());
+        conn.execute(
+            "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, created_at, expires_at) VALUES (1, 100, 100, 5, 6)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 2);
+    }
 }

@@ -654,6 +654,59 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// The kiosk session view.
+    pub async fn session_view(&self) -> Value {
+        let (status, v) = self.kiosk("GET", "/api/session", "").await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    /// Polls `/api/session` until the session reaches `stage`.
+    pub async fn wait_stage(&self, stage: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.session_view().await;
+            if v["stage"] == stage {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A kiosk request with extra headers; returns the status, the JSON body and `Set-Cookie`.
+    pub async fn kiosk_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value, Option<String>) {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        let r = client::request(self.kiosk, method, path, &all, body.to_string())
+            .await
+            .expect("kiosk reachable");
+        (r.status, r.json().unwrap_or(Value::Null), r.set_cookie.clone())
+    }
+
+    /// A service-menu request with `Authorization: Bearer <token>` when a token is given.
+    pub async fn service(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let (status, v, _) = self.kiosk_with(method, path, &headers, body).await;
+        (status, v)
+    }
+
+    /// Unlocks the service menu with `pin`; returns the token.
+    pub async fn service_token(&self, pin: &str) -> String {
+        let (status, v) = self
+            .service("POST", "/api/service/unlock", None, &json!({ "pin": pin }).to_string())
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["token"].as_str().expect("a token").to_string()
+    }
+
     /// Runs `photoboothd ARGS --config <this daemon's config>`; returns success and stdout+stderr.
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))

@@ -83,7 +83,7 @@ impl SessionManager {
             None => None,
         };
         let config = shared.config.clone();
-        let idle = SessionView::idle(&config, shared.health.blocker(), now);
+        let idle = SessionView::idle(&config, shared.health.blocker(), now).with_event(shared.health.event());
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let (view_tx, view_rx) = watch::channel(idle);
         let mut manager = SessionManager {
@@ -124,7 +124,10 @@ impl SessionManager {
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
                     Some(Command::Order(copies, language, reply)) => {
-                        let _ = reply.send(self.on_order(copies, language).await);
+                        let _ = reply.send(self.on_order(copies, language, false).await);
+                    }
+                    Some(Command::EventPrint(copies, reply)) => {
+                        let _ = reply.send(self.on_order(copies, None, true).await);
                     }
                     None => break,
                 },
@@ -223,8 +226,9 @@ impl SessionManager {
         }
     }
 
-    /// An order for the session at the copies screen; the order's view is the reply.
-    async fn on_order(&mut self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
+    /// An order for the session at the copies screen: a Payme order awaiting payment or, at a
+    /// prepaid event (`free`), a free one already queued for printing. Its view is the reply.
+    async fn on_order(&mut self, copies: u32, language: Option<Language>, free: bool) -> Result<OrderView, OrderError> {
         let ctx = Ctx {
             rules: &self.rules,
             blocker: self.shared.health.blocker(),
@@ -238,13 +242,18 @@ impl SessionManager {
             )));
         };
         let booth = self.shared.booth.clone();
-        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id), language))
-            .await
-            .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
+        let order = tokio::task::spawn_blocking(move || match free {
+            true => booth.create_event_order_for(copies, Some(session_id)),
+            false => booth.create_order_for(copies, Some(session_id), language),
+        })
+        .await
+        .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
         self.order = Some(order.clone());
-        self.handle(Event::OrderCreated(order.order_id))
-            .await
-            .map_err(OrderError::Session)?;
+        let created = match free {
+            true => Event::FreeOrderCreated(order.order_id),
+            false => Event::OrderCreated(order.order_id),
+        };
+        self.handle(created).await.map_err(OrderError::Session)?;
         Ok(order)
     }
 
@@ -325,6 +334,7 @@ impl SessionManager {
             self.shared.gpio.clone(),
             self.shared.config.clone(),
         );
+        let event = self.shared.health.event();
         gpio.set_flash(true);
         self.capture = Some(tokio::task::spawn_blocking(move || {
             let shot_result = std::fs::create_dir_all(files.dir())
@@ -336,7 +346,8 @@ impl SessionManager {
                 })
                 .and_then(|()| camera.capture(&files.shot(shot), shot));
             gpio.set_flash(false);
-            let page = (last && shot_result.is_ok()).then(|| files.compose_page(&config, shot, prepared));
+            let page =
+                (last && shot_result.is_ok()).then(|| files.compose_page(&config, event.as_ref(), shot, prepared));
             Captured {
                 number: shot,
                 session_id,
@@ -379,7 +390,9 @@ impl SessionManager {
         let (true, Some(order_id)) = (matches!(stage, Stage::AwaitingPayment | Stage::Printing), order_id) else {
             let changed = {
                 let view = self.view.borrow();
-                view.blocker != self.shared.health.blocker() || (stage == Stage::Idle && view.order.is_some())
+                view.blocker != self.shared.health.blocker()
+                    || view.event != self.shared.health.event()
+                    || (stage == Stage::Idle && view.order.is_some())
             };
             if changed {
                 self.publish();
@@ -432,7 +445,8 @@ impl SessionManager {
             self.shared.health.blocker(),
             self.order.clone(),
             clock::now_ms(),
-        );
+        )
+        .with_event(self.shared.health.event());
         let led = match view.stage {
             _ if view.blocker.is_some() => LedMode::FastBlink,
             Stage::Error => LedMode::FastBlink,

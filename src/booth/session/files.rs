@@ -79,10 +79,12 @@ impl SessionFiles {
 
     /// Composes shots 1..=`shots` into the configured layout: the print page (PNG, lossless, at
     /// the printer's resolution) and a small JPEG preview for the review screen. `prepared[i]`, when
-    /// present, is shot i+1 already prepared; the others are decoded here. Blocking.
+    /// present, is shot i+1 already prepared; the others are decoded here. At a prepaid event its
+    /// title and date take the place of the booth's name and today's date. Blocking.
     pub fn compose_page(
         &self,
         config: &Config,
+        event: Option<&crate::booth::event::EventInfo>,
         shots: u32,
         mut prepared: Vec<Option<compose::PreparedPhoto>>,
     ) -> Result<(), String> {
@@ -96,9 +98,11 @@ impl SessionFiles {
                     .map_err(|e| e.to_string()),
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let title = event.map(|e| e.title.trim()).filter(|t| !t.is_empty());
         let ctx = compose::Context {
-            booth_name: &config.booth.name,
+            booth_name: title.unwrap_or(&config.booth.name),
             time_ms: config.local_time_ms(clock::now_ms()),
+            date_text: event.map(|e| e.date.trim()).filter(|d| !d.is_empty()),
         };
         let page = compose::compose_prepared(&template, &photos, &ctx);
         drop(photos);

@@ -101,6 +101,9 @@ pub enum Event {
     OrderRequested,
     /// The order was created (answers `Action::CreateOrder`).
     OrderCreated(i64),
+    /// A free order of a prepaid event was created and queued (answers `Action::CreateOrder`):
+    /// no payment screen, straight to printing.
+    FreeOrderCreated(i64),
     /// The order was cancelled: no payment was under way (answers `Action::CancelOrder`).
     OrderCancelled,
     /// `State::deadline` has passed.
@@ -190,6 +193,12 @@ pub fn transition(state: &State, event: Event, now: i64, ctx: &Ctx<'_>) -> Resul
                 s.order_id = Some(order_id);
             }
             enter(&mut next, Stage::AwaitingPayment, now);
+        }
+        Event::FreeOrderCreated(order_id) => {
+            if let Some(s) = next.state.session.as_mut() {
+                s.order_id = Some(order_id);
+            }
+            enter(&mut next, Stage::Printing, now);
         }
         Event::OrderCancelled => end(&mut next, "cancelled by the customer", now),
         Event::Deadline => match stage {

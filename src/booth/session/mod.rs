@@ -158,6 +158,8 @@ enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
     /// Copies and the customer's language (for the checkout page).
     Order(u32, Option<Language>, oneshot::Sender<Result<OrderView, OrderError>>),
+    /// A free print at a prepaid event (no payment screen).
+    EventPrint(u32, oneshot::Sender<Result<OrderView, OrderError>>),
 }
 
 /// The handle the HTTP layer and the button use.
@@ -181,6 +183,16 @@ impl Sessions {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::shutting_down());
         if self.commands.send(Command::Order(copies, language, tx)).await.is_err() {
+            return Err(gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// A free print for the current session at a prepaid event (which must be choosing copies).
+    pub async fn event_print(&self, copies: u32) -> Result<OrderView, OrderError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || OrderError::Session(SessionError::shutting_down());
+        if self.commands.send(Command::EventPrint(copies, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::files::SessionFiles;
 use super::machine::{Rules, State};
 use super::ErrorKind;
+use crate::booth::event::EventInfo;
 use crate::booth::health::Blocker;
 use crate::booth::OrderView;
 use crate::config::{Config, Language};
@@ -42,7 +43,10 @@ pub struct SessionView {
     pub language: Language,
     /// Whole sum.
     pub price_per_copy: i64,
+    /// At most this many copies can be chosen (the event's prints left included).
     pub max_copies: u32,
+    /// The prepaid event that runs: copies are free and printed at once.
+    pub event: Option<EventInfo>,
     /// The daemon's clock, so the page can count down correctly whatever its own clock says.
     pub now: i64,
 }
@@ -67,8 +71,18 @@ impl SessionView {
             language: config.booth.language,
             price_per_copy: config.booth.price_per_copy,
             max_copies: config.booth.max_copies,
+            event: None,
             now,
         }
+    }
+
+    /// The view at a prepaid event: free copies, no more offered than the event has left.
+    pub fn with_event(mut self, event: Option<EventInfo>) -> SessionView {
+        if let Some(left) = event.as_ref().and_then(|e| e.prints_left) {
+            self.max_copies = self.max_copies.min(left);
+        }
+        self.event = event;
+        self
     }
 
     /// The screen for `state`; `order` is the session's order as last read.

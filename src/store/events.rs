@@ -1,0 +1,190 @@
+//! Prepaid events (a wedding, a company party): the row that says an event runs, its cap on
+//! prints, its title and date for the layout, and the secret token of its photo gallery. At most
+//! one event is open at a time (a unique index); its orders carry its id.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub title: String,
+    pub date: String,
+    /// Sheets the printer may output for the event; 0 = no cap.
+    pub max_prints: u32,
+    pub keep_days: u32,
+    #[serde(skip)]
+    pub token: String,
+    /// `config` or `service`: who started it.
+    pub source: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+/// What an event is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent<'a> {
+    pub title: &'a str,
+    pub date: &'a str,
+    pub max_prints: u32,
+    pub keep_days: u32,
+    pub source: &'static str,
+    pub token: &'a str,
+}
+
+impl Event {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+        Ok(Event {
+            id: row.get("id")?,
+            title: row.get("title")?,
+            date: row.get("date")?,
+            max_prints: row.get("max_prints")?,
+            keep_days: row.get("keep_days")?,
+            token: row.get("token")?,
+            source: row.get("source")?,
+            started_at: row.get("started_at")?,
+            ended_at: row.get("ended_at")?,
+        })
+    }
+}
+
+/// The event that runs now, if any.
+pub fn current(conn: &Connection) -> rusqlite::Result<Option<Event>> {
+    conn.prepare_cached("SELECT * FROM events WHERE ended_at IS NULL")?
+        .query_row([], Event::from_row)
+        .optional()
+}
+
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Event>> {
+    conn.prepare_cached("SELECT * FROM events WHERE id = ?1")?
+        .query_row([id], Event::from_row)
+        .optional()
+}
+
+/// Starts an event, ending the one that ran before (a new party replaces the old one).
+pub fn start(conn: &Connection, new: &NewEvent<'_>, now: i64) -> rusqlite::Result<Event> {
+    end_current(conn, now)?;
+    conn.prepare_cached(
+        "INSERT INTO events (title, date, max_prints, keep_days, token, source, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        new.title,
+        new.date,
+        new.max_prints,
+        new.keep_days,
+        new.token,
+        new.source,
+        now
+    ])?;
+    get(conn, conn.last_insert_rowid())?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+/// Follows a changed `[event]` section for the event the config started.
+pub fn update(
+    conn: &Connection,
+    id: i64,
+    title: &str,
+    date: &str,
+    max_prints: u32,
+    keep_days: u32,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE events SET title = ?2, date = ?3, max_prints = ?4, keep_days = ?5 WHERE id = ?1")?
+        .execute(params![id, title, date, max_prints, keep_days])?;
+    Ok(())
+}
+
+/// Ends the open event, if any. Returns the ended event's id.
+pub fn end_current(conn: &Connection, now: i64) -> rusqlite::Result<Option<i64>> {
+    let Some(event) = current(conn)? else { return Ok(None) };
+    conn.prepare_cached("UPDATE events SET ended_at = ?2 WHERE id = ?1")?
+        .execute(params![event.id, now])?;
+    Ok(Some(event.id))
+}
+
+/// Copies ordered for the event so far: what counts against `max_prints` (sheets promised to the
+/// printer, whether already out or still queued).
+pub fn prints_ordered(conn: &Connection, event_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(sum(copies), 0) FROM orders WHERE event_id = ?1 AND status = 'event'")?
+        .query_row([event_id], |r| r.get(0))
+}
+
+/// Copies of the event's own print jobs that came out of the printer (reprints not included).
+pub fn prints_printed(conn: &Connection, event_id: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT coalesce(sum(j.copies), 0) FROM print_jobs j JOIN orders o ON o.id = j.order_id
+         WHERE o.event_id = ?1 AND j.kind = 'paid' AND j.status = 'printed'",
+    )?
+    .query_row([event_id], |r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn new(token: &str) -> NewEvent<'_> {
+        NewEvent {
+            title: "Aziza & Bobur",
+            date: "12.06.2026",
+            max_prints: 3,
+            keep_days: 30,
+            source: "service",
+            token,
+        }
+    }
+
+    #[test]
+    fn one_event_at_a_time_and_its_orders_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        store
+            .write(|c| {
+                assert_eq!(current(c)?, None);
+                let first = start(c, &new("t1"), 10)?;
+                assert_eq!(current(c)?.map(|e| e.id), Some(first.id));
+                // A second start ends the first.
+                let second = start(c, &new("t2"), 20)?;
+                assert_eq!(get(c, first.id)?.and_then(|e| e.ended_at), Some(20));
+                assert_eq!(current(c)?.map(|e| e.id), Some(second.id));
+                crate::store::orders::insert_event(c, 2, second.id, 30)?;
+                assert_eq!(prints_ordered(c, second.id)?, 2);
+                assert_eq!(prints_ordered(c, first.id)?, 0);
+                assert_eq!(end_current(c, 40)?, Some(second.id));
+                assert_eq!(current(c)?, None);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_database_refuses_a_second_open_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let result = store.write(|c| {
+            c.execute(
+                "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'a', 'config', 1)",
+                [],
+            )?;
+            c.execute(
+                "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'b', 'config', 1)",
+                [],
+            )
+        });
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_free_order_must_belong_to_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let result = store.write(|c| {
+            c.execute(
+                "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at)
+                 VALUES (1, 0, 0, 'paid', 1, 1)",
+                [],
+            )
+        });
+        assert!(result.is_err());
+    }
+}
