@@ -12,4 +12,5 @@ pub mod layout;
 pub mod logging;
 pub mod metrics;
 pub mod payme;
+pub mod preflight;
 pub mod store;

@@ -3,6 +3,7 @@
 //! for the customer.
 
 pub mod health;
+pub mod janitor;
 pub mod print_loop;
 pub mod service;
 pub mod session;
@@ -23,6 +24,8 @@ pub struct Booth {
     config: Arc<Config>,
     health: Arc<Health>,
     gpio: Arc<dyn Gpio>,
+    /// Wakes the janitor (a session ended: its photos may be due for removal).
+    tidy: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,10 @@ pub struct BoothStatus {
     /// False while the printer cannot finish a paid print; `blocker` says why.
     pub accepting_orders: bool,
     pub blocker: Option<Blocker>,
+    /// Every reason at once (`blocker` is the first), each with its message in words.
+    pub blockers: Vec<Blocker>,
+    /// `sandbox` (Payme's test checkout, no real money) or `production`.
+    pub payme_mode: &'static str,
     pub printer: PrinterView,
     pub camera: CameraView,
     pub gpio: GpioView,
@@ -98,7 +105,18 @@ impl Booth {
             config,
             health,
             gpio,
+            tidy: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks the janitor to look at the session folders now.
+    pub fn tidy_soon(&self) {
+        self.tidy.notify_one();
+    }
+
+    /// Resolves when someone called `tidy_soon` (the janitor's wake-up).
+    pub async fn tidied(&self) {
+        self.tidy.notified().await;
     }
 
     pub fn config(&self) -> &Config {
@@ -116,10 +134,16 @@ impl Booth {
     /// Everything `/api/status` shows. Blocking (SQLite).
     pub fn status(&self) -> Result<BoothStatus, StoreError> {
         let jobs = self.store.read(jobs::counts)?;
-        let blocker = self.health.blocker();
+        let blockers = self.health.blockers();
         Ok(BoothStatus {
-            accepting_orders: blocker.is_none(),
-            blocker,
+            accepting_orders: blockers.is_empty(),
+            blocker: blockers.first().cloned(),
+            blockers,
+            payme_mode: if self.config.is_sandbox() {
+                "sandbox"
+            } else {
+                "production"
+            },
             printer: self.health.printer_view(self.config.printer.warn_below),
             camera: self.health.camera_view(),
             gpio: GpioView {

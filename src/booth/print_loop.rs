@@ -71,7 +71,7 @@ impl PrintLoop {
         tracing::info!(printer = self.printer.backend(), "print loop started");
         let mut last_auto_resume = None;
         loop {
-            self.health.print_loop_beat(clock::now_ms());
+            self.health.print_loop_beat(clock::mono_ms());
             let wait = match self.check_printer(&mut last_auto_resume).await {
                 true => match self.drain(&shutdown).await {
                     Drained::Idle(Some(due)) => {
@@ -165,7 +165,9 @@ impl PrintLoop {
             Ok(m) => self.health.set_media(m),
             Err(e) => tracing::error!(error = %e, "cannot read the media counter"),
         }
-        status.state.can_print() && self.health.blocker().is_none()
+        // Paid jobs still print while the booth refuses new sessions for its own reasons (disk
+        // space, clock): only what stops the printer or the store stops them.
+        status.state.can_print() && !self.health.blockers().iter().any(|b| b.reason.stops_printing())
     }
 
     /// Prints due jobs until none is left, the printer has trouble, or shutdown starts.
@@ -210,9 +212,9 @@ impl PrintLoop {
             "printing"
         );
         let job_id = job.id;
-        self.health.print_started(clock::now_ms());
+        self.health.print_started(clock::mono_ms());
         let outcome = self.blocking(move |s| s.render_and_print(&job)).await;
-        self.health.print_finished(clock::now_ms());
+        self.health.print_finished(clock::mono_ms());
         let Some((job, outcome)) = outcome else { return false };
         let now = clock::now_ms();
         let ok = outcome.is_ok();

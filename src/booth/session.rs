@@ -320,7 +320,11 @@ impl SessionManager {
 
     async fn begin(&mut self) -> Result<(), SessionError> {
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "session not started: {}",
+                blocker.message
+            );
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;
@@ -475,6 +479,8 @@ impl SessionManager {
             .blocking(move |store| store.write(|tx| sessions::save(tx, &s)))
             .await;
         self.publish();
+        // Photos of a session that ends unpaid are not needed any more: the janitor removes them.
+        self.booth.tidy_soon();
         result
     }
 

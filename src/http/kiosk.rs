@@ -18,6 +18,7 @@ use serde_json::{json as j, Value};
 use tower_http::timeout::TimeoutLayer;
 
 use super::json;
+use super::streams::StreamCap;
 use crate::booth::session::{self, Input, SessionError, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::hw::gpio::ButtonEvent;
@@ -27,6 +28,13 @@ use crate::store::Store;
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections for the API's requests (a kiosk is one browser; the rest is headroom).
+const API_CONNECTIONS: usize = 64;
+/// `/api/events` streams open at once (one kiosk page needs one; reloads may briefly hold two).
+const EVENT_STREAMS: usize = 8;
+/// An event stream ends after this and the page's EventSource reconnects (`retry` below).
+const EVENT_STREAM_LIFETIME: Duration = Duration::from_secs(600);
+const EVENT_RETRY: Duration = Duration::from_secs(1);
 
 /// The UI, embedded so one binary deploys the whole booth.
 const UI_FILES: &[(&str, &str, &str)] = &[
@@ -54,6 +62,21 @@ pub struct Kiosk {
     pub data_dir: PathBuf,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// The cap on `/api/events` streams (see `http::streams`).
+    pub events: StreamCap,
+}
+
+impl Kiosk {
+    /// The cap for the event streams, apart from the API's connections.
+    pub fn events_cap() -> StreamCap {
+        StreamCap::new("event", EVENT_STREAMS, EVENT_STREAM_LIFETIME)
+    }
+
+    /// The kiosk listener's connection limit: the API's share plus every stream cap, so open
+    /// streams can never take the API's connections.
+    pub fn max_connections(&self) -> usize {
+        API_CONNECTIONS + self.events.max()
+    }
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -181,9 +204,11 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
         Err(OrderError::Store(e)) => {
             let _ = max;
@@ -280,9 +305,10 @@ async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Re
     }
 }
 
-/// A session's photos and preview; only names the session manager writes are served.
+/// The live session's photos and preview; only names the session manager writes are served.
+/// Any other session's files are 404: a past customer's photos are nobody's business.
 async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, String)>) -> Response {
-    let Some(id) = parse_id(&id) else {
+    let Some(id) = parse_id(&id).filter(|id| k.sessions.view().session_id == Some(*id)) else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such file");
     };
     let allowed = file == "preview.jpg"
@@ -307,8 +333,13 @@ async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, St
     }
 }
 
-/// Server-Sent Events: the session view as JSON on every change, plus keep-alives.
-async fn events(State(k): State<Kiosk>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+/// Server-Sent Events: the session view as JSON on every change, plus keep-alives. Capped apart
+/// from the API and ended after a while (the page reconnects at once, told by `retry`).
+async fn events(State(k): State<Kiosk>) -> Response {
+    let slot = match k.events.open() {
+        Ok(slot) => slot,
+        Err(refused) => return refused,
+    };
     let rx = k.sessions.subscribe();
     let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
         if !first && rx.changed().await.is_err() {
@@ -320,14 +351,20 @@ async fn events(State(k): State<Kiosk>) -> Sse<impl futures_util::Stream<Item = 
             .event("session")
             .json_data(&view)
             .unwrap_or_else(|_| Event::default());
-        Some((Ok(event), (rx, false)))
+        let event = if first { event.retry(EVENT_RETRY) } else { event };
+        Some((Ok::<_, Infallible>(event), (rx, false)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(k.events.bounded(slot, stream))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
-/// A button event for development and tests; exists only with the simulated GPIO backend.
-/// Body: `{"event": "press"}` (the default) or `{"event": "hold"}`.
+/// A button event for development and tests; exists only with `[dev] enabled` and the simulated
+/// GPIO backend. Body: `{"event": "press"}` (the default) or `{"event": "hold"}`.
 async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Response {
+    if !k.booth.config().dev.enabled {
+        return error(StatusCode::NOT_FOUND, "not_found", "only with [dev] enabled = true");
+    }
     let Some(sim) = k.booth.gpio().as_sim() else {
         return error(StatusCode::NOT_FOUND, "not_found", "only with gpio.backend = \"sim\"");
     };

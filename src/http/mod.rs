@@ -3,6 +3,7 @@
 
 mod kiosk;
 pub mod serve;
+pub mod streams;
 mod webhook;
 
 pub use kiosk::{router as kiosk_router, Kiosk};

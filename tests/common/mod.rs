@@ -48,6 +48,9 @@ data_dir = "{}"
 kiosk_listen = "127.0.0.1:0"
 webhook_listen = "127.0.0.1:0"
 
+[dev]
+enabled = true
+
 [payme]
 merchant_id = "587f72c72cac0d162c722ae2"
 key = "{KEY}"
@@ -109,6 +112,9 @@ impl Daemon {
             .env_remove("PAYME_KEY")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("STATE_DIRECTORY")
+            // Not "under systemd" unless a test says so (booth.require_synced_clock's default).
+            .env_remove("INVOCATION_ID")
+            .env_remove("NOTIFY_SOCKET")
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
@@ -361,6 +367,9 @@ impl Daemon {
             .env_remove("PAYME_KEY")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("STATE_DIRECTORY")
+            // Not "under systemd" unless a test says so (booth.require_synced_clock's default).
+            .env_remove("INVOCATION_ID")
+            .env_remove("NOTIFY_SOCKET")
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
