@@ -116,11 +116,13 @@ async fn a_cancelled_sessions_photos_are_gone_from_disk_and_404_at_once() {
         !session_path(&d, id).exists()
     })
     .await;
-    let log = d.log();
-    assert!(
-        log.contains("janitor removed photos") && log.contains("bytes="),
-        "{log}"
-    );
+    // Its shot, preview and page: counted in the log.
+    wait_until("the janitor's log line", &d, || {
+        d.log()
+            .lines()
+            .any(|l| l.contains("janitor removed photos") && l.contains("files=3") && l.contains("bytes="))
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -122,9 +122,9 @@ fn internal(e: impl std::fmt::Display) -> Response {
 fn session_error(e: SessionError) -> Response {
     let status = match e.code {
         "store_failed" => StatusCode::INTERNAL_SERVER_ERROR,
-        "shutting_down" | "printer_stopped" | "printer_media_empty" | "printer_offline" | "media_counter_empty" => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        "shutting_down" => StatusCode::SERVICE_UNAVAILABLE,
+        // Every blocker (printer, media, disk, clock...): the booth is out of service for now.
+        code if crate::booth::health::BlockReason::from_code(code).is_some() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::CONFLICT,
     };
     error(status, e.code, &e.message)
