@@ -458,7 +458,7 @@ async fn the_sandbox_is_said_at_start_in_status_and_by_the_cli() {
     assert_eq!(status["payme_mode"], "sandbox");
     assert!(d.log().contains("SANDBOX"), "{}", d.log());
     let (ok, out) = cli(&d, &["status"]);
-    assert!(ok && out.contains("SANDBOX"), "{out}");
+    assert!(ok && out.contains("payme        sandbox"), "{out}");
 
     let prod = Daemon::start_with_config(|data| {
         config_text_full(data, "", "").replace("https://test.paycom.uz", "https://checkout.paycom.uz")

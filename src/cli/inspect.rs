@@ -108,7 +108,7 @@ fn print_live_status(s: &Value) {
     }
     println!("gpio         {}", s["gpio"]["backend"].as_str().unwrap_or("?"));
     if s["payme_mode"] == "sandbox" {
-        println!("payme        SANDBOX (test checkout, no real money; set payme.checkout_base for production)");
+        println!("payme        sandbox: Payme's TEST checkout, no real money (production: payme.checkout_base = \"https://checkout.paycom.uz\")");
     } else {
         println!("payme        production");
     }
