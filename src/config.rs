@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod upkeep;
+pub use upkeep::{Dev, Storage};
+
 /// The documented example, which is also the configuration `photoboothd` runs on with no arguments.
 pub const DEFAULT_TOML: &str = include_str!("../assets/photobooth.toml");
 
@@ -32,48 +35,6 @@ pub struct Config {
     pub storage: Storage,
     #[serde(default)]
     pub dev: Dev,
-}
-
-/// How long photos stay on the card and how much room must stay free (see `booth::janitor`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Storage {
-    /// A paid order's composed page stays this many days, so reprints work.
-    #[serde(default = "default_keep_pages_days")]
-    pub keep_pages_days: u32,
-    /// Keep every file of every session at least this many hours (0: only as long as needed).
-    #[serde(default)]
-    pub keep_hours: u32,
-    /// Below this much free space on the data directory's file system no session starts.
-    #[serde(default = "default_min_free_mb")]
-    pub min_free_mb: u64,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage {
-            keep_pages_days: default_keep_pages_days(),
-            keep_hours: 0,
-            min_free_mb: default_min_free_mb(),
-        }
-    }
-}
-
-fn default_keep_pages_days() -> u32 {
-    7
-}
-fn default_min_free_mb() -> u64 {
-    500
-}
-
-/// Development switches. Off unless a configuration file turns them on; `photoboothd` run with no
-/// configuration file at all (the README's first command) turns them on and says so.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dev {
-    /// `POST /api/dev/button` (with the simulated GPIO).
-    #[serde(default)]
-    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -495,15 +456,8 @@ impl Config {
         if b.name.trim().is_empty() {
             return Err("booth.name must not be empty".into());
         }
-        if !self.http.kiosk_listen.ip().is_loopback() && !self.http.allow_lan {
-            return Err(format!(
-                "http.kiosk_listen {} is not a loopback address; the kiosk API has no password, so serving it on the network needs http.allow_lan = true",
-                self.http.kiosk_listen
-            ));
-        }
-        if self.storage.keep_pages_days > 3650 || self.storage.keep_hours > 24 * 3650 {
-            return Err("storage.keep_pages_days and storage.keep_hours must be at most ten years".into());
-        }
+        upkeep::check_kiosk_listen(&self.http)?;
+        self.storage.validate()?;
         // Port 0 (the OS picks) is allowed on both, for tests.
         if self.http.kiosk_listen == self.http.webhook_listen && self.http.kiosk_listen.port() != 0 {
             return Err("http.kiosk_listen and http.webhook_listen must differ".into());
@@ -625,19 +579,6 @@ impl Config {
         Ok(())
     }
 
-    /// Whether orders wait for a synchronised clock: as configured, else only under systemd
-    /// (`NOTIFY_SOCKET` or `INVOCATION_ID` set), where the unit orders itself after time-sync.target.
-    pub fn requires_synced_clock(&self) -> bool {
-        self.booth.require_synced_clock.unwrap_or_else(|| {
-            std::env::var_os("NOTIFY_SOCKET").is_some() || std::env::var_os("INVOCATION_ID").is_some()
-        })
-    }
-
-    /// Whether checkout links go to Payme's sandbox (test cards, no real money).
-    pub fn is_sandbox(&self) -> bool {
-        self.payme.checkout_base.contains("test.paycom.uz")
-    }
-
     /// Price of one copy in tiyin (1 sum = 100 tiyin).
     pub fn price_per_copy_tiyin(&self) -> i64 {
         self.booth.price_per_copy * 100
@@ -735,32 +676,6 @@ mod tests {
         );
         let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
         assert!(msg.contains("payme.fiscal.ikpu"), "{msg}");
-    }
-
-    #[test]
-    fn a_kiosk_off_loopback_needs_allow_lan() {
-        let lan = DEFAULT_TOML.replace("kiosk_listen = \"127.0.0.1:8080\"", "kiosk_listen = \"0.0.0.0:8080\"");
-        let msg = Config::parse(&lan, "x.toml").unwrap_err().to_string();
-        assert!(msg.contains("http.allow_lan"), "{msg}");
-        let allowed = lan.replace("allow_lan = false", "allow_lan = true");
-        assert!(Config::parse(&allowed, "x.toml").is_ok());
-    }
-
-    #[test]
-    fn storage_dev_and_clock_defaults_are_the_documented_ones() {
-        let c = Config::built_in().unwrap();
-        assert_eq!(
-            (c.storage.keep_pages_days, c.storage.keep_hours, c.storage.min_free_mb),
-            (7, 0, 500)
-        );
-        assert!(!c.dev.enabled);
-        assert!(!c.http.allow_lan);
-        assert_eq!(c.booth.require_synced_clock, None);
-        assert_eq!(
-            c.booth.clock_synced_file,
-            Path::new("/run/systemd/timesync/synchronized")
-        );
-        assert!(c.is_sandbox());
     }
 
     #[test]
