@@ -181,7 +181,11 @@ async fn a_reprint_a_day_later_still_prints_and_pages_go_after_keep_pages_days()
     let printed_before = d.prints().len();
     let (ok, out) = cli(&d, &["reprint", &order_id]);
     assert!(ok, "{out}");
-    wait_until("the reprint printed", &d, || d.prints().len() > printed_before).await;
+    // Printed and recorded (a kill before the record would requeue it, keeping the page).
+    wait_until("the reprint printed", &d, || {
+        d.prints().len() > printed_before && d.count("SELECT COUNT(*) FROM print_jobs WHERE status = 'printed'") == 2
+    })
+    .await;
 
     // Past storage.keep_pages_days (7) the page goes, and a reprint says why it cannot print.
     paid_days_ago(&mut d, &order_id, 8);
