@@ -465,7 +465,7 @@ async fn the_sandbox_is_said_at_start_in_status_and_by_the_cli() {
     assert!(ok && out.contains("payme        sandbox"), "{out}");
 
     let prod = Daemon::start_with_config(|data| {
-        config_text_full(data, "", "").replace("https://test.paycom.uz", "https://checkout.paycom.uz")
+        config_text_full(data, "checkout_base = \"https://checkout.paycom.uz\"\n", "")
     })
     .await;
     let (_, status) = prod.kiosk("GET", "/api/status", "").await;

@@ -84,25 +84,6 @@ impl BlockReason {
 }
 
 impl BlockReason {
-    const ALL: [BlockReason; 11] = [
-        BlockReason::StoreFailed,
-        BlockReason::MediaCounterEmpty,
-        BlockReason::PrinterStopped,
-        BlockReason::PrinterMediaEmpty,
-        BlockReason::PrinterOffline,
-        BlockReason::PrinterError,
-        BlockReason::PrinterJobStuck,
-        BlockReason::SchedulerUnreachable,
-        BlockReason::DiskLow,
-        BlockReason::ClockUnsynced,
-        BlockReason::EventOver,
-    ];
-
-    /// The reason a code names (`as_str` backwards).
-    pub fn from_code(code: &str) -> Option<BlockReason> {
-        BlockReason::ALL.into_iter().find(|r| r.as_str() == code)
-    }
-
     /// Whether paid jobs already queued must wait too (the others only refuse new sessions).
     pub fn stops_printing(self) -> bool {
         !matches!(
