@@ -115,6 +115,7 @@ mod tests {
                 expires_at: created + 600_000,
                 paid_at: None,
                 closed_at: None,
+                language: None,
             };
             wall.fetch_add(jump, Ordering::SeqCst);
             let now = clock.now_ms();

@@ -71,9 +71,10 @@ pub fn needed(facts: &SessionFacts, storage: &Storage, now: i64) -> Needed {
     match order.status {
         // Payable until its TTL, or while Payme holds a transaction that may still be performed.
         StoredStatus::Open if order.live_tx || now < order.expires_at => Needed::Everything,
-        StoredStatus::Open | StoredStatus::Cancelled | StoredStatus::Refunded => Needed::Nothing,
-        StoredStatus::Paid if order.print_pending => Needed::Everything,
-        StoredStatus::Paid => {
+        StoredStatus::Open | StoredStatus::Cancelled => Needed::Nothing,
+        StoredStatus::Paid | StoredStatus::Refunded if order.print_pending => Needed::Everything,
+        // A refunded order was paid once: its page stays too (`reprint --force` may print it).
+        StoredStatus::Paid | StoredStatus::Refunded => {
             let paid = order.paid_at.unwrap_or(facts.started_at);
             if now < paid.saturating_add(i64::from(storage.keep_pages_days) * DAY_MS) {
                 Needed::PageOnly
@@ -248,7 +249,7 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn storage() -> Storage {
-        Storage::default()
+        crate::config::Config::built_in().unwrap().storage
     }
 
     fn ended(order: Option<OrderFacts>) -> SessionFacts {
@@ -278,10 +279,6 @@ mod tests {
             Needed::Nothing
         );
         assert_eq!(
-            needed(&ended(Some(order(StoredStatus::Refunded))), &s, NOW),
-            Needed::Nothing
-        );
-        assert_eq!(
             needed(&ended(Some(order(StoredStatus::Open))), &s, NOW),
             Needed::Nothing
         );
@@ -307,7 +304,12 @@ mod tests {
             needed(&ended(Some(paid.clone())), &s, NOW + 6 * DAY_MS),
             Needed::PageOnly
         );
-        assert_eq!(needed(&ended(Some(paid)), &s, NOW + 7 * DAY_MS), Needed::Nothing);
+        assert_eq!(
+            needed(&ended(Some(paid.clone())), &s, NOW + 7 * DAY_MS),
+            Needed::Nothing
+        );
+        paid.status = StoredStatus::Refunded;
+        assert_eq!(needed(&ended(Some(paid)), &s, NOW), Needed::PageOnly);
     }
 
     #[test]

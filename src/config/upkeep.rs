@@ -15,7 +15,7 @@ impl Config {
 
     /// Whether checkout links go to Payme's sandbox (test cards, no real money).
     pub fn is_sandbox(&self) -> bool {
-        self.payme.checkout_base.contains("test.paycom.uz")
+        crate::payme::checkout::is_sandbox(&self.payme.checkout_base)
     }
 }
 
@@ -44,7 +44,10 @@ mod tests {
         assert!(!c.dev.enabled);
         assert!(!c.http.allow_lan);
         assert_eq!(c.booth.require_synced_clock, None);
-        assert_eq!(c.booth.clock_synced_file, Path::new("/run/systemd/timesync/synchronized"));
+        assert_eq!(
+            c.booth.clock_synced_file,
+            Path::new("/run/systemd/timesync/synchronized")
+        );
         assert!(c.is_sandbox());
     }
 }
