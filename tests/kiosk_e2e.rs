@@ -438,9 +438,6 @@ height = 720
 
 [gpio]
 backend = "sim"
-
-[dev]
-enabled = true
 "#,
             done = c.done_timeout_s,
             error = c.error_timeout_s,
