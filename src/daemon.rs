@@ -55,6 +55,8 @@ impl From<StoreError> for DaemonError {
 
 pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let started = Instant::now();
+    // The same checks as `check-config`, with the same messages, before anything is opened.
+    crate::preflight::check(&config).map_err(DaemonError)?;
     // The printer first: its driver decides the page every layout is composed at, and a media the
     // driver does not offer stops the start here, naming the ones it does.
     let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
@@ -97,13 +99,22 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         .into();
     let health = Arc::new(Health::new(printer.backend(), camera.backend(), gpio.backend()));
     health.watch_store(store.clone());
+    health.watch_disk(data_dir.clone(), config.storage.min_free_mb);
+    if config.requires_synced_clock() {
+        health.require_synced_clock(config.booth.clock_synced_file.clone());
+        if !health.clock_synced() {
+            tracing::warn!(file = %config.booth.clock_synced_file.display(), "the system clock is not synchronised yet: no orders until it is");
+        }
+    }
     // "No payment without a printer": Check and a new Create answer -31008 while a blocker stops
-    // delivery. A store that cannot write is left out: Payme must get -32400 and retry.
+    // delivery. A store that cannot write is left out: Payme must get -32400 and retry. Low disk
+    // space and an unsynchronised clock refuse new sessions only; paid prints still go out.
     let gate_health = health.clone();
     let gate: crate::payme::DeliveryGate = Arc::new(move || {
         gate_health
-            .blocker()
-            .filter(|b| b.reason != BlockReason::StoreFailed)
+            .blockers()
+            .into_iter()
+            .find(|b| b.reason.stops_printing() && b.reason != BlockReason::StoreFailed)
             .map(|b| b.message)
     });
     let merchant = Arc::new(
@@ -197,6 +208,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
             shutdown_rx.clone(),
         ));
     }
+    tokio::spawn(watch_clock(config.booth.clock_synced_file.clone(), shutdown_rx.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
@@ -222,6 +234,14 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         }
         .run(wake_rx, shutdown_rx.clone()),
     );
+    let janitor = tokio::spawn(
+        crate::booth::janitor::Janitor {
+            store: store.clone(),
+            data_dir: data_dir.clone(),
+            storage: config.storage.clone(),
+        }
+        .run(booth.clone(), shutdown_rx.clone()),
+    );
     let metrics = Arc::new(Metrics::default());
     let webhook_state = Webhook {
         merchant,
@@ -241,15 +261,18 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         store: store.clone(),
         metrics,
         service: service_menu,
+        events: Kiosk::events_cap(),
     };
+    let kiosk_connections = kiosk_state.max_connections();
     let kiosk = serve(
         kiosk_listener,
         crate::http::kiosk_router(kiosk_state),
-        64,
+        kiosk_connections,
         shutdown_rx.clone(),
     );
     let (w, k) = tokio::join!(webhook, kiosk);
     let _ = print_loop.await;
+    let _ = janitor.await;
     let _ = session_task.await;
     let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
     w.and(k).map_err(|e| DaemonError(format!("listener failed: {e}")))?;
@@ -274,7 +297,7 @@ async fn watchdog(every: Duration, store: Arc<Store>, health: Arc<Health>, mut s
         )
         .await;
         let problem = match store_ok {
-            Ok(Ok(Ok(_))) => health.print_loop_stuck(clock::now_ms()),
+            Ok(Ok(Ok(_))) => health.print_loop_stuck(clock::mono_ms()),
             Ok(Ok(Err(e))) => Some(format!("the store fails: {e}")),
             Ok(Err(e)) => Some(format!("the store probe failed: {e}")),
             Err(_) => Some("the store did not answer in 5 s".into()),
@@ -290,6 +313,40 @@ async fn watchdog(every: Duration, store: Arc<Store>, health: Arc<Health>, mut s
     }
 }
 
+/// Follows the wall clock: adopts it when it first becomes synchronised (`clock::resync`), and
+/// warns about any other jump, which the booth's steady time ignores (see `clock`).
+async fn watch_clock(synced_file: PathBuf, mut shutdown: watch::Receiver<bool>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    /// Smaller differences are NTP's own slewing and scheduling noise.
+    const JUMP_MS: i64 = 60_000;
+    let mut synced = synced_file.exists();
+    let mut warned_drift = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now_synced = synced_file.exists();
+        if now_synced && !synced {
+            let moved = clock::resync();
+            warned_drift = 0;
+            tracing::info!(
+                moved_ms = moved,
+                "the system clock is synchronised; the booth's time follows it"
+            );
+        }
+        synced = now_synced;
+        let drift = clock::drift_ms();
+        if (drift - warned_drift).abs() > JUMP_MS {
+            warned_drift = drift;
+            tracing::warn!(
+                drift_s = drift / 1000,
+                "the system clock jumped; the booth keeps its steady time (order expiry, timeouts) until it restarts"
+            );
+        }
+    }
+}
+
 async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
     let dir = data_dir.to_path_buf();
     tokio::task::spawn_blocking(move || Store::open_in(&dir))
@@ -299,6 +356,15 @@ async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
 }
 
 fn warn_about_config(config: &Config) {
+    if config.is_sandbox() {
+        tracing::warn!(
+            checkout_base = %config.payme.checkout_base,
+            "SANDBOX: checkout links go to Payme's test checkout, no real money is taken; set payme.checkout_base = \"https://checkout.paycom.uz\" for production"
+        );
+    }
+    if config.dev.enabled {
+        tracing::warn!("development switches are on ([dev] enabled): POST /api/dev/button works");
+    }
     if config.payme.merchant_id.is_empty() {
         tracing::warn!("payme.merchant_id is not set: QR codes will not open a real Payme checkout");
     }

@@ -30,4 +30,5 @@ pub mod layout;
 pub mod logging;
 pub mod metrics;
 pub mod payme;
+pub mod preflight;
 pub mod store;

@@ -145,6 +145,15 @@ impl Metrics {
         let _ = writeln!(out, "photoboothd_printer_up {}", u8::from(printer_up));
         family(
             &mut out,
+            "photoboothd_blocked",
+            "gauge",
+            "1 for each reason the booth takes no paid session now (disk_low, clock_unsynced, ...).",
+        );
+        for blocker in health.blockers() {
+            let _ = writeln!(out, "photoboothd_blocked{{reason=\"{}\"}} 1", blocker.reason);
+        }
+        family(
+            &mut out,
             "photoboothd_camera_up",
             "gauge",
             "1 unless the last capture failed.",

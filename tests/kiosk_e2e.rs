@@ -723,6 +723,13 @@ async fn paid_session_from_attract_screen_to_prints() {
         s.b().text("#attract-price").await.contains("20 000 soʻm"),
         "the attract screen shows the price"
     );
+    // The test config's checkout is Payme's sandbox: a small TEST badge says no real money.
+    let b = s.b();
+    s.wait_for("the sandbox badge", Duration::from_secs(10), async || {
+        b.displayed("#test-badge").await
+    })
+    .await;
+    assert_eq!(s.b().text("#test-badge").await, "TEST");
 
     s.capture_to_review().await;
     let log = s.b().screen_log().await;

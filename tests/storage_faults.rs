@@ -29,8 +29,10 @@ use serde_json::{json, Value};
 
 const ENOSPC: i32 = 28;
 const EPERM: i32 = 1;
-/// Small photos, so a session started after recovery stays light.
-const CAMERA: &str = "[camera]\nwidth = 320\nheight = 240\n";
+/// Small photos, so a session started after recovery stays light. No free-space watermark: these
+/// disks are 16 MB and fill on purpose, to test what happens when a write fails anyway (the
+/// watermark, `storage.min_free_mb`, is tested in tests/unattended.rs).
+const CAMERA: &str = "[camera]\nwidth = 320\nheight = 240\n[storage]\nmin_free_mb = 0\n";
 
 // ---------------------------------------------------------------------------------------------
 // Fault mechanisms and their clean-up.

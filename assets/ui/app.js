@@ -33,6 +33,7 @@
       oos_title: 'Fotobudka vaqtincha ishlamayapti',
       oos_paper: 'Printerda qogʻoz tugadi.',
       oos_printer: 'Printer hozir tayyor emas.',
+      oos_booth: 'Fotobudka hozir tayyor emas.',
       oos_staff: 'Xodim tez orada keladi. Iltimos, birozdan soʻng qaytib keling.',
       shot_of: function (p) { return 'Surat ' + p.n + ' / ' + p.total; },
       look_at_camera: 'Kameraga qarang',
@@ -96,6 +97,7 @@
       oos_title: 'Фотобудка временно не работает',
       oos_paper: 'В принтере закончилась бумага.',
       oos_printer: 'Принтер сейчас не готов.',
+      oos_booth: 'Фотобудка сейчас не готова.',
       oos_staff: 'Сотрудник скоро подойдёт. Пожалуйста, загляните через несколько минут.',
       shot_of: function (p) { return 'Снимок ' + p.n + ' из ' + p.total; },
       look_at_camera: 'Смотрите в камеру',
@@ -157,6 +159,7 @@
       oos_title: 'Sorry, the booth is out of service',
       oos_paper: 'The printer is out of paper.',
       oos_printer: 'The printer is not ready.',
+      oos_booth: 'The booth is not ready.',
       oos_staff: 'Staff will be here soon. Please come back in a few minutes.',
       shot_of: function (p) { return 'Photo ' + p.n + ' of ' + p.total; },
       look_at_camera: 'Look at the camera',
@@ -211,7 +214,10 @@
 
   var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
   var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty',
-    'printer_error', 'printer_job_stuck', 'scheduler_unreachable', 'event_over'];
+    'printer_error', 'printer_job_stuck', 'scheduler_unreachable', 'event_over',
+    'disk_low', 'clock_unsynced', 'store_failed'];
+  // Blockers that are not the printer's (disk space, clock, database): "the booth is not ready".
+  var BOOTH_REASONS = ['disk_low', 'clock_unsynced', 'store_failed'];
   // After the last shot the capture screen also covers composing the page; past this, say so.
   var PREPARING_AFTER_MS = 1500;
   // A language picked on the attract screen falls back to the default when nobody touches it.
@@ -304,6 +310,7 @@
 
   function blockerText(reason) {
     if (reason === 'event_over') return t('oos_event_over');
+    if (BOOTH_REASONS.indexOf(reason) >= 0) return t('oos_booth');
     return PAPER_REASONS.indexOf(reason) >= 0 ? t('oos_paper') : t('oos_printer');
   }
 
@@ -674,9 +681,23 @@
     on('error-ok', function () { act('/api/session/dismiss'); });
 
     setInterval(tick, 200);
+    showSandboxBadge();
     connect();
     // Until the first view arrives, a plain request is often quicker than the stream.
     poll();
+  }
+
+  // ---- Sandbox badge -------------------------------------------------------------------------
+  // While payme.checkout_base is Payme's sandbox no real money is taken: a small "TEST" badge says
+  // so on every screen. /api/status tells which; asked once (the setting changes only on restart).
+  function showSandboxBadge() {
+    fetch('/api/status', { cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        var badge = $('test-badge');
+        if (badge) badge.hidden = !(s && s.payme_mode === 'sandbox');
+      })
+      .catch(function () { /* the next page load asks again */ });
   }
 
   init();

@@ -19,12 +19,17 @@ pub struct Health {
     camera_error: RwLock<Option<String>>,
     /// The prepaid event that runs, if any (booth::event keeps it current).
     event: RwLock<Option<super::event::EventInfo>>,
-    /// Last time the print loop went round (ms), and when the print in progress started (0: none);
-    /// the watchdog stops pinging systemd when these say the loop is stuck.
+    /// Last time the print loop went round, and when the print in progress started (0: none), in
+    /// `clock::mono_ms` (a wall-clock jump must not look like a stuck loop); the watchdog stops
+    /// pinging systemd when these say the loop is stuck.
     print_loop_at: AtomicI64,
     printing_since: AtomicI64,
     /// The store, to know whether the disk takes writes (set once at start-up).
     store: std::sync::OnceLock<std::sync::Arc<crate::store::Store>>,
+    /// The data directory and the free space it must keep (`[storage] min_free_mb`).
+    disk: std::sync::OnceLock<(std::path::PathBuf, u64)>,
+    /// The file whose existence says the clock is synchronised, when orders wait for it.
+    clock_synced_file: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// A print loop that has not gone round for this long, while not printing, is stuck.
@@ -80,6 +85,16 @@ impl BlockReason {
     }
 }
 
+impl BlockReason {
+    /// Whether paid jobs already queued must wait too (the others only refuse new sessions).
+    pub fn stops_printing(self) -> bool {
+        !matches!(
+            self,
+            BlockReason::DiskLow | BlockReason::ClockUnsynced | BlockReason::EventOver
+        )
+    }
+}
+
 impl std::fmt::Display for BlockReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -122,10 +137,27 @@ impl Health {
             media: RwLock::new(None),
             camera_error: RwLock::new(None),
             event: RwLock::new(None),
-            print_loop_at: AtomicI64::new(crate::clock::now_ms()),
+            print_loop_at: AtomicI64::new(crate::clock::mono_ms()),
             printing_since: AtomicI64::new(0),
             store: std::sync::OnceLock::new(),
+            disk: std::sync::OnceLock::new(),
+            clock_synced_file: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets `blockers` refuse sessions while `dir`'s file system has less than `min_free_mb` free.
+    pub fn watch_disk(&self, dir: std::path::PathBuf, min_free_mb: u64) {
+        let _ = self.disk.set((dir, min_free_mb.saturating_mul(1024 * 1024)));
+    }
+
+    /// Lets `blockers` refuse orders until `file` exists (systemd-timesyncd's "synchronized").
+    pub fn require_synced_clock(&self, file: std::path::PathBuf) {
+        let _ = self.clock_synced_file.set(file);
+    }
+
+    /// Whether the clock is known to be synchronised (always true when nobody asked to wait).
+    pub fn clock_synced(&self) -> bool {
+        self.clock_synced_file.get().is_none_or(|f| f.exists())
     }
 
     /// Lets `blocker` see storage faults.
@@ -193,9 +225,46 @@ impl Health {
         self.media.read().ok().and_then(|m| *m)
     }
 
-    /// `Some` while the booth must not take a session (paid, or free at an event).
+    /// `Some` while the booth must not take a paid session: the first of `blockers`, which the
+    /// kiosk shows.
     pub fn blocker(&self) -> Option<Blocker> {
-        self.print_blocker().or_else(|| self.event_blocker())
+        self.blockers().into_iter().next()
+    }
+
+    /// Every reason the booth must not take a paid session now, most fundamental first.
+    pub fn blockers(&self) -> Vec<Blocker> {
+        let mut all = Vec::new();
+        if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
+            all.push(Blocker {
+                reason: BlockReason::StoreFailed,
+                message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
+            });
+        }
+        all.extend(self.disk_blocker());
+        if !self.clock_synced() {
+            all.push(Blocker {
+                reason: BlockReason::ClockUnsynced,
+                message: "the system clock is not synchronised yet (no network time); orders wait until it is (booth.require_synced_clock)".into(),
+            });
+        }
+        if let Some(media) = self.media() {
+            if media.remaining <= 0 {
+                all.push(Blocker {
+                    reason: BlockReason::MediaCounterEmpty,
+                    message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
+                });
+            }
+        }
+        all.extend(self.printer_blocker());
+        all.extend(self.event_blocker());
+        all
+    }
+
+    /// `Some` while the printer must not be sent jobs: the first blocker that stops printing (not
+    /// the disk watermark, the clock or an event's used-up cap, whose paid or free orders still
+    /// print).
+    pub fn print_blocker(&self) -> Option<Blocker> {
+        self.blockers().into_iter().find(|b| b.reason.stops_printing())
     }
 
     /// An event whose prints are used up takes no more sessions; its last orders still print.
@@ -207,22 +276,23 @@ impl Health {
         })
     }
 
-    /// `Some` while the printer must not be sent jobs (everything in `blocker` but the event's cap).
-    pub fn print_blocker(&self) -> Option<Blocker> {
-        if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
-            return Some(Blocker {
-                reason: BlockReason::StoreFailed,
-                message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
-            });
-        }
-        if let Some(media) = self.media() {
-            if media.remaining <= 0 {
-                return Some(Blocker {
-                    reason: BlockReason::MediaCounterEmpty,
-                    message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
-                });
-            }
-        }
+    fn disk_blocker(&self) -> Option<Blocker> {
+        let (dir, min_free) = self.disk.get()?;
+        // A file system we cannot ask about is not reported as full: the store's write fault
+        // covers a disk that really fails.
+        let free = free_bytes(dir)?;
+        (free < *min_free).then(|| Blocker {
+            reason: BlockReason::DiskLow,
+            message: format!(
+                "only {} MB free on {} (storage.min_free_mb = {}); delete old files or use a bigger card",
+                free / (1024 * 1024),
+                dir.display(),
+                min_free / (1024 * 1024)
+            ),
+        })
+    }
+
+    fn printer_blocker(&self) -> Option<Blocker> {
         let status = self.printer_state()?;
         let (reason, what) = match status.state {
             PrinterState::Stopped => (BlockReason::PrinterStopped, "the printer queue is stopped"),
@@ -268,6 +338,23 @@ impl Health {
             last_error,
         }
     }
+}
+
+/// Bytes an unprivileged process may still write on `dir`'s file system (`statvfs`'s `f_bavail`).
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` a properly sized, writable
+    // struct that statvfs(3) fills in; nothing else is touched.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return None;
+    }
+    // The field types differ between 32- and 64-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let free = (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64);
+    Some(free)
 }
 
 #[cfg(test)]
@@ -333,5 +420,39 @@ mod tests {
             assert_eq!(b.reason, reason);
             assert!(b.message.contains(cups), "{}", b.message);
         }
+    }
+
+    #[test]
+    fn disk_low_and_an_unsynced_clock_block_and_every_blocker_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Health::new("file", "sim", "sim");
+        assert!(free_bytes(dir.path()).is_some_and(|b| b > 0));
+        // No file system has this much free: the watermark is crossed.
+        h.watch_disk(dir.path().to_path_buf(), u64::MAX / (1024 * 1024));
+        let synced = dir.path().join("synchronized");
+        h.require_synced_clock(synced.clone());
+        h.set_printer(PrinterStatus::new(PrinterState::Offline));
+        let reasons: Vec<BlockReason> = h.blockers().iter().map(|b| b.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                BlockReason::DiskLow,
+                BlockReason::ClockUnsynced,
+                BlockReason::PrinterOffline
+            ]
+        );
+        assert!(h.blockers()[0].message.contains("storage.min_free_mb"));
+        assert_eq!(h.blocker().unwrap().reason, BlockReason::DiskLow);
+        std::fs::write(&synced, "").unwrap();
+        assert!(h.clock_synced());
+        assert!(!h.blockers().iter().any(|b| b.reason == BlockReason::ClockUnsynced));
+    }
+
+    #[test]
+    fn enough_free_space_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Health::new("file", "sim", "sim");
+        h.watch_disk(dir.path().to_path_buf(), 0);
+        assert_eq!(h.blocker(), None);
     }
 }

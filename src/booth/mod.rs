@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod health;
+pub mod janitor;
 pub mod print_loop;
 pub mod service;
 pub mod service_menu;
@@ -41,6 +42,8 @@ pub struct Booth {
     gpio: Arc<dyn Gpio>,
     /// Tells the print loop to look at the queue now (event orders are queued here, not by Payme).
     print_wake: std::sync::OnceLock<tokio::sync::mpsc::Sender<i64>>,
+    /// Wakes the janitor (a session ended: its photos may be due for removal).
+    tidy: tokio::sync::Notify,
     /// The language the kiosk last reported with a session input, for an order it asks for
     /// without one.
     customer_language: std::sync::Mutex<Option<Language>>,
@@ -103,6 +106,10 @@ pub struct BoothStatus {
     /// False while the printer cannot finish a paid print; `blocker` says why.
     pub accepting_orders: bool,
     pub blocker: Option<Blocker>,
+    /// Every reason at once (`blocker` is the first), each with its message in words.
+    pub blockers: Vec<Blocker>,
+    /// `sandbox` (Payme's test checkout, no real money) or `production`.
+    pub payme_mode: &'static str,
     pub printer: PrinterView,
     pub camera: CameraView,
     pub gpio: GpioView,
@@ -132,6 +139,7 @@ impl Booth {
             health,
             gpio,
             print_wake: std::sync::OnceLock::new(),
+            tidy: tokio::sync::Notify::new(),
             customer_language: std::sync::Mutex::new(None),
         }
     }
@@ -190,6 +198,16 @@ impl Booth {
         ))
     }
 
+    /// Asks the janitor to look at the session folders now.
+    pub fn tidy_soon(&self) {
+        self.tidy.notify_one();
+    }
+
+    /// Resolves when someone called `tidy_soon` (the janitor's wake-up).
+    pub async fn tidied(&self) {
+        self.tidy.notified().await;
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -217,10 +235,16 @@ impl Booth {
     /// Everything `/api/status` shows. Blocking (SQLite).
     pub fn status(&self) -> Result<BoothStatus, StoreError> {
         let jobs = self.store.read(jobs::counts)?;
-        let blocker = self.health.blocker();
+        let blockers = self.health.blockers();
         Ok(BoothStatus {
-            accepting_orders: blocker.is_none(),
-            blocker,
+            accepting_orders: blockers.is_empty(),
+            blocker: blockers.first().cloned(),
+            blockers,
+            payme_mode: if self.config.is_sandbox() {
+                "sandbox"
+            } else {
+                "production"
+            },
             printer: self.health.printer_view(self.config.printer.warn_below),
             camera: self.health.camera_view(),
             gpio: GpioView {

@@ -75,7 +75,7 @@ impl PrintLoop {
         tracing::info!(printer = self.printer.backend(), "print loop started");
         let mut last_auto_resume = None;
         loop {
-            self.health.print_loop_beat(clock::now_ms());
+            self.health.print_loop_beat(clock::mono_ms());
             let wait = match self.check_printer(&mut last_auto_resume).await {
                 true => match self.drain(&shutdown).await {
                     Drained::Idle(Some(due)) => {
@@ -246,9 +246,9 @@ impl PrintLoop {
             );
         }
         let job_id = job.id;
-        self.health.print_started(clock::now_ms());
+        self.health.print_started(clock::mono_ms());
         let outcome = self.watching(self.blocking(move |s| s.render_and_print(&job))).await;
-        self.health.print_finished(clock::now_ms());
+        self.health.print_finished(clock::mono_ms());
         let Some((job, outcome)) = outcome else { return false };
         let now = clock::now_ms();
         let ok = outcome.is_ok();

@@ -107,9 +107,22 @@ fn print_live_status(s: &Value) {
         None => println!("camera       {} ready", c["backend"].as_str().unwrap_or("?")),
     }
     println!("gpio         {}", s["gpio"]["backend"].as_str().unwrap_or("?"));
-    match s["blocker"]["message"].as_str() {
-        Some(why) => println!("sessions     REFUSED: {why}"),
-        None => println!("sessions     accepted"),
+    if s["payme_mode"] == "sandbox" {
+        println!("payme        sandbox: Payme's TEST checkout, no real money (production: payme.checkout_base = \"https://checkout.paycom.uz\")");
+    } else {
+        println!("payme        production");
+    }
+    let blockers = s["blockers"].as_array().cloned().unwrap_or_default();
+    if blockers.is_empty() {
+        println!("sessions     accepted");
+    }
+    for (i, b) in blockers.iter().enumerate() {
+        let label = if i == 0 { "sessions" } else { "" };
+        println!(
+            "{label:<12} REFUSED: {} ({})",
+            b["message"].as_str().unwrap_or("?"),
+            b["reason"].as_str().unwrap_or("?")
+        );
     }
 }
 
@@ -290,6 +303,16 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Re
             "order {id} was never paid (status {}); nothing to reprint, even with --force",
             view.status.as_str()
         ));
+    }
+    if let Some(session_id) = view.session_id {
+        let page =
+            crate::booth::session::session_dir(&config.data_dir(), session_id).join(crate::booth::session::PAGE_FILE);
+        if !page.exists() {
+            return Err(format!(
+                "the photos of order {id} are no longer kept (storage.keep_pages_days = {}); nothing to reprint",
+                config.storage.keep_pages_days
+            ));
+        }
     }
     let refunded = view.status == OrderStatus::Refunded;
     if refunded && !force {

@@ -131,7 +131,9 @@ pub fn main(cli: Cli) -> i32 {
             force,
             config,
         } => load(config).and_then(|c| block_on(pay::pay(c, order_id, force))),
-        Command::CheckConfig { config } => load(config).and_then(|c| check_config(&c)),
+        Command::CheckConfig { config } => {
+            load(config).and_then(|c| crate::preflight::check(&c).and_then(|()| check_config(&c)))
+        }
         Command::Status { config } => load(config).and_then(|c| block_on(async move { inspect::status(&c).await })),
         Command::Orders {
             since,
@@ -174,8 +176,16 @@ fn load(path: Option<PathBuf>) -> Result<Config, String> {
 }
 
 /// `run`: the booth itself keeps `photoboothd` = built-in defaults; systemd passes `--config`.
-fn load_for_run(path: Option<PathBuf>) -> Result<Config, String> {
-    Config::load_or_default(path.as_deref()).map_err(|e| e.to_string())
+/// With no file (the README's first command, a developer trying the booth) the development
+/// switches are on; a configuration file turns them on only explicitly. The flag says whether
+/// they were turned on here, for the log.
+fn config_for_run(path: Option<PathBuf>) -> Result<(Config, bool), String> {
+    let mut config = Config::load_or_default(path.as_deref()).map_err(|e| e.to_string())?;
+    let dev_by_default = path.is_none();
+    if dev_by_default {
+        config.dev.enabled = true;
+    }
+    Ok((config, dev_by_default))
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
@@ -188,7 +198,12 @@ fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result
 
 fn run(path: Option<PathBuf>) -> Result<(), String> {
     crate::logging::init("info");
-    let config = load_for_run(path)?;
+    let (config, dev_by_default) = config_for_run(path)?;
+    if dev_by_default {
+        tracing::warn!(
+            "no --config: running on the built-in defaults with development switches on (POST /api/dev/button)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Two cores on most Pis; more threads only add memory. The SQLite work runs on the
@@ -265,5 +280,37 @@ fn check_config(config: &Config) -> Result<(), String> {
         }
     );
     println!("  page           {page}");
+    if config.is_sandbox() {
+        println!("  SANDBOX        Payme's test checkout: no real money (production: https://checkout.paycom.uz)");
+    }
+    if config.dev.enabled {
+        println!("  dev switches   ON (POST /api/dev/button)");
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_switches_are_on_only_without_a_config_file_or_when_it_says_so() {
+        let (config, by_default) = config_for_run(None).unwrap();
+        assert!(config.dev.enabled && by_default);
+        assert!(
+            !Config::built_in().unwrap().dev.enabled,
+            "the built-in defaults are production-safe"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("photobooth.toml");
+        std::fs::write(&file, crate::config::DEFAULT_TOML).unwrap();
+        let (config, by_default) = config_for_run(Some(file.clone())).unwrap();
+        assert!(!config.dev.enabled && !by_default);
+        std::fs::write(
+            &file,
+            crate::config::DEFAULT_TOML.replace("enabled = false", "enabled = true"),
+        )
+        .unwrap();
+        assert!(config_for_run(Some(file)).unwrap().0.dev.enabled);
+    }
 }

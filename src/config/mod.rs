@@ -26,6 +26,7 @@
 
 mod owner;
 mod sections;
+mod upkeep;
 mod validate;
 
 use std::fmt;
@@ -57,6 +58,8 @@ pub struct Config {
     pub session: Session,
     pub service: Service,
     pub event: Event,
+    pub storage: Storage,
+    pub dev: Dev,
 }
 
 /// A configuration that cannot be used, with the file it came from and, for a value that is

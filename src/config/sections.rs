@@ -38,6 +38,11 @@ pub struct Booth {
     /// `paid` (customers pay with Payme) or `event` (a prepaid party: guests print for free, up
     /// to `[event] max_prints`).
     pub mode: super::Mode,
+    /// Take no orders while the system clock is not synchronised. Not set: on when systemd runs
+    /// the daemon, off otherwise (see `Config::requires_synced_clock`).
+    pub require_synced_clock: Option<bool>,
+    /// The file systemd-timesyncd creates once the clock is synchronised.
+    pub clock_synced_file: PathBuf,
 }
 
 choice!(Language { Uz, Ru, En });
@@ -79,6 +84,8 @@ pub struct Session {
 pub struct Http {
     pub kiosk_listen: SocketAddr,
     pub webhook_listen: SocketAddr,
+    /// The kiosk API has no authentication: a `kiosk_listen` off loopback needs this set.
+    pub allow_lan: bool,
 }
 
 #[derive(Clone, PartialEq, Deserialize)]
@@ -185,3 +192,24 @@ pub struct Gpio {
 }
 
 choice!(GpioBackend { Sim, Rppal });
+
+/// How long photos stay on the card and how much room must stay free (see `booth::janitor`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// A paid order's composed page stays this many days, so reprints work.
+    pub keep_pages_days: u32,
+    /// Keep every file of every session at least this many hours (0: only as long as needed).
+    pub keep_hours: u32,
+    /// Below this much free space on the data directory's file system no session starts.
+    pub min_free_mb: u64,
+}
+
+/// Development switches. Off unless a configuration file turns them on; `photoboothd` run with no
+/// configuration file at all (the README's first command) turns them on and says so.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dev {
+    /// `POST /api/dev/button` (with the simulated GPIO).
+    pub enabled: bool,
+}

@@ -36,7 +36,22 @@ pub fn config(c: &Config) -> Checked {
     camera(c)?;
     gpio(c)?;
     super::owner::service(c)?;
-    super::owner::event(c)
+    super::owner::event(c)?;
+    storage(c)
+}
+
+fn storage(c: &Config) -> Checked {
+    let s = &c.storage;
+    require(
+        s.keep_pages_days <= 3650,
+        "storage.keep_pages_days",
+        "storage.keep_pages_days must be at most 3650 (ten years)",
+    )?;
+    require(
+        s.keep_hours <= 24 * 3650,
+        "storage.keep_hours",
+        "storage.keep_hours must be at most 87600 (ten years)",
+    )
 }
 
 fn booth(c: &Config) -> Checked {
@@ -94,6 +109,15 @@ fn session(c: &Config) -> Checked {
 
 fn http(c: &Config) -> Checked {
     let h = &c.http;
+    // The kiosk API has no password: off loopback only when the owner says so.
+    require(
+        h.kiosk_listen.ip().is_loopback() || h.allow_lan,
+        "http.kiosk_listen",
+        format!(
+            "http.kiosk_listen {} is not a loopback address; the kiosk API has no password, so serving it on the network needs http.allow_lan = true",
+            h.kiosk_listen
+        ),
+    )?;
     // Port 0 (the OS picks) is allowed on both, for tests.
     require(
         h.kiosk_listen != h.webhook_listen || h.kiosk_listen.port() == 0,

@@ -20,6 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::api_error::{ApiError, Reason};
 use super::json;
+use super::streams::StreamCap;
 use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::config::Language;
@@ -30,6 +31,13 @@ use crate::store::Store;
 
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections for the API's requests (a kiosk is one browser; the rest is headroom).
+const API_CONNECTIONS: usize = 64;
+/// `/api/events` streams open at once (one kiosk page needs one; reloads may briefly hold two).
+const EVENT_STREAMS: usize = 8;
+/// An event stream ends after this and the page's EventSource reconnects (`retry` below).
+const EVENT_STREAM_LIFETIME: Duration = Duration::from_secs(600);
+const EVENT_RETRY: Duration = Duration::from_secs(1);
 
 /// The UI, embedded so one binary deploys the whole booth.
 const UI_FILES: &[(&str, &str, &str)] = &[
@@ -69,6 +77,21 @@ pub struct Kiosk {
     pub metrics: Arc<Metrics>,
     /// The owner's menu (`/api/service/*`); `None` without a PIN.
     pub service: Option<Arc<crate::booth::service_menu::ServiceMenu>>,
+    /// The cap on `/api/events` streams (see `http::streams`).
+    pub events: StreamCap,
+}
+
+impl Kiosk {
+    /// The cap for the event streams, apart from the API's connections.
+    pub fn events_cap() -> StreamCap {
+        StreamCap::new("event", EVENT_STREAMS, EVENT_STREAM_LIFETIME)
+    }
+
+    /// The kiosk listener's connection limit: the API's share plus every stream cap, so open
+    /// streams can never take the API's connections.
+    pub fn max_connections(&self) -> usize {
+        API_CONNECTIONS + self.events.max()
+    }
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -322,10 +345,13 @@ async fn session_print(State(k): State<Kiosk>, body: Bytes) -> Result<Response, 
     Ok(json(StatusCode::OK, &j!(order)))
 }
 
-/// A session's photos and preview; only names the session manager writes are served.
+/// The live session's photos and preview; only names the session manager writes are served.
+/// Any other session's files are 404: a past customer's photos are nobody's business.
 async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, String)>) -> Result<Response, ApiError> {
     let no_such_file = || ApiError::not_found("no such file");
-    let id = parse_id(&id).ok_or_else(no_such_file)?;
+    let id = parse_id(&id)
+        .filter(|id| k.sessions.view().session_id == Some(*id))
+        .ok_or_else(no_such_file)?;
     let path = SessionFiles::new(&k.data_dir, id)
         .servable(&file)
         .ok_or_else(no_such_file)?;
@@ -340,8 +366,13 @@ async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, St
         .into_response())
 }
 
-/// Server-Sent Events: the session view as JSON on every change, plus keep-alives.
-async fn events(State(k): State<Kiosk>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+/// Server-Sent Events: the session view as JSON on every change, plus keep-alives. Capped apart
+/// from the API and ended after a while (the page reconnects at once, told by `retry`).
+async fn events(State(k): State<Kiosk>) -> Response {
+    let slot = match k.events.open() {
+        Ok(slot) => slot,
+        Err(refused) => return refused,
+    };
     let rx = k.sessions.subscribe();
     let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
         if !first && rx.changed().await.is_err() {
@@ -353,14 +384,20 @@ async fn events(State(k): State<Kiosk>) -> Sse<impl futures_util::Stream<Item = 
             .event("session")
             .json_data(&view)
             .unwrap_or_else(|_| Event::default());
-        Some((Ok(event), (rx, false)))
+        let event = if first { event.retry(EVENT_RETRY) } else { event };
+        Some((Ok::<_, Infallible>(event), (rx, false)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(k.events.bounded(slot, stream))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
-/// A button event for development and tests; exists only with the simulated GPIO backend.
-/// Body: `{"event": "press"}` (the default) or `{"event": "hold"}`.
+/// A button event for development and tests; exists only with `[dev] enabled` and the simulated
+/// GPIO backend. Body: `{"event": "press"}` (the default) or `{"event": "hold"}`.
 async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
+    if !k.booth.config().dev.enabled {
+        return Err(ApiError::not_found("only with [dev] enabled = true"));
+    }
     let sim = k
         .booth
         .gpio()

@@ -5,6 +5,7 @@ mod api_error;
 mod kiosk;
 pub mod serve;
 mod service;
+pub mod streams;
 mod webhook;
 
 pub use kiosk::{router as kiosk_router, Kiosk};

@@ -1,10 +1,13 @@
 //! The cashbox key: where it comes from, how a request proves it, and how Payme rotates it.
 //!
-//! Precedence for the configured key: `PAYME_KEY`, then systemd's credential `payme-key`, then
-//! `payme.key_file`, then `payme.key`, then a random key generated once into `data_dir/payme.key`.
-//! A key set later by Payme's ChangePassword lives in the store and wins over the configured key it
-//! replaced, so a rotation survives a restart; if the owner has since put a different key in the
-//! configuration, the configuration wins. The key is never logged and never put in an error.
+//! Configured sources, in precedence order: `PAYME_KEY`, systemd's credential `payme-key`,
+//! `payme.key_file`, `payme.key`. Two sources that hold different keys are a start-up error naming
+//! both (never the keys): a key file left behind must not silently outrank the key the owner put in
+//! the configuration. The same key in several places is fine. With no configured source, a random
+//! development key is generated once into `data_dir/payme.key`. A key set later by Payme's
+//! ChangePassword lives in the store and wins over the configured key it replaced, so a rotation
+//! survives a restart; if the owner has since configured a different key, the configuration wins.
+//! The key is never logged and never put in an error.
 
 use std::fmt;
 use std::io::Write;
@@ -79,54 +82,32 @@ pub fn configured_key(config: &Config, data_dir: &Path) -> Result<ConfiguredKey,
     configured_key_with(config, data_dir, true)
 }
 
+/// What the process environment says about keys: `PAYME_KEY` and systemd's credentials folder.
+pub struct KeyEnv {
+    pub payme_key: Option<String>,
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl KeyEnv {
+    pub fn from_process() -> KeyEnv {
+        KeyEnv {
+            payme_key: std::env::var("PAYME_KEY").ok(),
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        }
+    }
+}
+
 /// As `configured_key`; with `generate` false (every command but `run`) a missing key is an
 /// error instead of a new random key that the daemon would not know.
 pub fn configured_key_with(config: &Config, data_dir: &Path, generate: bool) -> Result<ConfiguredKey, KeyError> {
-    if let Ok(key) = std::env::var("PAYME_KEY") {
-        let key = clean(&key);
-        if !key.is_empty() {
-            return Ok(ConfiguredKey {
-                key: key.to_string(),
-                origin: KeyOrigin::Environment,
-            });
-        }
-    }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let path = Path::new(&dir).join(CREDENTIAL_NAME);
-        // An empty credential is the unit's `SetCredential=` fallback for a missing key file: it
-        // means "none given", so the search goes on.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1) {
-            return Ok(ConfiguredKey {
-                key: read_key_file(&path)?,
-                origin: KeyOrigin::Credential(path),
-            });
-        }
-    }
-    if let Some(path) = &config.payme.key_file {
-        return Ok(ConfiguredKey {
-            key: read_key_file(path)?,
-            origin: KeyOrigin::KeyFile(path.clone()),
-        });
-    }
-    if let Some(key) = &config.payme.key {
-        return Ok(ConfiguredKey {
-            key: clean(key).to_string(),
-            origin: KeyOrigin::ConfigFile,
-        });
+    if let Some(key) = configured_in_process(config)? {
+        return Ok(key);
     }
     let path = data_dir.join(GENERATED_KEY_FILE);
     if path.exists() {
         return Ok(ConfiguredKey {
             key: read_key_file(&path)?,
             origin: KeyOrigin::Generated(path),
-        });
-    }
-    // What the .deb's unit loads as the credential, for commands run by hand outside systemd.
-    let packaged = Path::new(PACKAGED_KEY_FILE);
-    if !generate && std::fs::metadata(packaged).is_ok_and(|m| m.len() > 1) {
-        return Ok(ConfiguredKey {
-            key: read_key_file(packaged)?,
-            origin: KeyOrigin::KeyFile(packaged.to_path_buf()),
         });
     }
     if !generate {
@@ -146,6 +127,80 @@ pub fn configured_key_with(config: &Config, data_dir: &Path, generate: bool) -> 
         key,
         origin: KeyOrigin::Generated(path),
     })
+}
+
+/// The configured key as this process sees it. Run by hand (not by systemd), the credential
+/// systemd would load is the packaged key file, so the CLI and a daemon started over SSH see the
+/// same sources as the service.
+pub fn configured_in_process(config: &Config) -> Result<Option<ConfiguredKey>, KeyError> {
+    let env = KeyEnv::from_process();
+    let packaged = env.credentials_dir.is_none().then(|| Path::new(PACKAGED_KEY_FILE));
+    configured_source(config, &env, packaged)
+}
+
+/// The key of the configured sources (`None`: none is configured), or an error naming two that
+/// disagree. `packaged` stands in for the credential when systemd did not pass one.
+pub fn configured_source(
+    config: &Config,
+    env: &KeyEnv,
+    packaged: Option<&Path>,
+) -> Result<Option<ConfiguredKey>, KeyError> {
+    let sources = configured_sources(config, env, packaged)?;
+    let Some((first, rest)) = sources.split_first() else {
+        return Ok(None);
+    };
+    if let Some(other) = rest
+        .iter()
+        .find(|s| !bool::from(s.key.as_bytes().ct_eq(first.key.as_bytes())))
+    {
+        return Err(KeyError(format!(
+            "two different Payme keys are configured, in {} and in {}; keep only the one from the Payme cabinet (see README, \"Configuration\")",
+            first.origin, other.origin
+        )));
+    }
+    Ok(Some(ConfiguredKey {
+        key: first.key.clone(),
+        origin: first.origin.clone(),
+    }))
+}
+
+/// Every configured source that holds a key, in precedence order.
+fn configured_sources(config: &Config, env: &KeyEnv, packaged: Option<&Path>) -> Result<Vec<ConfiguredKey>, KeyError> {
+    let mut found = Vec::new();
+    if let Some(key) = env.payme_key.as_deref().map(clean).filter(|k| !k.is_empty()) {
+        found.push(ConfiguredKey {
+            key: key.to_string(),
+            origin: KeyOrigin::Environment,
+        });
+    }
+    let credential = env
+        .credentials_dir
+        .as_ref()
+        .map(|dir| dir.join(CREDENTIAL_NAME))
+        .or_else(|| packaged.map(Path::to_path_buf));
+    if let Some(path) = credential {
+        // An empty credential is the unit's `SetCredential=` fallback for a missing key file: it
+        // means "none given".
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > 1) {
+            found.push(ConfiguredKey {
+                key: read_key_file(&path)?,
+                origin: KeyOrigin::Credential(path),
+            });
+        }
+    }
+    if let Some(path) = &config.payme.key_file {
+        found.push(ConfiguredKey {
+            key: read_key_file(path)?,
+            origin: KeyOrigin::KeyFile(path.clone()),
+        });
+    }
+    if let Some(key) = &config.payme.key {
+        found.push(ConfiguredKey {
+            key: clean(key).to_string(),
+            origin: KeyOrigin::ConfigFile,
+        });
+    }
+    Ok(found)
 }
 
 /// 36 characters, like Payme's own keys, from an alphabet that needs no escaping anywhere.
@@ -324,6 +379,63 @@ mod tests {
         assert!(!ring.authorized(Some(basic_header("old").as_bytes())));
         assert!(ring.authorized(Some(basic_header("new").as_bytes())));
         assert!(ring.is_current("new"));
+    }
+
+    fn config_with(extra: &str) -> Config {
+        let text = crate::config::DEFAULT_TOML.replace("# key = \"...\"", extra);
+        Config::parse(&text, "test.toml").unwrap()
+    }
+
+    #[test]
+    fn two_different_configured_keys_are_an_error_naming_both_sources_not_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CREDENTIAL_NAME), "placeholder-key-from-postinst\n").unwrap();
+        let config = config_with("key = \"the-cabinet-key\"");
+        let env = KeyEnv {
+            payme_key: None,
+            credentials_dir: Some(dir.path().to_path_buf()),
+        };
+        let err = configured_source(&config, &env, None).err().unwrap().0;
+        assert!(
+            err.contains("systemd credential") && err.contains("payme.key in the configuration"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("placeholder-key") && !err.contains("the-cabinet-key"),
+            "{err}"
+        );
+        let env = KeyEnv {
+            payme_key: Some("from-env".into()),
+            credentials_dir: None,
+        };
+        let err = configured_source(&config, &env, None).err().unwrap().0;
+        assert!(
+            err.contains("PAYME_KEY") && err.contains("payme.key in the configuration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_key_in_several_places_or_an_empty_credential_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CREDENTIAL_NAME), "\n").unwrap();
+        let config = config_with("key = \"k1\"");
+        let env = KeyEnv {
+            payme_key: Some("k1\n".into()),
+            credentials_dir: Some(dir.path().to_path_buf()),
+        };
+        let key = configured_source(&config, &env, None).unwrap().unwrap();
+        assert_eq!((key.key.as_str(), key.origin), ("k1", KeyOrigin::Environment));
+        let none = KeyEnv {
+            payme_key: None,
+            credentials_dir: None,
+        };
+        let key = configured_source(&config, &none, None).unwrap().unwrap();
+        assert_eq!(key.origin, KeyOrigin::ConfigFile);
+        // Nothing configured: the caller generates (or reads) the development key.
+        assert!(configured_source(&Config::built_in().unwrap(), &none, None)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

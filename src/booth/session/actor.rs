@@ -196,9 +196,14 @@ impl SessionManager {
                 Ok(Some(Event::SessionCreated(session)))
             }
             Action::Save(session) => {
+                let ended = session.ended_at.is_some();
                 self.blocking(move |store| store.write(|tx| sessions::save(tx, &session)))
                     .await
                     .map_err(store_error)?;
+                if ended {
+                    // An ended session's photos may not be needed any more: the janitor decides.
+                    self.shared.booth.tidy_soon();
+                }
                 Ok(None)
             }
             Action::RemoveShots(session_id) => {
