@@ -12,10 +12,16 @@ use hyper_util::rt::TokioIo;
 pub struct Response {
     pub status: u16,
     pub content_type: Option<String>,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
 impl Response {
+    /// A response header as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
@@ -69,10 +75,12 @@ async fn send(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(other)?.to_bytes();
     Ok(Response {
         status,
         content_type,
+        headers,
         body,
     })
 }

@@ -28,6 +28,9 @@ pub struct Config {
     pub gpio: Gpio,
     #[serde(default)]
     pub session: Session,
+    /// `[digital]`: download links for the customer's photos (its own file, src/digital/config.rs).
+    #[serde(default)]
+    pub digital: crate::digital::config::Digital,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +157,9 @@ pub struct Fiscal {
     pub ikpu: String,
     pub package_code: String,
     pub vat_percent: u8,
+    /// The receipt line of a digital-only order (`[digital] price`): its own IKPU code and title.
+    pub digital_ikpu: Option<String>,
+    pub digital_title: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -478,6 +484,7 @@ impl Config {
                 return Err("payme.fiscal.vat_percent must be between 0 and 100".into());
             }
         }
+        self.digital.validate(p.fiscal.as_ref())?;
         self.validate_hardware()
     }
 

@@ -87,13 +87,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let (wake_tx, wake_rx) = mpsc::channel(64);
     let service_wake = wake_tx.clone();
-    let merchant = Arc::new(Merchant::new(
-        store.clone(),
-        KeyRing::new(configured.key, &effective),
-        config.payme.account_field.clone(),
-        config.payme.fiscal.clone(),
-        wake_tx,
-    ));
+    let merchant = Arc::new(
+        Merchant::new(
+            store.clone(),
+            KeyRing::new(configured.key, &effective),
+            config.payme.account_field.clone(),
+            config.payme.fiscal.clone(),
+            wake_tx,
+        )
+        .with_digital_links(digital_link_ms(&config)),
+    );
     let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
     let (button_tx, button_rx) = mpsc::unbounded_channel();
@@ -135,6 +138,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         webhook: local_addr(&webhook_listener)?,
         started_at: clock::now_ms(),
     };
+    if crate::digital::config::off_reason(&config).is_none() {
+        // Without a public address (sandbox only) the link is the webhook listener's own.
+        let base = config
+            .digital
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", info.webhook));
+        tracing::info!(base = %base, link_hours = config.digital.link_hours, "digital copies on");
+        booth.set_download_base(&base);
+    }
     write_runtime_file(&data_dir, &info)?;
     tracing::info!(
         kiosk = %info.kiosk,
@@ -181,6 +194,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             booth_name: config.booth.name.clone(),
             warn_below: config.printer.warn_below,
             data_dir: data_dir.clone(),
+            print_qr: crate::digital::PrintQr::from_config(&config, booth.download_base()),
         }
         .run(wake_rx, shutdown_rx.clone()),
     );
@@ -189,10 +203,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         merchant,
         metrics: metrics.clone(),
     };
+    tokio::spawn(crate::digital::sweep(
+        store.clone(),
+        data_dir.clone(),
+        shutdown_rx.clone(),
+    ));
+    let downloads = crate::http::Downloads::new(
+        store.clone(),
+        data_dir.clone(),
+        config.booth.name.clone(),
+        config.booth.language,
+    );
     // The webhook faces the internet (through the tunnel); the kiosk serves one browser.
     let webhook = serve(
         webhook_listener,
-        crate::http::webhook_router(webhook_state),
+        crate::http::webhook_router(webhook_state).merge(crate::http::download_router(downloads)),
         768,
         shutdown_rx.clone(),
     );
@@ -257,6 +282,17 @@ async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
         .await
         .map_err(|e| DaemonError(e.to_string()))?
         .map_err(|e| DaemonError(format!("cannot open the database in {}: {e}", data_dir.display())))
+}
+
+/// How long download links live, or `None` (and the start-up log says why) while digital copies are off.
+fn digital_link_ms(config: &Config) -> Option<i64> {
+    match crate::digital::config::off_reason(config) {
+        None => Some(config.digital.link_ms()),
+        Some(why) => {
+            tracing::warn!("digital copies are off: {why}");
+            None
+        }
+    }
 }
 
 fn warn_about_config(config: &Config) {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::hw::printer::{PrinterState, PrinterStatus};
 use crate::store::media::Media;
+use crate::store::OrderKind;
 
 pub struct Health {
     pub printer_backend: &'static str,
@@ -74,6 +75,27 @@ impl BlockReason {
             BlockReason::DiskLow => "disk_low",
             BlockReason::ClockUnsynced => "clock_unsynced",
             BlockReason::EventOver => "event_over",
+        }
+    }
+}
+
+impl BlockReason {
+    /// Whether this blocker stops an order of `kind`. Prints need everything; digital copies need
+    /// only storage (to keep the photos and the record) and a clock (for the link's expiry).
+    pub fn stops(self, kind: OrderKind) -> bool {
+        match kind {
+            OrderKind::Print => true,
+            OrderKind::Digital => match self {
+                BlockReason::StoreFailed | BlockReason::DiskLow | BlockReason::ClockUnsynced => true,
+                BlockReason::MediaCounterEmpty
+                | BlockReason::PrinterStopped
+                | BlockReason::PrinterMediaEmpty
+                | BlockReason::PrinterOffline
+                | BlockReason::PrinterError
+                | BlockReason::PrinterJobStuck
+                | BlockReason::SchedulerUnreachable
+                | BlockReason::EventOver => false,
+            },
         }
     }
 }
@@ -179,22 +201,39 @@ impl Health {
         self.media.read().ok().and_then(|m| *m)
     }
 
-    /// `Some` while the booth must not take a paid session.
+    /// `Some` while the booth must not take a paid print session: the first of `blockers()`.
     pub fn blocker(&self) -> Option<Blocker> {
+        self.blockers().into_iter().next()
+    }
+
+    /// What stops an order of `kind` now: a digital-only order needs storage and a clock, not a
+    /// printer (see `BlockReason::stops`).
+    pub fn blocker_for(&self, kind: OrderKind) -> Option<Blocker> {
+        self.blockers().into_iter().find(|b| b.reason.stops(kind))
+    }
+
+    /// Every blocker that holds now, most fundamental first.
+    pub fn blockers(&self) -> Vec<Blocker> {
+        let mut found = Vec::new();
         if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
-            return Some(Blocker {
+            found.push(Blocker {
                 reason: BlockReason::StoreFailed,
                 message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
             });
         }
         if let Some(media) = self.media() {
             if media.remaining <= 0 {
-                return Some(Blocker {
+                found.push(Blocker {
                     reason: BlockReason::MediaCounterEmpty,
                     message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
                 });
             }
         }
+        found.extend(self.printer_blocker());
+        found
+    }
+
+    fn printer_blocker(&self) -> Option<Blocker> {
         let status = self.printer_state()?;
         let (reason, what) = match status.state {
             PrinterState::Stopped => (BlockReason::PrinterStopped, "the printer queue is stopped"),
@@ -270,5 +309,24 @@ mod tests {
             loaded_at: 0,
         }));
         assert_eq!(h.blocker().unwrap().reason, BlockReason::MediaCounterEmpty);
+    }
+
+    #[test]
+    fn digital_copies_are_stopped_only_by_storage_and_clock() {
+        let h = Health::new("file", "sim", "sim");
+        h.set_printer(PrinterStatus::new(PrinterState::MediaEmpty));
+        assert_eq!(
+            h.blocker_for(OrderKind::Print).unwrap().reason,
+            BlockReason::PrinterMediaEmpty
+        );
+        assert_eq!(h.blocker_for(OrderKind::Digital), None);
+        for reason in [
+            BlockReason::StoreFailed,
+            BlockReason::DiskLow,
+            BlockReason::ClockUnsynced,
+        ] {
+            assert!(reason.stops(OrderKind::Digital) && reason.stops(OrderKind::Print));
+        }
+        assert!(!BlockReason::PrinterOffline.stops(OrderKind::Digital));
     }
 }

@@ -15,7 +15,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::hw::gpio::Gpio;
 use crate::payme::checkout::checkout_url;
-use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
+use crate::store::{jobs, links, orders, sessions, transactions, Order, OrderKind, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
 
 pub struct Booth {
@@ -23,6 +23,9 @@ pub struct Booth {
     config: Arc<Config>,
     health: Arc<Health>,
     gpio: Arc<dyn Gpio>,
+    /// Where download links point (`{base}/d/{token}`), set once the webhook listener is bound;
+    /// unset while digital copies are off.
+    download_base: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ pub enum OrderError {
     OutOfService(Blocker),
     /// The kiosk session is not at the copies screen.
     Session(session::SessionError),
+    /// Digital-only is not on sale (no `[digital] price`, digital copies off, or no photos).
+    DigitalNotOffered(&'static str),
     Store(StoreError),
 }
 
@@ -65,6 +70,13 @@ pub struct OrderView {
     pub checkout_url: String,
     pub qr_png: String,
     pub print: Option<PrintView>,
+    /// `print` or `digital` (digital copies only, delivered by the link).
+    pub kind: crate::store::OrderKind,
+    /// The customer's download page, once paid (null before payment, after a refund, for an
+    /// order without photos, after the link expired, or while digital copies are off).
+    pub download_url: Option<String>,
+    /// The download link's QR code for the done screen (with `download_url`).
+    pub download_qr_png: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,7 +110,17 @@ impl Booth {
             config,
             health,
             gpio,
+            download_base: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Turns digital copies on: links are `{base}/d/{token}`.
+    pub fn set_download_base(&self, base: &str) {
+        let _ = self.download_base.set(base.trim_end_matches('/').to_string());
+    }
+
+    pub fn download_base(&self) -> Option<&str> {
+        self.download_base.get().map(String::as_str)
     }
 
     pub fn config(&self) -> &Config {
@@ -141,15 +163,52 @@ impl Booth {
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
         }
-        if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "order refused: {}", blocker.message);
+        self.insert_order(OrderKind::Print, copies, self.config.price_per_copy_tiyin(), session_id)
+    }
+
+    /// "Digital only, no print" for a session's photos, at `[digital] price`. Blocking (SQLite).
+    pub fn create_digital_order_for(&self, session_id: i64) -> Result<OrderView, OrderError> {
+        let price = self.digital_price_tiyin().ok_or(OrderError::DigitalNotOffered(
+            "digital copies are not sold on their own here",
+        ))?;
+        self.insert_order(OrderKind::Digital, 1, price, Some(session_id))
+    }
+
+    /// The digital-only price in tiyin while it is on sale (a price is set and links work).
+    pub fn digital_price_tiyin(&self) -> Option<i64> {
+        self.download_base()?;
+        self.config.digital.price_tiyin()
+    }
+
+    /// What stops a new kiosk session: while digital-only is on sale only its blockers do (the
+    /// copies screen then offers only what can be delivered).
+    pub fn session_blocker(&self) -> Option<Blocker> {
+        match self.digital_price_tiyin() {
+            Some(_) => self.health.blocker_for(OrderKind::Digital),
+            None => self.health.blocker(),
+        }
+    }
+
+    fn insert_order(
+        &self,
+        kind: OrderKind,
+        copies: u32,
+        price: i64,
+        session_id: Option<i64>,
+    ) -> Result<OrderView, OrderError> {
+        if let Some(blocker) = self.health.blocker_for(kind) {
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                kind = kind.as_str(),
+                "order refused: {}",
+                blocker.message
+            );
             return Err(OrderError::OutOfService(blocker));
         }
         let now = clock::now_ms();
         let ttl_ms = i64::from(self.config.booth.order_ttl_s) * 1000;
-        let price = self.config.price_per_copy_tiyin();
         let order = self.store.write(|tx| {
-            let order = orders::insert(tx, copies, price, now, ttl_ms)?;
+            let order = orders::insert_kind(tx, kind, copies, price, now, ttl_ms)?;
             if let Some(id) = session_id {
                 tx.execute(
                     "UPDATE sessions SET order_id = ?2 WHERE id = ?1",
@@ -161,6 +220,7 @@ impl Booth {
         tracing::info!(
             order_id = order.id,
             session_id,
+            kind = kind.as_str(),
             copies,
             amount_tiyin = order.amount_tiyin,
             expires_at = order.expires_at,
@@ -179,7 +239,8 @@ impl Booth {
     /// The order with its current status, or `None` if there is no such order. Blocking.
     pub fn order(&self, id: i64) -> Result<Option<OrderView>, StoreError> {
         let now = clock::now_ms();
-        self.store.read(|conn| load_order_view(conn, &self.config, id, now))
+        self.store
+            .read(|conn| load_order_view_with(conn, &self.config, self.download_base(), id, now))
     }
 
     pub fn checkout_url(&self, order_id: i64, amount_tiyin: i64) -> String {
@@ -212,13 +273,31 @@ pub fn load_order_view(
     id: i64,
     now: i64,
 ) -> rusqlite::Result<Option<OrderView>> {
+    load_order_view_with(conn, config, config.digital.public_url.as_deref(), id, now)
+}
+
+/// The same, with download links pointing at `download_base` (none: no `download_url`).
+pub fn load_order_view_with(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    download_base: Option<&str>,
+    id: i64,
+    now: i64,
+) -> rusqlite::Result<Option<OrderView>> {
     let Some(order) = orders::get(conn, id)? else {
         return Ok(None);
     };
     let live = transactions::live_for_order(conn, id)?.is_some();
     let job = jobs::paid_job_for_order(conn, id)?;
     let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
-    Ok(Some(order_view(config, &order, live, job, session, now)))
+    let mut view = order_view(config, &order, live, job, session, now);
+    if let (Some(base), orders::StoredStatus::Paid) = (download_base, order.status) {
+        if let Some(link) = links::for_order(conn, id)?.filter(|l| !l.expired(now)) {
+            view.download_url = Some(format!("{}/d/{}", base.trim_end_matches('/'), link.token));
+            view.download_qr_png = Some(format!("/api/orders/{id}/download-qr.png"));
+        }
+    }
+    Ok(Some(view))
 }
 
 pub fn order_view(
@@ -252,5 +331,8 @@ pub fn order_view(
             attempts: j.attempts,
             last_error: j.last_error,
         }),
+        kind: order.kind,
+        download_url: None,
+        download_qr_png: None,
     }
 }

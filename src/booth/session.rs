@@ -59,7 +59,15 @@ pub enum Input {
 
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
-    Order(u32, oneshot::Sender<Result<OrderView, OrderError>>),
+    Order(OrderRequest, oneshot::Sender<Result<OrderView, OrderError>>),
+}
+
+/// What the customer chose on the copies screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderRequest {
+    Prints(u32),
+    /// "Digital only, no print" (`[digital] price`).
+    DigitalOnly,
 }
 
 /// An input that the current stage does not accept.
@@ -110,6 +118,10 @@ pub struct SessionView {
     pub max_copies: u32,
     /// The daemon's clock, so the page can count down correctly whatever its own clock says.
     pub now: i64,
+    /// Digital copies: the digital-only price (whole sum) while it is on sale, and what stops
+    /// prints right now (then the copies screen offers only digital).
+    pub digital_price: Option<i64>,
+    pub print_blocker: Option<Blocker>,
 }
 
 /// The handle the HTTP layer and the button use.
@@ -131,9 +143,14 @@ impl Sessions {
 
     /// An order for the current session (which must be choosing copies).
     pub async fn order(&self, copies: u32) -> Result<OrderView, OrderError> {
+        self.order_what(OrderRequest::Prints(copies)).await
+    }
+
+    /// An order of `what` for the current session (which must be choosing copies).
+    pub async fn order_what(&self, what: OrderRequest) -> Result<OrderView, OrderError> {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::new("shutting_down", "the booth is shutting down"));
-        if self.commands.send(Command::Order(copies, tx)).await.is_err() {
+        if self.commands.send(Command::Order(what, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))
@@ -207,7 +224,9 @@ impl SessionManager {
             Ok(None)
         })?;
         let (commands_tx, commands_rx) = mpsc::channel(16);
-        let (view_tx, view_rx) = watch::channel(idle_view(&config, &health));
+        let mut first_view = idle_view(&config, &health);
+        digital_offer(&mut first_view, &booth);
+        let (view_tx, view_rx) = watch::channel(first_view);
         let mut manager = SessionManager {
             store,
             config,
@@ -245,8 +264,8 @@ impl SessionManager {
                         let result = self.on_input(input).await;
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
-                    Some(Command::Order(copies, reply)) => {
-                        let _ = reply.send(self.on_order(copies).await);
+                    Some(Command::Order(what, reply)) => {
+                        let _ = reply.send(self.on_order(what).await);
                     }
                     None => break,
                 },
@@ -319,8 +338,12 @@ impl SessionManager {
     }
 
     async fn begin(&mut self) -> Result<(), SessionError> {
-        if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
+        if let Some(blocker) = self.booth.session_blocker() {
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "session not started: {}",
+                blocker.message
+            );
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;
@@ -353,7 +376,7 @@ impl SessionManager {
         self.enter(Stage::Countdown).await.map_err(store_error)
     }
 
-    async fn on_order(&mut self, copies: u32) -> Result<OrderView, OrderError> {
+    async fn on_order(&mut self, what: OrderRequest) -> Result<OrderView, OrderError> {
         let Some(session_id) = self
             .current
             .as_ref()
@@ -369,9 +392,12 @@ impl SessionManager {
             )));
         };
         let booth = self.booth.clone();
-        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id)))
-            .await
-            .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
+        let order = tokio::task::spawn_blocking(move || match what {
+            OrderRequest::Prints(copies) => booth.create_order_for(copies, Some(session_id)),
+            OrderRequest::DigitalOnly => booth.create_digital_order_for(session_id),
+        })
+        .await
+        .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
         if let Some(s) = self.current.as_mut() {
             s.order_id = Some(order.order_id);
         }
@@ -575,7 +601,9 @@ impl SessionManager {
         if !matches!(stage, Stage::AwaitingPayment | Stage::Printing) {
             let changed = {
                 let view = self.view.borrow();
-                view.blocker != self.health.blocker() || (stage == Stage::Idle && view.order.is_some())
+                view.blocker != self.booth.session_blocker()
+                    || view.print_blocker != self.health.blocker()
+                    || (stage == Stage::Idle && view.order.is_some())
             };
             if changed {
                 self.publish();
@@ -593,7 +621,7 @@ impl SessionManager {
             Err(e) => return tracing::error!(error = %e, "cannot follow the session's order"),
         };
         let result = match (stage, order.status) {
-            (_, OrderStatus::Printed) => self.enter(Stage::Done).await,
+            (_, OrderStatus::Printed | OrderStatus::Delivered) => self.enter(Stage::Done).await,
             (_, OrderStatus::PrintFailed) => {
                 let message = order.print.as_ref().and_then(|p| p.last_error.clone());
                 self.fail("print_failed", message).await;
@@ -624,7 +652,8 @@ impl SessionManager {
                 };
                 let stale = {
                     let view = self.view.borrow();
-                    view.order.as_ref().map(progress) != Some(progress(&order)) || view.blocker != self.health.blocker()
+                    view.order.as_ref().map(progress) != Some(progress(&order))
+                        || view.blocker != self.booth.session_blocker()
                 };
                 if stale {
                     self.publish();
@@ -650,6 +679,7 @@ impl SessionManager {
     /// Publishes the current view and sets the status LED to match.
     fn publish(&mut self) {
         let mut view = idle_view(&self.config, &self.health);
+        digital_offer(&mut view, &self.booth);
         if let Some(s) = &self.current {
             view.session_id = Some(s.id);
             view.stage = s.stage;
@@ -709,7 +739,18 @@ fn idle_view(config: &Config, health: &Health) -> SessionView {
         price_per_copy: config.booth.price_per_copy,
         max_copies: config.booth.max_copies,
         now: clock::now_ms(),
+        digital_price: None,
+        print_blocker: None,
     }
+}
+
+/// With digital-only on sale a printer fault does not stop a session: the view's blocker is then
+/// only what stops digital copies, and `print_blocker` tells the copies screen to offer only those.
+pub fn digital_offer(view: &mut SessionView, booth: &Booth) {
+    view.digital_price = booth.digital_price_tiyin().map(|t| t / 100);
+    view.print_blocker = booth.health().blocker();
+    view.blocker = booth.session_blocker();
+    view.accepting_orders = view.blocker.is_none();
 }
 
 /// Composes the session's shots into the configured layout: the print page (PNG, lossless, at

@@ -123,12 +123,13 @@ fn since_ms(config: &Config, since: Option<&str>) -> Result<i64, String> {
 }
 
 pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit: u32) -> Result<(), String> {
-    const STATUSES: [&str; 8] = [
+    const STATUSES: [&str; 9] = [
         "awaiting_payment",
         "paid",
         "printing",
         "printed",
         "print_failed",
+        "delivered",
         "cancelled",
         "expired",
         "refunded",

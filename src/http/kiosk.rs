@@ -67,6 +67,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/generate-qr", post(generate_qr))
         .route("/api/orders/{id}", get(order))
         .route("/api/orders/{id}/qr.png", get(order_qr))
+        .route("/api/orders/{id}/download-qr.png", get(download_qr))
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/session", get(session_view))
@@ -136,17 +137,23 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
         }
     };
     let max = k.booth.config().booth.max_copies;
-    let Some(copies) = parsed
+    let digital_only = parsed.get("digital_only").and_then(Value::as_bool) == Some(true);
+    let copies = parsed
         .get("copies")
         .and_then(Value::as_u64)
-        .and_then(|c| u32::try_from(c).ok())
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_copies",
-            &format!("copies must be a whole number from 1 to {max}"),
-        );
+        .and_then(|c| u32::try_from(c).ok());
+    let what = match (digital_only, copies) {
+        (true, _) => session::OrderRequest::DigitalOnly,
+        (false, Some(copies)) => session::OrderRequest::Prints(copies),
+        (false, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_copies",
+                &format!("copies must be a whole number from 1 to {max}"),
+            )
+        }
     };
+    let copies = copies.unwrap_or(1);
     let requested_session = parsed.get("session_id").and_then(Value::as_i64);
     let current = k.sessions.view();
     let result = match (requested_session, current.session_id) {
@@ -158,7 +165,14 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
             );
         }
         (Some(_), None) => return error(StatusCode::CONFLICT, "no_session", "no kiosk session is open"),
-        (_, Some(_)) => k.sessions.order(copies).await,
+        (_, Some(_)) => k.sessions.order_what(what).await,
+        (None, None) if digital_only => {
+            return error(
+                StatusCode::CONFLICT,
+                "no_session",
+                "digital copies are of a session's photos; no kiosk session is open",
+            )
+        }
         (None, None) => {
             let booth = k.booth.clone();
             tokio::task::spawn_blocking(move || booth.create_order(copies))
@@ -181,10 +195,13 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
+        Err(OrderError::DigitalNotOffered(why)) => error(StatusCode::CONFLICT, "digital_not_offered", why),
         Err(OrderError::Store(e)) => {
             let _ = max;
             internal(e)
@@ -233,6 +250,35 @@ async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// The QR of a paid order's download link, for the done screen; 404 while it has none.
+async fn download_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such order");
+    };
+    let booth = k.booth.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        booth
+            .order(id)
+            .map(|view| view.and_then(|v| v.download_url).map(|url| qr::png(&url)))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(Some(Ok(png)))) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "private, max-age=3600"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(Ok(Some(Err(e)))) => internal(e),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "this order has no download link"),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
 async fn status(State(k): State<Kiosk>) -> Response {
     let booth = k.booth.clone();
     match tokio::task::spawn_blocking(move || booth.status()).await {
@@ -259,8 +305,7 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
     let mut view = k.sessions.view();
     view.now = crate::clock::now_ms();
     // The printer may have changed since the last publish; a poller gets the latest word.
-    view.blocker = k.booth.health().blocker();
-    view.accepting_orders = view.blocker.is_none();
+    session::digital_offer(&mut view, &k.booth);
     json(StatusCode::OK, &j!(view))
 }
 

@@ -33,6 +33,8 @@ pub struct Merchant {
     print_wake: mpsc::Sender<i64>,
     /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Download links for paid session orders: how long they live; `None` while digital copies are off.
+    digital_link_ms: Option<i64>,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -57,7 +59,14 @@ impl Merchant {
             fiscal,
             print_wake,
             clock: Arc::new(clock::now_ms),
+            digital_link_ms: None,
         }
+    }
+
+    /// The same merchant giving paid session orders a download link that lives `link_ms`.
+    pub fn with_digital_links(mut self, link_ms: Option<i64>) -> Merchant {
+        self.digital_link_ms = link_ms;
+        self
     }
 
     /// The same merchant reading time from `clock` (tests).
@@ -111,6 +120,7 @@ impl Merchant {
             fiscal: self.fiscal.as_ref(),
             configured_key: self.keys.configured(),
             key_is_current: &key_is_current,
+            digital_link_ms: self.digital_link_ms,
         };
         let mut fx = Effects::default();
         // Rpc errors are replies and commit (only the 12-hour expiry writes before failing);

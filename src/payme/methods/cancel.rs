@@ -1,14 +1,14 @@
 //! CancelTransaction: Payme cancels a created transaction (card declined, timeout) or refunds a
 //! performed one. A cancel before perform leaves the order payable until its TTL; a refund closes
-//! the order and stops its print job if it has not started.
+//! the order, stops its print job if it has not started and removes its download link.
 
 use serde_json::{json, Value};
 
 use super::{existing, Effects, Env, MethodResult};
 use crate::payme::rpc::Params;
-use crate::store::jobs;
 use crate::store::orders::{self, StoredStatus};
 use crate::store::transactions::{self, PaymeTx, TxState};
+use crate::store::{jobs, links};
 
 pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut Effects) -> MethodResult {
     let reason = p.integer("reason")?;
@@ -29,8 +29,9 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
             transactions::mark_cancelled(conn, tx.id, TxState::CancelledAfterPerform, reason, now)?;
             orders::close(conn, tx.order_id, StoredStatus::Refunded, now)?;
             let stopped = jobs::cancel_unprinted(conn, tx.order_id, now)?;
+            let link_removed = links::remove_for_order(conn, tx.order_id)?;
             tracing::warn!(order_id = tx.order_id, payme_id = %tx.payme_id, transaction = tx.id, reason,
-                print_job_stopped = stopped, "payme: performed transaction refunded, order refunded");
+                print_job_stopped = stopped, link_removed, "payme: performed transaction refunded, order refunded");
             Ok(reply(&tx, now, TxState::CancelledAfterPerform))
         }
     }
