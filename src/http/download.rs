@@ -68,7 +68,7 @@ async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, hea
     };
     match lookup(&d, token).await {
         Ok(Found::Live(link, shots)) => {
-            let hours_left = (link.expires_at - clock::now_ms()) / 3_600_000;
+            let hours_left = (link.expires_at - clock::now_ms() + 3_599_999) / 3_600_000;
             let html = page::photos(
                 &page::PageData {
                     token: &link.token,
