@@ -209,6 +209,8 @@ async fn a_public_url_is_what_the_link_carries() {
     let url = printed["download_url"].as_str().unwrap();
     let token = url.strip_prefix("https://booth-1.example.com/d/").unwrap();
     assert_eq!(d.public_get(&format!("/d/{token}"), &[]).await.status, 200);
+    // qr_on_print is off by default: the print's corners stay blank.
+    assert_eq!(corner_dark_pixels(&d), [0, 0]);
 }
 
 const FISCAL: &str = "[payme.fiscal]\ntitle = \"Photo print\"\nikpu = \"10499001001000000\"\n\
@@ -313,4 +315,37 @@ async fn without_a_price_digital_only_is_not_sold() {
     let (status, v) = d.kiosk("POST", "/api/generate-qr", r#"{"digital_only": true}"#).await;
     assert_eq!((status, v["reason"].clone()), (409, json!("no_session")), "{v}");
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
+}
+
+#[tokio::test]
+async fn with_qr_on_print_each_strip_carries_the_link() {
+    let d =
+        Daemon::start_with_config(|data| format!("{}\n[digital]\nqr_on_print = true\n", config_text(data, FAST))).await;
+    let order = session_order(&d, r#"{"copies": 1}"#).await;
+    let id = id_of(&order);
+    d.pay(&id, order["amount_tiyin"].as_i64().unwrap()).await;
+    d.wait_for_status(&id, "printed").await;
+    for (strip, dark) in corner_dark_pixels(&d).into_iter().enumerate() {
+        assert!(
+            dark > 140 * 140 / 5,
+            "strip {strip}: only {dark} dark pixels in the corner"
+        );
+    }
+}
+
+/// Dark pixels in the bottom-right corner of each 600 px strip of the one print: white paper
+/// without the QR, about half dark modules with it.
+fn corner_dark_pixels(d: &Daemon) -> Vec<usize> {
+    let prints = d.prints();
+    assert_eq!(prints.len(), 1, "{prints:?}");
+    let page = image::open(d.data_dir().join("prints").join(&prints[0]))
+        .unwrap()
+        .to_luma8();
+    assert_eq!(page.dimensions(), (1200, 1800));
+    (0..2u32)
+        .map(|strip| {
+            let corner = image::imageops::crop_imm(&page, strip * 600 + 440, 1640, 140, 140).to_image();
+            corner.pixels().filter(|p| p.0[0] < 100).count()
+        })
+        .collect()
 }
