@@ -100,3 +100,39 @@ pub fn off_reason(config: &Config) -> Option<&'static str> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, DEFAULT_TOML};
+
+    #[test]
+    fn defaults_and_checks() {
+        let c = Config::built_in().unwrap();
+        assert!(c.digital.enabled && !c.digital.qr_on_print);
+        assert_eq!((c.digital.link_hours, c.digital.price), (72, None));
+        // The built-in config talks to the sandbox: links may use the webhook's own address.
+        assert_eq!(super::off_reason(&c), None);
+        let prod = DEFAULT_TOML.replace("https://test.paycom.uz", "https://checkout.paycom.uz");
+        let c = Config::parse(&prod, "x.toml").unwrap();
+        assert!(super::off_reason(&c).unwrap().contains("public_url"));
+        for (from, to, key) in [
+            ("link_hours = 72", "link_hours = 0", "digital.link_hours"),
+            (
+                "# public_url = \"https://booth-1.example.com\"",
+                "public_url = \"booth-1\"",
+                "digital.public_url",
+            ),
+            ("# price = 10000", "price = -5", "digital.price"),
+        ] {
+            let text = DEFAULT_TOML.replace(from, to);
+            assert_ne!(text, DEFAULT_TOML, "{from}");
+            let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
+            assert!(msg.contains(key), "{msg} should name {key}");
+        }
+        // A digital-only price with fiscal receipts needs the digital product's own IKPU code.
+        let fiscal = "\n[payme.fiscal]\ntitle = \"Photo\"\nikpu = \"10499001001000000\"\npackage_code = \"1\"\nvat_percent = 12\n";
+        let text = format!("{}{fiscal}", DEFAULT_TOML.replace("# price = 10000", "price = 10000"));
+        let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
+        assert!(msg.contains("payme.fiscal.digital_ikpu"), "{msg}");
+    }
+}

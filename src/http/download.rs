@@ -195,3 +195,33 @@ fn busy() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With every permit taken a request is answered 503 at once (never queued); once a permit
+    /// is free the same request is looked up (404 for a made-up token).
+    #[tokio::test]
+    async fn a_flood_is_told_to_come_back_instead_of_queueing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        let state = Downloads::new(store, dir.path().to_path_buf(), "Booth".into(), Language::En);
+        let permits = state.permits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        let held = permits.clone().acquire_many_owned(MAX_CONCURRENT as u32).await.unwrap();
+        let path = "/d/AAAAAAAAAAAAAAAAAAAAAA";
+        let busy = crate::client::request(addr, "GET", path, &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!((busy.status, busy.header("retry-after")), (503, Some("5")));
+        drop(held);
+        let missing = crate::client::request(addr, "GET", path, &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(missing.status, 404);
+        assert!(String::from_utf8_lossy(&missing.body).contains("This link does not exist"));
+    }
+}
