@@ -251,6 +251,12 @@ pub fn order(config: &Config, id: i64) -> Result<(), String> {
     if view.paid_after_customer_left {
         println!("note: the payment arrived after the customer's session had ended");
     }
+    if view.kind == crate::store::OrderKind::Digital {
+        println!("digital copies only: delivered by the download link, never printed");
+    }
+    if let Some(url) = &view.download_url {
+        println!("download link: {url}");
+    }
     Ok(())
 }
 
