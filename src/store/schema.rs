@@ -120,7 +120,7 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         -- Set once the expired link's photos were deleted.
         purged_at  INTEGER
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX download_links_to_purge ON download_links (expires_at) WHERE purged_at IS NULL;
     "#,
 ];
