@@ -1,76 +1,9 @@
-//! The `[digital]` section of the configuration file: whether paid session orders come with a
-//! download link, where the link points, how long it lives, and the digital-only price.
-//! Defaults are the ones documented in `assets/photobooth.toml`.
+//! What the `[digital]` section (`config::Digital`, defaults in `assets/photobooth.toml`) means:
+//! the digital-only price, the link's lifetime, and whether links can work at all here.
 
-use serde::Deserialize;
-
-use crate::config::{Config, Fiscal};
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Digital {
-    #[serde(default = "default_enabled")]
-    pub enabled: bool,
-    /// The tunnel's HTTPS address (`https://booth-1.example.com`); links are `{public_url}/d/{token}`.
-    pub public_url: Option<String>,
-    #[serde(default = "default_link_hours")]
-    pub link_hours: u32,
-    /// Whole sum for "digital only, no print"; unset, digital copies come only with a paid print.
-    pub price: Option<i64>,
-    /// A small QR of the link in a corner of the printed page.
-    #[serde(default)]
-    pub qr_on_print: bool,
-}
-
-impl Default for Digital {
-    fn default() -> Self {
-        Digital {
-            enabled: default_enabled(),
-            public_url: None,
-            link_hours: default_link_hours(),
-            price: None,
-            qr_on_print: false,
-        }
-    }
-}
-
-fn default_enabled() -> bool {
-    true
-}
-fn default_link_hours() -> u32 {
-    72
-}
+use crate::config::{Config, Digital};
 
 impl Digital {
-    pub fn validate(&self, fiscal: Option<&Fiscal>) -> Result<(), String> {
-        if let Some(url) = &self.public_url {
-            let rest = url
-                .strip_prefix("https://")
-                .or_else(|| url.strip_prefix("http://"))
-                .unwrap_or("");
-            if rest.is_empty() || rest.contains(['?', '#', ' ']) {
-                return Err(
-                    "digital.public_url must be an http(s) address such as \"https://booth-1.example.com\"".into(),
-                );
-            }
-        }
-        if !(1..=24 * 31).contains(&self.link_hours) {
-            return Err("digital.link_hours must be between 1 and 744 (31 days)".into());
-        }
-        if let Some(price) = self.price {
-            if !(1..=100_000_000).contains(&price) {
-                return Err("digital.price must be a whole number of sum from 1 to 100 000 000".into());
-            }
-            if let Some(f) = fiscal {
-                let ikpu = f.digital_ikpu.as_deref().unwrap_or("");
-                if ikpu.len() != 17 || !ikpu.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err("payme.fiscal.digital_ikpu (the 17-digit IKPU of digital copies) is required when digital.price is set".into());
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Price of a digital-only order in tiyin, if digital-only is on sale.
     pub fn price_tiyin(&self) -> Option<i64> {
         self.price.map(|p| p * 100)

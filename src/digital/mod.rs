@@ -26,6 +26,8 @@ use crate::store::{jobs, sessions, JobStatus, Store};
 const TOKEN_BYTES: usize = 16;
 /// The longest side of the phone-sized copies (the booth's uplink is often 4G).
 pub const PHONE_PX: u32 = 1600;
+/// How long the link of a digital order paid after digital copies were switched off lives.
+const FALLBACK_LINK_MS: i64 = 72 * 3_600_000;
 /// How often expired links are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
@@ -48,7 +50,7 @@ pub fn attach_link(conn: &Connection, order: &Order, link_ms: Option<i64>, now: 
     let link_ms = match (order.kind, link_ms) {
         (_, Some(ms)) => ms,
         // Sold as digital but switched off since: the payment still gets its deliverable.
-        (OrderKind::Digital, None) => config::Digital::default().link_ms(),
+        (OrderKind::Digital, None) => FALLBACK_LINK_MS,
         (OrderKind::Print, None) => return Ok(None),
     };
     let Some(session) = sessions::for_order(conn, order.id)? else {

@@ -2,6 +2,7 @@
 //! `POST /payme` and the customers' download links (`/d/`); the kiosk listener stays on loopback
 //! and serves the touch UI's API.
 
+mod api_error;
 mod download;
 mod kiosk;
 pub mod serve;
