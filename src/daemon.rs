@@ -95,7 +95,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config.payme.fiscal.clone(),
             wake_tx,
         )
-        .with_digital_links(digital_link_ms(&config)),
+        .with_digital_links(digital_links(&config)),
     );
     let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
@@ -284,14 +284,16 @@ async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
         .map_err(|e| DaemonError(format!("cannot open the database in {}: {e}", data_dir.display())))
 }
 
-/// How long download links live, or `None` (and the start-up log says why) while digital copies are off.
-fn digital_link_ms(config: &Config) -> Option<i64> {
-    match crate::digital::config::off_reason(config) {
-        None => Some(config.digital.link_ms()),
-        Some(why) => {
-            tracing::warn!("digital copies are off: {why}");
-            None
-        }
+/// What the Payme methods make at payment; while digital copies are off (the start-up log says
+/// why) print orders get no link, and a digital order paid anyway still gets its own.
+fn digital_links(config: &Config) -> crate::digital::Links {
+    let off = crate::digital::config::off_reason(config);
+    if let Some(why) = off {
+        tracing::warn!("digital copies are off: {why}");
+    }
+    crate::digital::Links {
+        for_prints: off.is_none(),
+        link_ms: config.digital.link_ms(),
     }
 }
 

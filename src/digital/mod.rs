@@ -1,75 +1,31 @@
 //! Digital copies: the customer's photos on their phone through a private link.
 //!
-//! This module owns the link's life: the token (made in the commit that performs the payment, so a
-//! print can carry it), the files a link serves and their phone-sized copies, and the end of a
-//! link (its photos are deleted once it has expired and no print still needs them). The HTTP side
-//! is `http/download.rs`; the page's words are `page.rs`.
+//! This module owns the link's life: the token (`link.rs`, made in the commit that performs the
+//! payment, so a print can carry it), what a token finds, the files a link serves and their
+//! phone-sized copies, and the end of a link (its photos are deleted once it has expired and no
+//! print still needs them). The HTTP side is `http/download.rs`; the page's words are `page.rs`.
 
 pub mod config;
+pub mod link;
 pub mod page;
+
+pub use link::{attach_link, new_token, plausible_token, Links};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::booth::session::{session_dir, PAGE_FILE};
 use crate::clock;
 use crate::store::links::{self, Link};
-use crate::store::orders::{Order, OrderKind};
 use crate::store::{jobs, sessions, JobStatus, Store};
 
-/// 128 random bits: guessing a live token is hopeless, and 22 URL-safe characters fit a small QR.
-const TOKEN_BYTES: usize = 16;
 /// The longest side of the phone-sized copies (the booth's uplink is often 4G).
 pub const PHONE_PX: u32 = 1600;
-/// How long the link of a digital order paid after digital copies were switched off lives.
-const FALLBACK_LINK_MS: i64 = 72 * 3_600_000;
 /// How often expired links are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
-
-/// A new URL-safe token from the operating system's CSPRNG.
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Whether `s` could be a token at all; anything else is answered 404 without a lookup.
-pub fn plausible_token(s: &str) -> bool {
-    s.len() == 22 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-}
-
-/// Gives a just-paid order its download link when it has one to give: a digital-only order always,
-/// a print order made from a kiosk session when digital copies are on (`link_ms`). Runs inside
-/// the transaction that performs the payment.
-pub fn attach_link(conn: &Connection, order: &Order, link_ms: Option<i64>, now: i64) -> rusqlite::Result<Option<Link>> {
-    let link_ms = match (order.kind, link_ms) {
-        (_, Some(ms)) => ms,
-        // Sold as digital but switched off since: the payment still gets its deliverable.
-        (OrderKind::Digital, None) => FALLBACK_LINK_MS,
-        (OrderKind::Print, None) => return Ok(None),
-    };
-    let Some(session) = sessions::for_order(conn, order.id)? else {
-        return Ok(None);
-    };
-    let token = new_token().map_err(|e| {
-        rusqlite::Error::ToSqlConversionFailure(format!("no randomness for a download token: {e}").into())
-    })?;
-    let link = Link {
-        token,
-        order_id: order.id,
-        session_id: session.id,
-        created_at: now,
-        expires_at: now.saturating_add(link_ms),
-        purged_at: None,
-    };
-    links::insert(conn, &link)?;
-    Ok(Some(link))
-}
 
 /// `[digital] qr_on_print`: how the download link's QR goes on this booth's printed pages.
 #[derive(Debug, Clone)]
@@ -226,6 +182,37 @@ pub fn read_file(data_dir: &Path, session_id: i64, file: File, full: bool) -> st
     Ok(out)
 }
 
+/// What a token finds.
+pub enum Found {
+    /// A live link and its session's number of shots.
+    Live(Link, u32),
+    /// It worked once; its photos are (being) deleted.
+    Expired,
+    /// Never was, or taken away by a refund.
+    Missing,
+}
+
+/// The one indexed lookup by token, then (for a live link) the session's shot count. An expired
+/// link's photos are deleted on the spot if no print still needs them. Blocking.
+pub fn lookup(store: &Store, data_dir: &Path, token: &str, now: i64) -> Result<Found, crate::store::StoreError> {
+    if !plausible_token(token) {
+        return Ok(Found::Missing);
+    }
+    let Some(link) = store.read(|c| links::by_token(c, token))? else {
+        return Ok(Found::Missing);
+    };
+    if link.expired(now) {
+        if link.purged_at.is_none() {
+            purge_expired(store, data_dir, now)?;
+        }
+        return Ok(Found::Expired);
+    }
+    let shots = store
+        .read(|c| sessions::get(c, link.session_id))?
+        .map_or(0, |s| s.shots_taken);
+    Ok(Found::Live(link, shots))
+}
+
 /// Deletes the photos of expired links that no print still needs, and marks them purged.
 /// Returns how many links were purged. Blocking.
 pub fn purge_expired(store: &Store, data_dir: &Path, now: i64) -> Result<usize, crate::store::StoreError> {
@@ -277,15 +264,6 @@ pub async fn sweep(store: Arc<Store>, data_dir: PathBuf, mut shutdown: watch::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_url_safe_and_distinct() {
-        let a = new_token().unwrap();
-        let b = new_token().unwrap();
-        assert_ne!(a, b);
-        assert!(plausible_token(&a), "{a}");
-        assert!(!plausible_token("../etc/passwd"));
-    }
 
     #[test]
     fn file_names_are_checked_and_sensible() {

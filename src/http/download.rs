@@ -15,9 +15,8 @@ use tokio::sync::Semaphore;
 
 use crate::clock;
 use crate::config::Language;
-use crate::digital::{self, page, File};
-use crate::store::links::Link;
-use crate::store::{links, sessions, Store};
+use crate::digital::{self, page, File, Found};
+use crate::store::Store;
 
 /// Downloads (and phone-size scalings) at once; the rest are told to come back.
 pub const MAX_CONCURRENT: usize = 4;
@@ -49,13 +48,6 @@ pub fn router(state: Downloads) -> Router {
         .route("/d/{token}", get(page_handler))
         .route("/d/{token}/{file}", get(file_handler))
         .with_state(state)
-}
-
-/// What a token lookup found.
-enum Found {
-    Live(Link, u32),
-    Expired,
-    Missing,
 }
 
 async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, headers: HeaderMap) -> Response {
@@ -141,30 +133,10 @@ async fn file_handler(
     private(response)
 }
 
-/// The single indexed lookup by token, then (for a live link) the session's shot count. An
-/// expired link's photos are deleted on the spot if no print still needs them.
+/// `digital::lookup` on a blocking thread; a store failure is 503 (the customer may retry).
 async fn lookup(d: &Downloads, token: String) -> Result<Found, StatusCode> {
-    if !digital::plausible_token(&token) {
-        return Ok(Found::Missing);
-    }
     let (store, data_dir) = (d.store.clone(), d.data_dir.clone());
-    let found = tokio::task::spawn_blocking(move || -> Result<Found, crate::store::StoreError> {
-        let now = clock::now_ms();
-        let Some(link) = store.read(|c| links::by_token(c, &token))? else {
-            return Ok(Found::Missing);
-        };
-        if link.expired(now) {
-            if link.purged_at.is_none() {
-                digital::purge_expired(&store, &data_dir, now)?;
-            }
-            return Ok(Found::Expired);
-        }
-        let shots = store
-            .read(|c| sessions::get(c, link.session_id))?
-            .map_or(0, |s| s.shots_taken);
-        Ok(Found::Live(link, shots))
-    })
-    .await;
+    let found = tokio::task::spawn_blocking(move || digital::lookup(&store, &data_dir, &token, clock::now_ms())).await;
     match found {
         Ok(Ok(found)) => Ok(found),
         Ok(Err(e)) => {

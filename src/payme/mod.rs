@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::clock;
 use crate::config::Fiscal;
+use crate::digital::link::Links;
 use crate::store::Store;
 use auth::KeyRing;
 use methods::{Access, Effects, Env, Fail};
@@ -33,8 +34,8 @@ pub struct Merchant {
     print_wake: mpsc::Sender<i64>,
     /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
-    /// Download links for paid session orders: how long they live; `None` while digital copies are off.
-    digital_link_ms: Option<i64>,
+    /// Download links (`[digital]`); `None`: this merchant makes none.
+    digital: Option<Links>,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -59,13 +60,13 @@ impl Merchant {
             fiscal,
             print_wake,
             clock: Arc::new(clock::now_ms),
-            digital_link_ms: None,
+            digital: None,
         }
     }
 
     /// The same merchant giving paid session orders a download link that lives `link_ms`.
-    pub fn with_digital_links(mut self, link_ms: Option<i64>) -> Merchant {
-        self.digital_link_ms = link_ms;
+    pub fn with_digital_links(mut self, links: Links) -> Merchant {
+        self.digital = Some(links);
         self
     }
 
@@ -160,7 +161,7 @@ impl Merchant {
             fiscal: self.fiscal.as_ref(),
             configured_key: self.keys.configured(),
             key_is_current: &key_is_current,
-            digital_link_ms: self.digital_link_ms,
+            digital: self.digital,
         };
         match (call.method.run)(conn, &Params(&call.params), &env, fx) {
             Ok(result) => Ok(Ok(result)),

@@ -31,8 +31,8 @@ pub struct Env<'a> {
     /// The configured key, recorded with a rotation so a restart knows what it replaced.
     pub configured_key: &'a str,
     pub key_is_current: &'a dyn Fn(&str) -> bool,
-    /// How long a download link lives, when paid session orders get one (digital copies on).
-    pub digital_link_ms: Option<i64>,
+    /// Download links (`[digital]`), if this merchant makes them.
+    pub digital: Option<crate::digital::link::Links>,
 }
 
 /// What must happen after the method's transaction commits, and only then.

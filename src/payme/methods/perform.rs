@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{existing, expire_if_due, Effects, Env, MethodResult};
-use crate::digital;
+use crate::digital::link;
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::jobs;
 use crate::store::orders::{self, OrderKind, StoredStatus};
@@ -31,7 +31,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
                 return Err(RpcError::bad_state().into());
             }
             // The link first: it writes only when it can be made, so a refusal below changes nothing.
-            let link = digital::attach_link(conn, &order, env.digital_link_ms, env.now)?;
+            let link = link::attach_link(conn, &order, env.digital, env.now)?;
             if order.kind == OrderKind::Digital && link.is_none() {
                 // A digital order's deliverable is the link; without photos there is nothing to deliver.
                 tracing::error!(order_id = order.id, payme_id = %tx.payme_id,
