@@ -330,6 +330,8 @@ fn the_order_moves_a_waiting_session_on() {
         (Stage::AwaitingPayment, O::Paid, later, Stage::Printing, None),
         (Stage::AwaitingPayment, O::Printing, later, Stage::Printing, None),
         (Stage::AwaitingPayment, O::Printed, later, Stage::Done, None),
+        // A digital-only order is delivered by its link the moment it is paid.
+        (Stage::AwaitingPayment, O::Delivered, later, Stage::Done, None),
         (
             Stage::AwaitingPayment,
             O::PrintFailed,
