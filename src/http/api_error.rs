@@ -160,6 +160,7 @@ mod tests {
                 "store_failed",
             ),
             (OrderError::InvalidCopies { max: 4 }.into(), 400, "bad_copies"),
+            (OrderError::DigitalNotOffered("x").into(), 409, "digital_not_offered"),
             (ApiError::not_found("x"), 404, "not_found"),
         ];
         for (e, status, reason) in cases {
