@@ -202,13 +202,16 @@ async fn a_public_url_is_what_the_link_carries() {
         )
     })
     .await;
-    let order = session_order(&d, r#"{"copies": 1}"#).await;
+    let order = session_order(&d, r#"{"copies": 1, "language": "en"}"#).await;
     let id = id_of(&order);
     d.pay(&id, order["amount_tiyin"].as_i64().unwrap()).await;
     let printed = d.wait_for_status(&id, "printed").await;
     let url = printed["download_url"].as_str().unwrap();
     let token = url.strip_prefix("https://booth-1.example.com/d/").unwrap();
-    assert_eq!(d.public_get(&format!("/d/{token}"), &[]).await.status, 200);
+    // The page speaks the order's language (the customer's at the booth), whatever the phone's.
+    let page = d.public_get(&format!("/d/{token}"), &[("accept-language", "ru")]).await;
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("Your photos"));
     // qr_on_print is off by default: the print's corners stay blank.
     assert_eq!(corner_dark_pixels(&d), [0, 0]);
 }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, Language};
 use crate::hw::camera::Camera;
 use crate::hw::gpio::Gpio;
-use crate::payme::checkout::checkout_url;
+use crate::payme::checkout::{self, Link};
 use crate::store::{jobs, links, orders, sessions, transactions, Order, OrderKind, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
 
@@ -40,6 +40,9 @@ pub struct Booth {
     /// Where download links point (`{base}/d/{token}`), set once the webhook listener is bound;
     /// unset while digital copies are off.
     download_base: std::sync::OnceLock<String>,
+    /// The language the kiosk last reported with a session input, for an order it asks for
+    /// without one.
+    customer_language: std::sync::Mutex<Option<Language>>,
 }
 
 #[derive(Debug)]
@@ -125,6 +128,7 @@ impl Booth {
             health,
             gpio,
             download_base: std::sync::OnceLock::new(),
+            customer_language: std::sync::Mutex::new(None),
         }
     }
 
@@ -149,6 +153,18 @@ impl Booth {
         self.gpio.as_ref()
     }
 
+    /// The customer's language as the kiosk reports it with a session input.
+    pub fn note_language(&self, language: Language) {
+        if let Ok(mut l) = self.customer_language.lock() {
+            *l = Some(language);
+        }
+    }
+
+    /// The language last reported by the kiosk, if any.
+    pub fn customer_language(&self) -> Option<Language> {
+        self.customer_language.lock().ok().and_then(|l| *l)
+    }
+
     /// Everything `/api/status` shows. Blocking (SQLite).
     pub fn status(&self) -> Result<BoothStatus, StoreError> {
         let jobs = self.store.read(jobs::counts)?;
@@ -166,26 +182,37 @@ impl Booth {
     }
 
     /// A new order awaiting payment, not tied to a kiosk session. Blocking (SQLite).
-    pub fn create_order(&self, copies: u32) -> Result<OrderView, OrderError> {
-        self.create_order_for(copies, None)
+    pub fn create_order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
+        self.create_order_for(copies, None, language)
     }
 
     /// A new order awaiting payment; with a session, the order prints that session's page and the
-    /// link is written in the same transaction. Blocking (SQLite).
-    pub fn create_order_for(&self, copies: u32, session_id: Option<i64>) -> Result<OrderView, OrderError> {
+    /// link is written in the same transaction. `language` is the customer's, which the checkout
+    /// link carries (the booth's default without it). Blocking (SQLite).
+    pub fn create_order_for(
+        &self,
+        copies: u32,
+        session_id: Option<i64>,
+        language: Option<Language>,
+    ) -> Result<OrderView, OrderError> {
         let max = self.config.booth.max_copies;
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
         }
-        self.insert_order(OrderKind::Print, copies, self.config.price_per_copy_tiyin(), session_id)
+        let price = self.config.price_per_copy_tiyin();
+        self.insert_order(OrderKind::Print, copies, price, session_id, language)
     }
 
     /// "Digital only, no print" for a session's photos, at `[digital] price`. Blocking (SQLite).
-    pub fn create_digital_order_for(&self, session_id: i64) -> Result<OrderView, OrderError> {
+    pub fn create_digital_order_for(
+        &self,
+        session_id: i64,
+        language: Option<Language>,
+    ) -> Result<OrderView, OrderError> {
         let price = self.digital_price_tiyin().ok_or(OrderError::DigitalNotOffered(
             "digital copies are not sold on their own here",
         ))?;
-        self.insert_order(OrderKind::Digital, 1, price, Some(session_id))
+        self.insert_order(OrderKind::Digital, 1, price, Some(session_id), language)
     }
 
     /// The digital-only price in tiyin while it is on sale (a price is set and links work).
@@ -209,6 +236,7 @@ impl Booth {
         copies: u32,
         price: i64,
         session_id: Option<i64>,
+        language: Option<Language>,
     ) -> Result<OrderView, OrderError> {
         if let Some(blocker) = self.health.blocker_for(kind) {
             tracing::warn!(
@@ -222,7 +250,11 @@ impl Booth {
         let now = clock::now_ms();
         let ttl_ms = i64::from(self.config.booth.order_ttl_s) * 1000;
         let order = self.store.write(|tx| {
-            let order = orders::insert_kind(tx, kind, copies, price, now, ttl_ms)?;
+            let mut order = orders::insert_kind(tx, kind, copies, price, now, ttl_ms)?;
+            if let Some(language) = language {
+                orders::set_language(tx, order.id, language.code())?;
+                order.language = Some(language.code().to_string());
+            }
             if let Some(id) = session_id {
                 tx.execute(
                     "UPDATE sessions SET order_id = ?2 WHERE id = ?1",
@@ -258,15 +290,23 @@ impl Booth {
     }
 }
 
-fn checkout_link(config: &Config, order_id: i64, amount_tiyin: i64) -> String {
+/// The order's checkout link, rebuilt from the order (its language) and the configuration, so the
+/// QR image and the order view always agree.
+fn checkout_link(config: &Config, order: &Order) -> String {
     let p = &config.payme;
-    checkout_url(
-        &p.checkout_base,
-        &p.merchant_id,
-        &p.account_field,
-        order_id,
-        amount_tiyin,
-    )
+    let language = order
+        .language
+        .as_deref()
+        .and_then(Language::from_code)
+        .unwrap_or(config.booth.language);
+    let link = Link {
+        base: &p.checkout_base,
+        merchant_id: &p.merchant_id,
+        account_field: &p.account_field,
+        language: language.code(),
+        return_url: p.return_url.as_deref(),
+    };
+    checkout::checkout_link(&link, order.id, order.amount_tiyin)
 }
 
 /// The order as people see it (status from its transaction, job and the clock), read from `conn`.
@@ -326,7 +366,7 @@ pub fn order_view(
         created_at: order.created_at,
         expires_at: order.expires_at,
         paid_at: order.paid_at,
-        checkout_url: checkout_link(config, order.id, order.amount_tiyin),
+        checkout_url: checkout_link(config, order),
         qr_png: format!("/api/orders/{}/qr.png", order.id),
         print: job.map(|j| PrintView {
             job_id: j.id,

@@ -19,8 +19,9 @@ use tokio::sync::watch;
 
 use crate::booth::session::{session_dir, PAGE_FILE};
 use crate::clock;
+use crate::config::Language;
 use crate::store::links::{self, Link};
-use crate::store::{jobs, sessions, JobStatus, Store};
+use crate::store::{jobs, orders, sessions, JobStatus, Store};
 
 /// The longest side of the phone-sized copies (the booth's uplink is often 4G).
 pub const PHONE_PX: u32 = 1600;
@@ -184,8 +185,8 @@ pub fn read_file(data_dir: &Path, session_id: i64, file: File, full: bool) -> st
 
 /// What a token finds.
 pub enum Found {
-    /// A live link and its session's number of shots.
-    Live(Link, u32),
+    /// A live link, its session's number of shots and the order's language (if the kiosk sent it).
+    Live(Link, u32, Option<Language>),
     /// It worked once; its photos are (being) deleted.
     Expired,
     /// Never was, or taken away by a refund.
@@ -210,7 +211,11 @@ pub fn lookup(store: &Store, data_dir: &Path, token: &str, now: i64) -> Result<F
     let shots = store
         .read(|c| sessions::get(c, link.session_id))?
         .map_or(0, |s| s.shots_taken);
-    Ok(Found::Live(link, shots))
+    let language = store
+        .read(|c| orders::get(c, link.order_id))?
+        .and_then(|o| o.language)
+        .and_then(|code| Language::from_code(&code));
+    Ok(Found::Live(link, shots, language))
 }
 
 /// Deletes the photos of expired links that no print still needs, and marks them purged.

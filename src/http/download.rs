@@ -51,6 +51,7 @@ pub fn router(state: Downloads) -> Router {
 }
 
 async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    // The order's language when the kiosk recorded it, else the phone's, else the booth's.
     let lang = page::language(
         headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
         d.language,
@@ -59,7 +60,8 @@ async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, hea
         return busy();
     };
     match lookup(&d, token).await {
-        Ok(Found::Live(link, shots)) => {
+        Ok(Found::Live(link, shots, order_language)) => {
+            let lang = order_language.unwrap_or(lang);
             let hours_left = (link.expires_at - clock::now_ms() + 3_599_999) / 3_600_000;
             let html = page::photos(
                 &page::PageData {
@@ -92,7 +94,7 @@ async fn file_handler(
         return busy();
     };
     let (link, shots) = match lookup(&d, token).await {
-        Ok(Found::Live(link, shots)) => (link, shots),
+        Ok(Found::Live(link, shots, _)) => (link, shots),
         Ok(Found::Expired) => return html_response(StatusCode::GONE, page::expired(lang)),
         Ok(Found::Missing) => return html_response(StatusCode::NOT_FOUND, page::missing(lang)),
         Err(status) => return status.into_response(),

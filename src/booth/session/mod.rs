@@ -31,6 +31,7 @@ pub use view::{digital_offer, ErrorView, SessionView};
 
 use super::health::BlockReason;
 use super::{OrderError, OrderView};
+use crate::config::Language;
 
 /// What the customer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,12 @@ impl ErrorKind {
 
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
-    Order(OrderRequest, oneshot::Sender<Result<OrderView, OrderError>>),
+    /// What the customer chose, and their language (for the checkout page).
+    Order(
+        OrderRequest,
+        Option<Language>,
+        oneshot::Sender<Result<OrderView, OrderError>>,
+    ),
 }
 
 /// What the customer chose on the copies screen.
@@ -182,16 +188,16 @@ impl Sessions {
         rx.await.unwrap_or_else(|_| Err(SessionError::shutting_down()))
     }
 
-    /// An order for the current session (which must be choosing copies).
-    pub async fn order(&self, copies: u32) -> Result<OrderView, OrderError> {
-        self.order_what(OrderRequest::Prints(copies)).await
+    /// An order for the current session (which must be choosing copies), in the customer's language.
+    pub async fn order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
+        self.order_what(OrderRequest::Prints(copies), language).await
     }
 
     /// An order of `what` for the current session (which must be choosing copies).
-    pub async fn order_what(&self, what: OrderRequest) -> Result<OrderView, OrderError> {
+    pub async fn order_what(&self, what: OrderRequest, language: Option<Language>) -> Result<OrderView, OrderError> {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::shutting_down());
-        if self.commands.send(Command::Order(what, tx)).await.is_err() {
+        if self.commands.send(Command::Order(what, language, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))

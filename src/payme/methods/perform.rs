@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{existing, expire_if_due, Effects, Env, MethodResult};
+use super::{existing, expire_if_due, is_simulated, Effects, Env, MethodResult};
 use crate::digital::link;
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::jobs;
@@ -40,6 +40,9 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
             }
             transactions::mark_performed(conn, tx.id, env.now)?;
             orders::mark_paid(conn, order.id, env.now)?;
+            if is_simulated(&tx.payme_id) {
+                orders::mark_simulated(conn, order.id)?;
+            }
             if order.kind == OrderKind::Digital {
                 tracing::info!(order_id = order.id, payme_id = %tx.payme_id, transaction = tx.id,
                     amount = tx.amount, "payme: transaction performed, digital order delivered by its link");
