@@ -30,6 +30,12 @@ async fn wait_stage(d: &Daemon, stage: &str) -> Value {
     }
 }
 
+/// Starts a session and waits for its photos on the review screen.
+async fn start_to_review(d: &Daemon) {
+    act(d, "start").await;
+    wait_stage(d, "review").await;
+}
+
 async fn act(d: &Daemon, action: &str) -> (u16, Value) {
     d.kiosk("POST", &format!("/api/session/{action}"), "").await
 }
@@ -150,21 +156,18 @@ async fn the_button_drives_the_session_and_a_hold_is_the_service_action() {
 #[tokio::test]
 async fn cancel_and_timeouts_return_to_idle_and_a_late_payment_still_prints() {
     let d = Daemon::start_with(&FAST.replace("copies_timeout_s = 30", "copies_timeout_s = 2")).await;
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     act(&d, "cancel").await;
     wait_stage(&d, "idle").await;
 
     // An abandoned copies screen times out.
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     wait_stage(&d, "choose_copies").await;
     wait_stage(&d, "idle").await;
 
     // Cancel on the payment screen cancels the order.
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let cancelled_id = order["order_id"].as_i64().unwrap().to_string();
@@ -181,8 +184,7 @@ async fn cancel_and_timeouts_return_to_idle_and_a_late_payment_still_prints() {
 
     // Payme already holds the order: the customer cannot cancel it from the screen, and if they
     // walk away the payment that completes later still prints, marked as such.
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
@@ -218,8 +220,7 @@ impl Daemon {
 #[tokio::test]
 async fn a_restart_resumes_a_session_waiting_for_payment() {
     let mut d = Daemon::start_with(FAST).await;
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
@@ -232,8 +233,7 @@ async fn a_restart_resumes_a_session_waiting_for_payment() {
     wait_stage(&d, "idle").await;
 
     // A session caught mid-review by a restart ends cleanly instead.
-    act(&d, "start").await;
-    wait_stage(&d, "review").await;
+    start_to_review(&d).await;
     d.restart().await;
     assert_eq!(session(&d).await["stage"], "idle");
     assert!(d.log().contains("interrupted by a restart"));
