@@ -14,10 +14,16 @@ pub struct Response {
     pub content_type: Option<String>,
     /// The first `Set-Cookie` header, if any.
     pub set_cookie: Option<String>,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
 impl Response {
+    /// A response header as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
@@ -76,11 +82,13 @@ async fn send(
         .get("set-cookie")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(other)?.to_bytes();
     Ok(Response {
         status,
         content_type,
         set_cookie,
+        headers,
         body,
     })
 }

@@ -117,6 +117,7 @@ mod tests {
                 closed_at: None,
                 language: None,
                 event_id: None,
+                kind: Default::default(),
             };
             wall.fetch_add(jump, Ordering::SeqCst);
             let now = clock.now_ms();

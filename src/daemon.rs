@@ -110,11 +110,11 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     // delivery. A store that cannot write is left out: Payme must get -32400 and retry. Low disk
     // space and an unsynchronised clock refuse new sessions only; paid prints still go out.
     let gate_health = health.clone();
-    let gate: crate::payme::DeliveryGate = Arc::new(move || {
+    let gate: crate::payme::DeliveryGate = Arc::new(move |kind| {
         gate_health
             .blockers()
             .into_iter()
-            .find(|b| b.reason.stops_printing() && b.reason != BlockReason::StoreFailed)
+            .find(|b| b.reason.stops(kind) && b.reason.stops_printing() && b.reason != BlockReason::StoreFailed)
             .map(|b| b.message)
     });
     let merchant = Arc::new(
@@ -126,7 +126,8 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
             wake_tx,
         )
         .with_simulations(crate::payme::checkout::is_sandbox(&config.payme.checkout_base))
-        .with_delivery_gate(gate),
+        .with_delivery_gate(gate)
+        .with_digital_links(digital_links(&config)),
     );
     let capacity = config.printer.capacity;
     let media_store = store.clone();
@@ -184,6 +185,16 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         webhook: local_addr(&webhook_listener)?,
         started_at: clock::now_ms(),
     };
+    if crate::digital::config::off_reason(&config).is_none() {
+        // Without a public address (sandbox only) the link is the webhook listener's own.
+        let base = config
+            .digital
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", info.webhook));
+        tracing::info!(base = %base, link_hours = config.digital.link_hours, "digital copies on");
+        booth.set_download_base(&base);
+    }
     write_runtime_file(&data_dir, &info)?;
     tracing::info!(
         kiosk = %info.kiosk,
@@ -231,6 +242,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
             booth_name: config.booth.name.clone(),
             warn_below: config.printer.warn_below,
             data_dir: data_dir.clone(),
+            print_qr: crate::digital::PrintQr::from_config(&config, booth.download_base()),
         }
         .run(wake_rx, shutdown_rx.clone()),
     );
@@ -247,10 +259,21 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         merchant,
         metrics: metrics.clone(),
     };
+    tokio::spawn(crate::digital::sweep(
+        store.clone(),
+        data_dir.clone(),
+        shutdown_rx.clone(),
+    ));
+    let downloads = crate::http::Downloads::new(
+        store.clone(),
+        data_dir.clone(),
+        config.booth.name.clone(),
+        config.booth.language,
+    );
     // The webhook faces the internet (through the tunnel); the kiosk serves one browser.
     let webhook = serve(
         webhook_listener,
-        crate::http::webhook_router(webhook_state),
+        crate::http::webhook_router(webhook_state).merge(crate::http::download_router(downloads)),
         768,
         shutdown_rx.clone(),
     );
@@ -353,6 +376,19 @@ async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
         .await
         .map_err(|e| DaemonError(e.to_string()))?
         .map_err(|e| DaemonError(format!("cannot open the database in {}: {e}", data_dir.display())))
+}
+
+/// What the Payme methods make at payment; while digital copies are off (the start-up log says
+/// why) print orders get no link, and a digital order paid anyway still gets its own.
+fn digital_links(config: &Config) -> crate::digital::Links {
+    let off = crate::digital::config::off_reason(config);
+    if let Some(why) = off {
+        tracing::warn!("digital copies are off: {why}");
+    }
+    crate::digital::Links {
+        for_prints: off.is_none(),
+        link_ms: config.digital.link_ms(),
+    }
 }
 
 fn warn_about_config(config: &Config) {

@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod date;
+pub mod digital;
 pub mod http;
 pub mod hw;
 pub mod layout;

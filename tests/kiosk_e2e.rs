@@ -1369,3 +1369,87 @@ async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
     );
     b.close().await;
 }
+
+// Digital copies: the done screen's QR and the download page on a phone.
+
+/// A phone's screen (CSS pixels): where the download page is opened.
+const PHONE: (u32, u32) = (390, 844);
+
+#[tokio::test]
+async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let d = Daemon::start_with_config(|data| {
+        booth_config(
+            data,
+            &Cfg {
+                done_timeout_s: 60,
+                ..Cfg::default()
+            },
+        )
+    })
+    .await;
+    // The session through the API; the browsers only look.
+    d.session_act("start").await;
+    d.wait_stage("review").await;
+    d.session_act("accept").await;
+    d.wait_stage("choose_copies").await;
+    let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
+    assert_eq!(status, 200, "{order}");
+    let id = order["order_id"].as_i64().unwrap();
+    d.pay(&id.to_string(), order["amount_tiyin"].as_i64().unwrap()).await;
+    let done = d.wait_stage("done").await;
+    let url = done["order"]["download_url"]
+        .as_str()
+        .expect("a download link")
+        .to_string();
+
+    let kiosk = Browser::launch(&tools, SMALL).await;
+    kiosk.open(&format!("http://{}/", d.kiosk)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
+        assert!(Instant::now() < deadline, "no QR on the done screen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(kiosk.displayed("#done-digital").await);
+    assert!(!kiosk.text("#done-digital").await.is_empty());
+    kiosk.settle(false).await;
+    let problems = kiosk.layout_problems().await;
+    let png = kiosk.c().screenshot().await.expect("screenshot");
+    std::fs::write(
+        screens_dir().join(format!("digital-done-{}.png", kiosk.size_label())),
+        png,
+    )
+    .unwrap();
+    assert!(problems.is_empty(), "done screen with QR: {problems:?}");
+    kiosk.close().await;
+
+    let phone = Browser::launch(&tools, PHONE).await;
+    phone.open(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !phone.image_loaded("figure img").await {
+        assert!(Instant::now() < deadline, "the page's first image never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fit = phone
+        .js("var vw = window.innerWidth, bad = [];
+             if (document.documentElement.scrollWidth > vw) bad.push('scrolls sideways');
+             document.querySelectorAll('img, a').forEach(function (e) {
+               var r = e.getBoundingClientRect();
+               if (r.left < -1 || r.right > vw + 1) bad.push('outside: ' + e.outerHTML.slice(0, 60));
+               if (e.tagName === 'A' && r.height < 44) bad.push('small link: ' + e.textContent);
+             });
+             if (document.scripts.length) bad.push('has a script');
+             return bad;")
+        .await;
+    let png = phone.c().screenshot().await.expect("screenshot");
+    std::fs::write(
+        screens_dir().join(format!("digital-download-{}.png", phone.size_label())),
+        png,
+    )
+    .unwrap();
+    assert_eq!(fit, json!([]), "the download page at {PHONE:?}");
+    let saves = phone.js("return document.querySelectorAll('a[download]').length").await;
+    assert_eq!(saves, json!(2 * 4), "save and full size for the page and three shots");
+    phone.close().await;
+}

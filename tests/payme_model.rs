@@ -50,6 +50,8 @@ fn fiscal() -> Fiscal {
         ikpu: "10305008002000000".into(),
         package_code: "1545643".into(),
         vat_percent: 12,
+        digital_ikpu: None,
+        digital_title: None,
     }
 }
 

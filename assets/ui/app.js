@@ -212,6 +212,29 @@
     }
   };
 
+  // ---------- digital copies: texts ----------
+  Object.assign(TEXTS.uz, {
+    digital_scan: 'Suratlaringizni telefoningizda saqlash uchun skanerlang',
+    digital_only: 'Faqat raqamli, chop etmasdan',
+    digital_done_title: 'Suratlaringiz tayyor!',
+    digital_done_sub: 'QR kodni skanerlang va suratlarni telefoningizga saqlang.',
+    prints_unavailable: 'Hozir chop etib boʻlmaydi — faqat raqamli nusxalar'
+  });
+  Object.assign(TEXTS.ru, {
+    digital_scan: 'Отсканируйте, чтобы сохранить фото в телефоне',
+    digital_only: 'Только цифровые, без печати',
+    digital_done_title: 'Ваши фото готовы!',
+    digital_done_sub: 'Отсканируйте QR-код и сохраните фото в телефон.',
+    prints_unavailable: 'Печать сейчас недоступна — только цифровые копии'
+  });
+  Object.assign(TEXTS.en, {
+    digital_scan: 'Scan to keep your photos on your phone',
+    digital_only: 'Digital only, no print',
+    digital_done_title: 'Your photos are ready!',
+    digital_done_sub: 'Scan the QR code and save them on your phone.',
+    prints_unavailable: 'Printing is unavailable right now: digital copies only'
+  });
+
   var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
   var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty',
     'printer_error', 'printer_job_stuck', 'scheduler_unreachable', 'event_over',
@@ -444,6 +467,8 @@
         break;
     }
     renderEvent(v, screen);
+    renderDigitalOffer(v, screen);
+    renderDigital(order, screen);
     tick();
     booth.renders++;
   }
@@ -471,6 +496,39 @@
         if (sub) sub.textContent = t('event_printing_sub');
         break;
     }
+  }
+
+  // ---------- digital copies ----------
+
+  // The copies screen: "digital only, no print" while it is on sale; prints off while the printer
+  // cannot print.
+  function renderDigitalOffer(v, screen) {
+    if (screen !== 'choose_copies') return;
+    var onSale = typeof v.digital_price === 'number' && !v.blocker;
+    $('pay-digital').hidden = !onSale;
+    if (onSale) setText('digital-price', money(v.digital_price));
+    var noPrints = !!v.print_blocker;
+    $('prints-unavailable').hidden = !(noPrints && onSale);
+    if (noPrints) $('pay').disabled = true;
+  }
+
+  // The done screen: the download link's QR, and the words for a digital-only order.
+  function renderDigital(order, screen) {
+    if (screen !== 'done') return;
+    var url = order && order.download_url ? order.download_qr_png : null;
+    $('done-digital').hidden = !url;
+    setImage('done-qr', url);
+    var digitalOnly = !!(order && order.kind === 'digital');
+    // A digital-only order has nothing in the printer: its own words, by swapping the text keys.
+    retext(document.querySelector('[data-screen="done"] > h1'), digitalOnly ? 'digital_done_title' : 'done_title');
+    retext(document.querySelector('[data-screen="done"] > .lead'), digitalOnly ? 'digital_done_sub' : 'done_sub');
+  }
+
+  function retext(el, key) {
+    if (!el) return;
+    if (el.getAttribute('data-t') !== key) el.setAttribute('data-t', key);
+    var text = t(key);
+    if (el.textContent !== text) el.textContent = text;
   }
 
   // Everything that moves with the clock: the countdown, the screen's time limit, the order's TTL.
@@ -676,6 +734,10 @@
       var v = state.view;
       if (v && v.event) { act('/api/session/print', { copies: state.copies }); return; }
       act('/api/generate-qr', { copies: state.copies, session_id: v ? v.session_id : undefined });
+    });
+    on('pay-digital', function () {
+      var v = state.view;
+      act('/api/generate-qr', { digital_only: true, session_id: v ? v.session_id : undefined });
     });
     on('done-ok', function () { act('/api/session/dismiss'); });
     on('error-ok', function () { act('/api/session/dismiss'); });

@@ -332,6 +332,8 @@ fuzz_target!(|data: &[u8]| {
         ikpu: "10499001001000000".into(),
         package_code: "1501586".into(),
         vat_percent: 12,
+        digital_ikpu: None,
+        digital_title: None,
     });
     let (auth, known_ok, body) = header(data);
     // A fresh merchant per input: ChangePassword must not carry over to the next input.

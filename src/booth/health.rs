@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::hw::printer::{PrinterState, PrinterStatus};
 use crate::store::media::Media;
+use crate::store::OrderKind;
 
 pub struct Health {
     pub printer_backend: &'static str,
@@ -92,6 +93,25 @@ impl BlockReason {
             self,
             BlockReason::DiskLow | BlockReason::ClockUnsynced | BlockReason::EventOver
         )
+    }
+
+    /// Whether this blocker stops an order of `kind`. Prints need everything; digital copies need
+    /// only storage (to keep the photos and the record) and a clock (for the link's expiry).
+    pub fn stops(self, kind: OrderKind) -> bool {
+        match kind {
+            OrderKind::Print => true,
+            OrderKind::Digital => match self {
+                BlockReason::StoreFailed | BlockReason::DiskLow | BlockReason::ClockUnsynced => true,
+                BlockReason::MediaCounterEmpty
+                | BlockReason::PrinterStopped
+                | BlockReason::PrinterMediaEmpty
+                | BlockReason::PrinterOffline
+                | BlockReason::PrinterError
+                | BlockReason::PrinterJobStuck
+                | BlockReason::SchedulerUnreachable
+                | BlockReason::EventOver => false,
+            },
+        }
     }
 }
 
@@ -231,33 +251,39 @@ impl Health {
         self.blockers().into_iter().next()
     }
 
-    /// Every reason the booth must not take a paid session now, most fundamental first.
+    /// What stops an order of `kind` now: a digital-only order needs storage and a clock, not a
+    /// printer (see `BlockReason::stops`).
+    pub fn blocker_for(&self, kind: OrderKind) -> Option<Blocker> {
+        self.blockers().into_iter().find(|b| b.reason.stops(kind))
+    }
+
+    /// Every blocker that holds now, most fundamental first.
     pub fn blockers(&self) -> Vec<Blocker> {
-        let mut all = Vec::new();
+        let mut found = Vec::new();
         if let Some(fault) = self.store.get().and_then(|s| s.write_fault()) {
-            all.push(Blocker {
+            found.push(Blocker {
                 reason: BlockReason::StoreFailed,
                 message: format!("the booth cannot save orders ({fault}); free disk space or call staff"),
             });
         }
-        all.extend(self.disk_blocker());
+        found.extend(self.disk_blocker());
         if !self.clock_synced() {
-            all.push(Blocker {
+            found.push(Blocker {
                 reason: BlockReason::ClockUnsynced,
                 message: "the system clock is not synchronised yet (no network time); orders wait until it is (booth.require_synced_clock)".into(),
             });
         }
         if let Some(media) = self.media() {
             if media.remaining <= 0 {
-                all.push(Blocker {
+                found.push(Blocker {
                     reason: BlockReason::MediaCounterEmpty,
                     message: "the printer is out of paper (counter at 0); load a new roll and run `photoboothd printer resume --refill`".into(),
                 });
             }
         }
-        all.extend(self.printer_blocker());
-        all.extend(self.event_blocker());
-        all
+        found.extend(self.printer_blocker());
+        found.extend(self.event_blocker());
+        found
     }
 
     /// `Some` while the printer must not be sent jobs: the first blocker that stops printing (not
@@ -394,6 +420,25 @@ mod tests {
             loaded_at: 0,
         }));
         assert_eq!(h.blocker().unwrap().reason, BlockReason::MediaCounterEmpty);
+    }
+
+    #[test]
+    fn digital_copies_are_stopped_only_by_storage_and_clock() {
+        let h = Health::new("file", "sim", "sim");
+        h.set_printer(PrinterStatus::new(PrinterState::MediaEmpty));
+        assert_eq!(
+            h.blocker_for(OrderKind::Print).unwrap().reason,
+            BlockReason::PrinterMediaEmpty
+        );
+        assert_eq!(h.blocker_for(OrderKind::Digital), None);
+        for reason in [
+            BlockReason::StoreFailed,
+            BlockReason::DiskLow,
+            BlockReason::ClockUnsynced,
+        ] {
+            assert!(reason.stops(OrderKind::Digital) && reason.stops(OrderKind::Print));
+        }
+        assert!(!BlockReason::PrinterOffline.stops(OrderKind::Digital));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::config::{Config, Language};
 use crate::hw::camera::Camera;
 use crate::hw::gpio::Gpio;
 use crate::payme::checkout::{self, Link};
-use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
+use crate::store::{jobs, links, orders, sessions, transactions, Order, OrderKind, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
 
 /// The booth's shared parts, built once at start-up and handed on as one value.
@@ -44,6 +44,9 @@ pub struct Booth {
     print_wake: std::sync::OnceLock<tokio::sync::mpsc::Sender<i64>>,
     /// Wakes the janitor (a session ended: its photos may be due for removal).
     tidy: tokio::sync::Notify,
+    /// Where download links point (`{base}/d/{token}`), set once the webhook listener is bound;
+    /// unset while digital copies are off.
+    download_base: std::sync::OnceLock<String>,
     /// The language the kiosk last reported with a session input, for an order it asks for
     /// without one.
     customer_language: std::sync::Mutex<Option<Language>>,
@@ -66,6 +69,8 @@ pub enum OrderError {
     OutOfService(Blocker),
     /// The kiosk session is not at the copies screen.
     Session(session::SessionError),
+    /// Digital-only is not on sale (no `[digital] price`, digital copies off, or no photos).
+    DigitalNotOffered(&'static str),
     Store(StoreError),
 }
 
@@ -99,6 +104,13 @@ pub struct OrderView {
     pub checkout_url: String,
     pub qr_png: String,
     pub print: Option<PrintView>,
+    /// `print` or `digital` (digital copies only, delivered by the link).
+    pub kind: crate::store::OrderKind,
+    /// The customer's download page, once paid (null before payment, after a refund, for an
+    /// order without photos, after the link expired, or while digital copies are off).
+    pub download_url: Option<String>,
+    /// The download link's QR code for the done screen (with `download_url`).
+    pub download_qr_png: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +152,7 @@ impl Booth {
             gpio,
             print_wake: std::sync::OnceLock::new(),
             tidy: tokio::sync::Notify::new(),
+            download_base: std::sync::OnceLock::new(),
             customer_language: std::sync::Mutex::new(None),
         }
     }
@@ -208,6 +221,15 @@ impl Booth {
         self.tidy.notified().await;
     }
 
+    /// Turns digital copies on: links are `{base}/d/{token}`.
+    pub fn set_download_base(&self, base: &str) {
+        let _ = self.download_base.set(base.trim_end_matches('/').to_string());
+    }
+
+    pub fn download_base(&self) -> Option<&str> {
+        self.download_base.get().map(String::as_str)
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -273,18 +295,62 @@ impl Booth {
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
         }
+        let price = self.config.price_per_copy_tiyin();
+        self.insert_order(OrderKind::Print, copies, price, session_id, language)
+    }
+
+    /// "Digital only, no print" for a session's photos, at `[digital] price`. Blocking (SQLite).
+    pub fn create_digital_order_for(
+        &self,
+        session_id: i64,
+        language: Option<Language>,
+    ) -> Result<OrderView, OrderError> {
+        let price = self.digital_price_tiyin().ok_or(OrderError::DigitalNotOffered(
+            "digital copies are not sold on their own here",
+        ))?;
+        self.insert_order(OrderKind::Digital, 1, price, Some(session_id), language)
+    }
+
+    /// The digital-only price in tiyin while it is on sale (a price is set and links work).
+    pub fn digital_price_tiyin(&self) -> Option<i64> {
+        self.download_base()?;
+        self.config.digital.price_tiyin()
+    }
+
+    /// What stops a new kiosk session: while digital-only is on sale only its blockers do (the
+    /// copies screen then offers only what can be delivered).
+    pub fn session_blocker(&self) -> Option<Blocker> {
+        match self.digital_price_tiyin() {
+            Some(_) => self.health.blocker_for(OrderKind::Digital),
+            None => self.health.blocker(),
+        }
+    }
+
+    fn insert_order(
+        &self,
+        kind: OrderKind,
+        copies: u32,
+        price: i64,
+        session_id: Option<i64>,
+        language: Option<Language>,
+    ) -> Result<OrderView, OrderError> {
+        // At a prepaid event nothing is sold: prints are free (`create_event_order_for`).
         if self.health.event().is_some() {
             return Err(OrderError::EventMode);
         }
-        if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "order refused: {}", blocker.message);
+        if let Some(blocker) = self.health.blocker_for(kind) {
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                kind = kind.as_str(),
+                "order refused: {}",
+                blocker.message
+            );
             return Err(OrderError::OutOfService(blocker));
         }
         let now = clock::now_ms();
         let ttl_ms = i64::from(self.config.booth.order_ttl_s) * 1000;
-        let price = self.config.price_per_copy_tiyin();
         let order = self.store.write(|tx| {
-            let mut order = orders::insert(tx, copies, price, now, ttl_ms)?;
+            let mut order = orders::insert_kind(tx, kind, copies, price, now, ttl_ms)?;
             if let Some(language) = language {
                 orders::set_language(tx, order.id, language.code())?;
                 order.language = Some(language.code().to_string());
@@ -300,6 +366,7 @@ impl Booth {
         tracing::info!(
             order_id = order.id,
             session_id,
+            kind = kind.as_str(),
             copies,
             amount_tiyin = order.amount_tiyin,
             expires_at = order.expires_at,
@@ -318,7 +385,8 @@ impl Booth {
     /// The order with its current status, or `None` if there is no such order. Blocking.
     pub fn order(&self, id: i64) -> Result<Option<OrderView>, StoreError> {
         let now = clock::now_ms();
-        self.store.read(|conn| load_order_view(conn, &self.config, id, now))
+        self.store
+            .read(|conn| load_order_view_with(conn, &self.config, self.download_base(), id, now))
     }
 }
 
@@ -348,13 +416,31 @@ pub fn load_order_view(
     id: i64,
     now: i64,
 ) -> rusqlite::Result<Option<OrderView>> {
+    load_order_view_with(conn, config, config.digital.public_url.as_deref(), id, now)
+}
+
+/// The same, with download links pointing at `download_base` (none: no `download_url`).
+pub fn load_order_view_with(
+    conn: &rusqlite::Connection,
+    config: &Config,
+    download_base: Option<&str>,
+    id: i64,
+    now: i64,
+) -> rusqlite::Result<Option<OrderView>> {
     let Some(order) = orders::get(conn, id)? else {
         return Ok(None);
     };
     let live = transactions::live_for_order(conn, id)?.is_some();
     let job = jobs::paid_job_for_order(conn, id)?;
     let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
-    Ok(Some(order_view(config, &order, live, job, session, now)))
+    let mut view = order_view(config, &order, live, job, session, now);
+    if let (Some(base), orders::StoredStatus::Paid) = (download_base, order.status) {
+        if let Some(link) = links::for_order(conn, id)?.filter(|l| !l.expired(now)) {
+            view.download_url = Some(format!("{}/d/{}", base.trim_end_matches('/'), link.token));
+            view.download_qr_png = Some(format!("/api/orders/{id}/download-qr.png"));
+        }
+    }
+    Ok(Some(view))
 }
 
 pub fn order_view(
@@ -389,5 +475,8 @@ pub fn order_view(
             attempts: j.attempts,
             last_error: j.last_error,
         }),
+        kind: order.kind,
+        download_url: None,
+        download_qr_png: None,
     }
 }

@@ -43,6 +43,8 @@ pub struct PrintLoop {
     pub warn_below: u32,
     /// Where kiosk sessions keep their composed pages.
     pub data_dir: std::path::PathBuf,
+    /// `[digital] qr_on_print`: the download link's QR on session pages.
+    pub print_qr: Option<crate::digital::PrintQr>,
 }
 
 pub fn backoff_ms(attempts: u32) -> i64 {
@@ -109,6 +111,7 @@ impl PrintLoop {
             booth_name: self.booth_name.clone(),
             warn_below: self.warn_below,
             data_dir: self.data_dir.clone(),
+            print_qr: self.print_qr.clone(),
         };
         match tokio::task::spawn_blocking(move || f(&me)).await {
             Ok(v) => Some(v),
@@ -306,7 +309,10 @@ impl PrintLoop {
             }
         };
         let page = match self.session_page(&order) {
-            Ok(Some(page)) => page,
+            Ok(Some(page)) => match &self.print_qr {
+                Some(qr) => qr.apply(&self.store, order.id, page),
+                None => page,
+            },
             Ok(None) => {
                 let r = Receipt {
                     booth_name: &self.booth_name,

@@ -136,12 +136,13 @@ fn since_ms(config: &Config, since: Option<&str>) -> Result<i64, String> {
 }
 
 pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit: u32) -> Result<(), String> {
-    const STATUSES: [&str; 8] = [
+    const STATUSES: [&str; 9] = [
         "awaiting_payment",
         "paid",
         "printing",
         "printed",
         "print_failed",
+        "delivered",
         "cancelled",
         "expired",
         "refunded",
@@ -269,6 +270,12 @@ pub fn order(config: &Config, id: i64) -> Result<(), String> {
     }
     if view.paid_after_customer_left {
         println!("note: the payment arrived after the customer's session had ended");
+    }
+    if view.kind == crate::store::OrderKind::Digital {
+        println!("digital copies only: delivered by the download link, never printed");
+    }
+    if let Some(url) = &view.download_url {
+        println!("download link: {url}");
     }
     Ok(())
 }

@@ -60,6 +60,7 @@ pub struct Config {
     pub event: Event,
     pub storage: Storage,
     pub dev: Dev,
+    pub digital: Digital,
 }
 
 /// A configuration that cannot be used, with the file it came from and, for a value that is

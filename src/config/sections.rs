@@ -123,6 +123,9 @@ pub struct Fiscal {
     pub ikpu: String,
     pub package_code: String,
     pub vat_percent: u8,
+    /// The receipt line of a digital-only order (`[digital] price`): its own IKPU code and title.
+    pub digital_ikpu: Option<String>,
+    pub digital_title: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -212,4 +215,18 @@ pub struct Storage {
 pub struct Dev {
     /// `POST /api/dev/button` (with the simulated GPIO).
     pub enabled: bool,
+}
+
+/// `[digital]`: download links for the customer's photos (the link's life is `src/digital/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digital {
+    pub enabled: bool,
+    /// The tunnel's HTTPS address (`https://booth-1.example.com`); links are `{public_url}/d/{token}`.
+    pub public_url: Option<String>,
+    pub link_hours: u32,
+    /// Whole sum for "digital only, no print"; unset, digital copies come only with a paid print.
+    pub price: Option<i64>,
+    /// A small QR of the link in a corner of the printed page.
+    pub qr_on_print: bool,
 }

@@ -37,7 +37,8 @@ pub fn config(c: &Config) -> Checked {
     gpio(c)?;
     super::owner::service(c)?;
     super::owner::event(c)?;
-    storage(c)
+    storage(c)?;
+    digital(c)
 }
 
 fn storage(c: &Config) -> Checked {
@@ -51,6 +52,39 @@ fn storage(c: &Config) -> Checked {
         s.keep_hours <= 24 * 3650,
         "storage.keep_hours",
         "storage.keep_hours must be at most 87600 (ten years)",
+    )
+}
+
+fn digital(c: &Config) -> Checked {
+    let d = &c.digital;
+    if let Some(url) = &d.public_url {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or("");
+        require(
+            !rest.is_empty() && !rest.contains(['?', '#', ' ']),
+            "digital.public_url",
+            "digital.public_url must be an http(s) address such as \"https://booth-1.example.com\"",
+        )?;
+    }
+    require(
+        (1..=24 * 31).contains(&d.link_hours),
+        "digital.link_hours",
+        "digital.link_hours must be between 1 and 744 (31 days)",
+    )?;
+    let Some(price) = d.price else { return Ok(()) };
+    require(
+        (1..=100_000_000).contains(&price),
+        "digital.price",
+        "digital.price must be a whole number of sum from 1 to 100 000 000",
+    )?;
+    let Some(f) = &c.payme.fiscal else { return Ok(()) };
+    let ikpu = f.digital_ikpu.as_deref().unwrap_or("");
+    require(
+        ikpu.len() == 17 && ikpu.bytes().all(|b| b.is_ascii_digit()),
+        "payme.fiscal.digital_ikpu",
+        "payme.fiscal.digital_ikpu (the 17-digit IKPU of digital copies) is required when digital.price is set",
     )
 }
 

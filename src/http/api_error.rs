@@ -42,6 +42,8 @@ pub enum Reason {
     NotPaid,
     /// The same action is already under way.
     Busy,
+    /// "Digital only" is not sold here (no `[digital] price`, or digital copies are off).
+    DigitalNotOffered,
     /// SQLite or a blocking task failed; details are logged, not shown.
     Internal,
     /// The kiosk session refused (its own codes, blockers included).
@@ -145,6 +147,7 @@ impl From<OrderError> for ApiError {
                 Reason::EventPrintsLeft,
                 format!("the event has {left} prints left"),
             ),
+            OrderError::DigitalNotOffered(why) => ApiError::new(StatusCode::CONFLICT, Reason::DigitalNotOffered, why),
             OrderError::Store(e) => ApiError::internal(e),
         }
     }
@@ -195,6 +198,7 @@ mod tests {
             (OrderError::NotEvent.into(), 409, "not_event"),
             (OrderError::EventPrintsLeft { left: 1 }.into(), 409, "event_prints_left"),
             (refusal(Refusal::Blocked(BlockReason::EventOver)), 503, "event_over"),
+            (OrderError::DigitalNotOffered("x").into(), 409, "digital_not_offered"),
             (ApiError::not_found("x"), 404, "not_found"),
         ];
         for (e, status, reason) in cases {

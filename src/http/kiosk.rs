@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::api_error::{ApiError, Reason};
 use super::json;
 use super::streams::StreamCap;
-use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
+use crate::booth::session::{Input, OrderRequest as OrderRequestKind, Refusal, SessionFiles, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::config::Language;
 use crate::hw::gpio::ButtonEvent;
@@ -105,6 +105,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/generate-qr", post(generate_qr))
         .route("/api/orders/{id}", get(order))
         .route("/api/orders/{id}/qr.png", get(order_qr))
+        .route("/api/orders/{id}/download-qr.png", get(download_qr))
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/session", get(session_view))
@@ -132,6 +133,9 @@ struct OrderRequest {
     copies: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     session_id: Option<i64>,
+    /// `true`: "digital only, no print" (`[digital] price`) instead of `copies`.
+    #[serde(default, deserialize_with = "lenient")]
+    digital_only: Option<bool>,
     /// The customer's language, which the order's checkout page opens in.
     #[serde(default, deserialize_with = "lenient")]
     language: Option<String>,
@@ -213,6 +217,7 @@ async fn ui(Path(file): Path<String>) -> Result<Response, ApiError> {
 /// `{"copies": N}` → an order awaiting payment, with its checkout link and QR. While a kiosk
 /// session is at the copies screen the order belongs to it (and prints its photos); with no
 /// session (the API used on its own, as in the quick start) it is a stand-alone order.
+/// `{"digital_only": true}` orders the session's photos as digital copies only.
 async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
     let max = k.booth.config().booth.max_copies;
     let parsed: Value = serde_json::from_slice(&body)
@@ -227,10 +232,17 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
         serde_json::error::Category::Data => ApiError::bad_copies(max),
         _ => ApiError::bad_request("the body must be JSON like {\"copies\": 2}"),
     })?;
-    let copies = request
-        .copies
-        .and_then(|c| u32::try_from(c).ok())
-        .ok_or_else(|| ApiError::bad_copies(max))?;
+    let digital_only = request.digital_only == Some(true);
+    let copies = match request.copies.and_then(|c| u32::try_from(c).ok()) {
+        Some(copies) => copies,
+        None if digital_only => 1,
+        None => return Err(ApiError::bad_copies(max)),
+    };
+    let what = if digital_only {
+        OrderRequestKind::DigitalOnly
+    } else {
+        OrderRequestKind::Prints(copies)
+    };
     // The kiosk sends the language; else the one it last reported with a session input.
     let language = language(request.language.as_deref())?.or_else(|| k.booth.customer_language());
     let current = k.sessions.view();
@@ -249,7 +261,14 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
                 "no kiosk session is open",
             ))
         }
-        (_, Some(_)) => k.sessions.order(copies, language).await?,
+        (_, Some(_)) => k.sessions.order_what(what, language).await?,
+        (None, None) if digital_only => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Reason::NoSession,
+                "digital copies are of a session's photos; no kiosk session is open",
+            ))
+        }
         (None, None) => {
             let booth = k.booth.clone();
             tokio::task::spawn_blocking(move || booth.create_order(copies, language)).await??
@@ -289,6 +308,24 @@ async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Resp
         .into_response())
 }
 
+/// The QR of a paid order's download link, for the done screen; 404 while it has none.
+async fn download_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let url = find_order(&k, &id)
+        .await?
+        .download_url
+        .ok_or_else(|| ApiError::not_found("this order has no download link"))?;
+    let png = blocking(move || qr::png(&url)).await?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
 async fn status(State(k): State<Kiosk>) -> Result<Response, ApiError> {
     let booth = k.booth.clone();
     let status = blocking(move || booth.status()).await?;
@@ -308,8 +345,7 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
     let mut view = k.sessions.view();
     view.now = crate::clock::now_ms();
     // The printer may have changed since the last publish; a poller gets the latest word.
-    view.blocker = k.booth.health().blocker();
-    view.accepting_orders = view.blocker.is_none();
+    crate::booth::session::digital_offer(&mut view, &k.booth);
     json(StatusCode::OK, &j!(view))
 }
 

@@ -1,13 +1,16 @@
 //! The two HTTP listeners. The webhook listener is what the tunnel exposes, and serves only
-//! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API.
+//! `POST /payme` and the customers' download links (`/d/`); the kiosk listener stays on loopback
+//! and serves the touch UI's API.
 
 mod api_error;
+mod download;
 mod kiosk;
 pub mod serve;
 mod service;
 pub mod streams;
 mod webhook;
 
+pub use download::{router as download_router, Downloads};
 pub use kiosk::{router as kiosk_router, Kiosk};
 pub use webhook::{router as webhook_router, Webhook};
 

@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::clock;
 use crate::config::Fiscal;
+use crate::digital::link::Links;
+use crate::store::OrderKind;
 use crate::store::Store;
 use auth::KeyRing;
 use methods::{Access, Effects, Env, Fail};
@@ -24,11 +26,12 @@ use rpc::{Params, RpcError};
 /// Payme's requests are a few hundred bytes; anything near this is not Payme.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// "No payment without a printer": `Some(reason)` while something stops the booth from delivering
-/// a print (printer stopped, empty or offline, media counter at 0, and any later blocker), so
-/// Check and a new Create answer -31008. The daemon supplies it from `booth::health`; a store that
-/// cannot write is not its business (that stays -32400, so Payme retries).
-pub type DeliveryGate = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+/// "No payment without its deliverable": `Some(reason)` while something stops the booth from
+/// delivering an order of this kind (a print: printer stopped, empty or offline, media counter at
+/// 0, and any later blocker; digital copies: only storage and clock), so Check and a new Create
+/// answer -31008. The daemon supplies it from `booth::health`; a store that cannot write is not
+/// its business (that stays -32400, so Payme retries).
+pub type DeliveryGate = Arc<dyn Fn(OrderKind) -> Option<String> + Send + Sync>;
 
 pub struct Merchant {
     store: Arc<Store>,
@@ -39,6 +42,8 @@ pub struct Merchant {
     print_wake: mpsc::Sender<i64>,
     /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// Download links (`[digital]`); `None`: this merchant makes none.
+    digital: Option<Links>,
     delivery: DeliveryGate,
     /// Whether `photoboothd pay`'s simulated transactions are accepted: only while the checkout is
     /// Payme's sandbox.
@@ -68,10 +73,17 @@ impl Merchant {
             fiscal,
             print_wake,
             clock: Arc::new(clock::now_ms),
-            delivery: Arc::new(|| None),
+            digital: None,
+            delivery: Arc::new(|_| None),
             simulations: false,
             rejected: RejectedLog::default(),
         }
+    }
+
+    /// The same merchant giving paid session orders a download link (`[digital]`).
+    pub fn with_digital_links(mut self, links: Links) -> Merchant {
+        self.digital = Some(links);
+        self
     }
 
     /// The same merchant refusing new payments while `gate` says the booth cannot deliver.
@@ -210,13 +222,14 @@ impl Merchant {
         fx: &mut Effects,
         key_is_current: &dyn Fn(&str) -> bool,
     ) -> rusqlite::Result<Result<Value, RpcError>> {
-        let delivery = || (self.delivery)();
+        let delivery = |kind| (self.delivery)(kind);
         let env = Env {
             now: (self.clock)(),
             account_field: &self.account_field,
             fiscal: self.fiscal.as_ref(),
             configured_key: self.keys.configured(),
             key_is_current,
+            digital: self.digital,
             delivery_blocked: &delivery,
         };
         match (call.method.run)(conn, &Params(&call.params), &env, fx) {

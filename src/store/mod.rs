@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod jobs;
+pub mod links;
 pub mod media;
 pub mod orders;
 pub mod reports;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use jobs::{JobStatus, PrintJob};
-pub use orders::{Order, OrderStatus};
+pub use orders::{Order, OrderKind, OrderStatus};
 pub use transactions::{PaymeTx, TxState};
 
 /// The database file inside the data directory.

@@ -22,6 +22,34 @@ pub struct Order {
     pub language: Option<String>,
     /// The prepaid event a free order belongs to (status `Event`).
     pub event_id: Option<i64>,
+    pub kind: OrderKind,
+}
+
+/// What a paid order delivers: prints (a print job, and a free download link when the order has
+/// photos and digital copies are on), or digital copies only (the link, never a print job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    #[default]
+    Print,
+    Digital,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Print => "print",
+            OrderKind::Digital => "digital",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<OrderKind> {
+        match s {
+            "print" => Ok(OrderKind::Print),
+            "digital" => Ok(OrderKind::Digital),
+            other => Err(bad_value("orders.kind", other)),
+        }
+    }
 }
 
 /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
@@ -67,6 +95,8 @@ pub enum OrderStatus {
     Printing,
     Printed,
     PrintFailed,
+    /// A paid digital-only order: its download link is the delivery.
+    Delivered,
     Cancelled,
     Expired,
     Refunded,
@@ -80,6 +110,7 @@ impl OrderStatus {
             OrderStatus::Printing => "printing",
             OrderStatus::Printed => "printed",
             OrderStatus::PrintFailed => "print_failed",
+            OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
             OrderStatus::Refunded => "refunded",
@@ -110,6 +141,7 @@ impl Order {
             expires_at: row.get("expires_at")?,
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
+            kind: OrderKind::parse(&row.get::<_, String>("kind")?)?,
             language: row.get("language")?,
             event_id: row.get("event_id")?,
         })
@@ -139,6 +171,7 @@ impl Order {
         match self.status {
             StoredStatus::Refunded => OrderStatus::Refunded,
             StoredStatus::Cancelled => OrderStatus::Cancelled,
+            StoredStatus::Paid if self.kind == OrderKind::Digital => OrderStatus::Delivered,
             StoredStatus::Paid | StoredStatus::Event => match job {
                 Some(JobStatus::Printing) => OrderStatus::Printing,
                 Some(JobStatus::Printed) => OrderStatus::Printed,
@@ -158,13 +191,24 @@ pub fn insert(
     now: i64,
     ttl_ms: i64,
 ) -> rusqlite::Result<Order> {
+    insert_kind(conn, OrderKind::Print, copies, price_per_copy_tiyin, now, ttl_ms)
+}
+
+pub fn insert_kind(
+    conn: &Connection,
+    kind: OrderKind,
+    copies: u32,
+    price_per_copy_tiyin: i64,
+    now: i64,
+    ttl_ms: i64,
+) -> rusqlite::Result<Order> {
     let amount = price_per_copy_tiyin
         .checked_mul(i64::from(copies))
         .ok_or_else(|| bad_value("orders.amount_tiyin", "overflow"))?;
     conn.execute(
-        "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
-        params![copies, price_per_copy_tiyin, amount, now, now + ttl_ms],
+        "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at, kind)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)",
+        params![copies, price_per_copy_tiyin, amount, now, now + ttl_ms, kind.as_str()],
     )?;
     let id = conn.last_insert_rowid();
     get(conn, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
@@ -240,6 +284,7 @@ mod tests {
             expires_at: 1_000,
             paid_at: None,
             closed_at: None,
+            kind: OrderKind::Print,
             language: None,
             event_id: None,
         }
@@ -298,5 +343,19 @@ mod tests {
             o.display_status(true, Some(JobStatus::Failed), 0),
             OrderStatus::PrintFailed
         );
+    }
+
+    #[test]
+    fn a_paid_digital_order_is_delivered() {
+        let o = Order {
+            kind: OrderKind::Digital,
+            ..order(StoredStatus::Paid)
+        };
+        assert_eq!(o.display_status(true, None, 0), OrderStatus::Delivered);
+        let refunded = Order {
+            kind: OrderKind::Digital,
+            ..order(StoredStatus::Refunded)
+        };
+        assert_eq!(refunded.display_status(false, None, 0), OrderStatus::Refunded);
     }
 }

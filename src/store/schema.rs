@@ -164,6 +164,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE orders_v5 RENAME TO orders;
     CREATE INDEX orders_by_event ON orders (event_id) WHERE event_id IS NOT NULL;
     "#,
+    // 6: digital copies. An order delivers prints or a download link; a paid session order gets
+    // its link (a random token) in the commit that performs the payment.
+    r#"
+    ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'print' CHECK (kind IN ('print', 'digital'));
+
+    -- The token is the primary key: checking one is a single index lookup, whether it exists or not.
+    CREATE TABLE download_links (
+        token      TEXT PRIMARY KEY,
+        order_id   INTEGER NOT NULL UNIQUE REFERENCES orders (id),
+        session_id INTEGER NOT NULL REFERENCES sessions (id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        -- Set once the expired link's photos were deleted.
+        purged_at  INTEGER
+    );
+    CREATE INDEX download_links_to_purge ON download_links (expires_at) WHERE purged_at IS NULL;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -659,8 +659,8 @@ impl Daemon {
     }
 }
 
+/// Kiosk session helpers: drive the touch screen's API and pay like Payme would.
 impl Daemon {
-    /// The kiosk session view.
     pub async fn session_view(&self) -> Value {
         let (status, v) = self.kiosk("GET", "/api/session", "").await;
         assert_eq!(status, 200, "{v}");
@@ -680,6 +680,42 @@ impl Daemon {
         }
     }
 
+    /// `POST /api/session/{action}`.
+    pub async fn session_act(&self, action: &str) -> (u16, Value) {
+        self.kiosk("POST", &format!("/api/session/{action}"), "").await
+    }
+
+    /// Create and Perform for the whole amount, as Payme does after the customer paid.
+    pub async fn pay(&self, order_id: &str, amount: i64) -> String {
+        let id = payme_id(order_id.parse().unwrap_or(0));
+        let create = self
+            .rpc(
+                "CreateTransaction",
+                json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
+            )
+            .await;
+        assert_eq!(create["result"]["state"], 1, "{create}");
+        let perform = self.rpc("PerformTransaction", json!({ "id": id })).await;
+        assert_eq!(perform["result"]["state"], 2, "{perform}");
+        id
+    }
+
+    /// A GET on the webhook listener (the public side: /payme and /d/).
+    pub async fn public_get(&self, path: &str, headers: &[(&str, &str)]) -> client::Response {
+        client::request(self.webhook, "GET", path, headers, Vec::new())
+            .await
+            .expect("webhook listener reachable")
+    }
+
+    /// A writable connection to the daemon's database, for moving time along (expiry tests).
+    pub fn db_rw(&self) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(self.data_dir().join(photoboothd::store::DB_FILE)).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        db
+    }
+}
+
+impl Daemon {
     /// A kiosk request with extra headers; returns the status, the JSON body and `Set-Cookie`.
     pub async fn kiosk_with(
         &self,

@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use super::files::SessionFiles;
 use super::machine::{self, Action, Ctx, Event, OrderSeen, Rules, State};
-use super::view::SessionView;
-use super::{Command, Refusal, SessionError, Sessions};
+use super::view::{digital_offer, SessionView};
+use super::{Command, OrderRequest, Refusal, SessionError, Sessions};
 use crate::booth::{OrderError, OrderView, Shared};
 use crate::clock;
 use crate::config::Language;
@@ -83,7 +83,9 @@ impl SessionManager {
             None => None,
         };
         let config = shared.config.clone();
-        let idle = SessionView::idle(&config, shared.health.blocker(), now).with_event(shared.health.event());
+        let mut idle =
+            SessionView::idle(&config, shared.booth.session_blocker(), now).with_event(shared.health.event());
+        digital_offer(&mut idle, &shared.booth);
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let (view_tx, view_rx) = watch::channel(idle);
         let mut manager = SessionManager {
@@ -123,11 +125,11 @@ impl SessionManager {
                         let result = self.handle(Event::Input(input)).await;
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
-                    Some(Command::Order(copies, language, reply)) => {
-                        let _ = reply.send(self.on_order(copies, language, false).await);
+                    Some(Command::Order(what, language, reply)) => {
+                        let _ = reply.send(self.on_order(what, language, false).await);
                     }
                     Some(Command::EventPrint(copies, reply)) => {
-                        let _ = reply.send(self.on_order(copies, None, true).await);
+                        let _ = reply.send(self.on_order(OrderRequest::Prints(copies), None, true).await);
                     }
                     None => break,
                 },
@@ -157,7 +159,7 @@ impl SessionManager {
         while let Some(event) = next.take() {
             let ctx = Ctx {
                 rules: &self.rules,
-                blocker: self.shared.health.blocker(),
+                blocker: self.shared.booth.session_blocker(),
             };
             let step = match machine::transition(&self.state, event, clock::now_ms(), &ctx) {
                 Ok(step) => step,
@@ -233,10 +235,15 @@ impl SessionManager {
 
     /// An order for the session at the copies screen: a Payme order awaiting payment or, at a
     /// prepaid event (`free`), a free one already queued for printing. Its view is the reply.
-    async fn on_order(&mut self, copies: u32, language: Option<Language>, free: bool) -> Result<OrderView, OrderError> {
+    async fn on_order(
+        &mut self,
+        what: OrderRequest,
+        language: Option<Language>,
+        free: bool,
+    ) -> Result<OrderView, OrderError> {
         let ctx = Ctx {
             rules: &self.rules,
-            blocker: self.shared.health.blocker(),
+            blocker: self.shared.booth.session_blocker(),
         };
         let step = machine::transition(&self.state, Event::OrderRequested, clock::now_ms(), &ctx)
             .map_err(OrderError::Session)?;
@@ -247,9 +254,10 @@ impl SessionManager {
             )));
         };
         let booth = self.shared.booth.clone();
-        let order = tokio::task::spawn_blocking(move || match free {
-            true => booth.create_event_order_for(copies, Some(session_id)),
-            false => booth.create_order_for(copies, Some(session_id), language),
+        let order = tokio::task::spawn_blocking(move || match (what, free) {
+            (OrderRequest::Prints(copies), true) => booth.create_event_order_for(copies, Some(session_id)),
+            (OrderRequest::Prints(copies), false) => booth.create_order_for(copies, Some(session_id), language),
+            (OrderRequest::DigitalOnly, _) => booth.create_digital_order_for(session_id, language),
         })
         .await
         .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
@@ -395,7 +403,8 @@ impl SessionManager {
         let (true, Some(order_id)) = (matches!(stage, Stage::AwaitingPayment | Stage::Printing), order_id) else {
             let changed = {
                 let view = self.view.borrow();
-                view.blocker != self.shared.health.blocker()
+                view.blocker != self.shared.booth.session_blocker()
+                    || view.print_blocker != self.shared.health.blocker()
                     || view.event != self.shared.health.event()
                     || (stage == Stage::Idle && view.order.is_some())
             };
@@ -418,7 +427,8 @@ impl SessionManager {
         };
         let stale = {
             let view = self.view.borrow();
-            view.order.as_ref().map(progress) != Some(progress(&order)) || view.blocker != self.shared.health.blocker()
+            view.order.as_ref().map(progress) != Some(progress(&order))
+                || view.blocker != self.shared.booth.session_blocker()
         };
         self.order = Some(order);
         let before = self.state.clone();
@@ -443,15 +453,16 @@ impl SessionManager {
 
     /// Publishes the current view and sets the status LED to match. Reads nothing from SQLite.
     fn publish(&mut self) {
-        let view = SessionView::of(
+        let mut view = SessionView::of(
             &self.state,
             &self.shared.config,
             &self.shared.data_dir,
-            self.shared.health.blocker(),
+            self.shared.booth.session_blocker(),
             self.order.clone(),
             clock::now_ms(),
         )
         .with_event(self.shared.health.event());
+        digital_offer(&mut view, &self.shared.booth);
         let led = match view.stage {
             _ if view.blocker.is_some() => LedMode::FastBlink,
             Stage::Error => LedMode::FastBlink,

@@ -366,7 +366,7 @@ fn order_seen(next: &mut Step, stage: Stage, order: OrderSeen, now: i64) {
         return;
     }
     match (stage, order.status) {
-        (_, OrderStatus::Printed) => enter(next, Stage::Done, now),
+        (_, OrderStatus::Printed | OrderStatus::Delivered) => enter(next, Stage::Done, now),
         (_, OrderStatus::PrintFailed) => fail(next, ErrorKind::PrintFailed, order.last_error, now),
         (Stage::AwaitingPayment, OrderStatus::Paid | OrderStatus::Printing) => enter(next, Stage::Printing, now),
         (Stage::AwaitingPayment, OrderStatus::Expired) => fail(next, ErrorKind::PaymentExpired, None, now),

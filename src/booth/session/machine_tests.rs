@@ -327,6 +327,8 @@ fn the_order_moves_a_waiting_session_on() {
         (paying, O::Paid, later, printing, None),
         (paying, O::Printing, later, printing, None),
         (paying, O::Printed, later, Stage::Done, None),
+        // A digital-only order is delivered by its link the moment it is paid.
+        (paying, O::Delivered, later, Stage::Done, None),
         (paying, O::PrintFailed, later, Stage::Error, failed),
         (paying, O::Expired, later, Stage::Error, Some("payment_expired")),
         (paying, O::Cancelled, later, Stage::Error, cancelled),

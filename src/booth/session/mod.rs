@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use actor::SessionManager;
 pub use files::{session_dir, SessionFiles, PAGE_FILE};
-pub use view::{ErrorView, SessionView};
+pub use view::{digital_offer, ErrorView, SessionView};
 
 use super::health::BlockReason;
 use super::{OrderError, OrderView};
@@ -156,10 +156,22 @@ impl ErrorKind {
 
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
-    /// Copies and the customer's language (for the checkout page).
-    Order(u32, Option<Language>, oneshot::Sender<Result<OrderView, OrderError>>),
+    /// What the customer chose, and their language (for the checkout page).
+    Order(
+        OrderRequest,
+        Option<Language>,
+        oneshot::Sender<Result<OrderView, OrderError>>,
+    ),
     /// A free print at a prepaid event (no payment screen).
     EventPrint(u32, oneshot::Sender<Result<OrderView, OrderError>>),
+}
+
+/// What the customer chose on the copies screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderRequest {
+    Prints(u32),
+    /// "Digital only, no print" (`[digital] price`).
+    DigitalOnly,
 }
 
 /// The handle the HTTP layer and the button use.
@@ -180,9 +192,14 @@ impl Sessions {
 
     /// An order for the current session (which must be choosing copies), in the customer's language.
     pub async fn order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
+        self.order_what(OrderRequest::Prints(copies), language).await
+    }
+
+    /// An order of `what` for the current session (which must be choosing copies).
+    pub async fn order_what(&self, what: OrderRequest, language: Option<Language>) -> Result<OrderView, OrderError> {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::shutting_down());
-        if self.commands.send(Command::Order(copies, language, tx)).await.is_err() {
+        if self.commands.send(Command::Order(what, language, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))

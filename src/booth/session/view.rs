@@ -11,7 +11,7 @@ use super::machine::{Rules, State};
 use super::ErrorKind;
 use crate::booth::event::EventInfo;
 use crate::booth::health::Blocker;
-use crate::booth::OrderView;
+use crate::booth::{Booth, OrderView};
 use crate::config::{Config, Language};
 use crate::store::sessions::Stage;
 
@@ -49,6 +49,10 @@ pub struct SessionView {
     pub event: Option<EventInfo>,
     /// The daemon's clock, so the page can count down correctly whatever its own clock says.
     pub now: i64,
+    /// Digital copies: the digital-only price (whole sum) while it is on sale, and what stops
+    /// prints right now (then the copies screen offers only digital).
+    pub digital_price: Option<i64>,
+    pub print_blocker: Option<Blocker>,
 }
 
 impl SessionView {
@@ -73,6 +77,8 @@ impl SessionView {
             max_copies: config.booth.max_copies,
             event: None,
             now,
+            digital_price: None,
+            print_blocker: None,
         }
     }
 
@@ -124,4 +130,13 @@ impl SessionView {
         }
         view
     }
+}
+
+/// With digital-only on sale a printer fault does not stop a session: the view's blocker is then
+/// only what stops digital copies, and `print_blocker` tells the copies screen to offer only those.
+pub fn digital_offer(view: &mut SessionView, booth: &Booth) {
+    view.digital_price = booth.digital_price_tiyin().map(|t| t / 100);
+    view.print_blocker = booth.health().blocker();
+    view.blocker = booth.session_blocker();
+    view.accepting_orders = view.blocker.is_none();
 }

@@ -1,14 +1,15 @@
 //! CancelTransaction: Payme cancels a created transaction (card declined, timeout) or refunds a
 //! performed one. A cancel before perform leaves the order payable until its TTL; a refund closes
-//! the order and stops every print of it that is not on paper yet (see `store::jobs`).
+//! the order, stops every print of it that is not on paper yet (see `store::jobs`) and removes its
+//! download link.
 
 use serde_json::{json, Value};
 
 use super::{existing, Effects, Env, MethodResult};
 use crate::payme::rpc::Params;
-use crate::store::jobs;
 use crate::store::orders::{self, StoredStatus};
 use crate::store::transactions::{self, PaymeTx, TxState};
+use crate::store::{jobs, links};
 
 pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut Effects) -> MethodResult {
     // An unknown transaction is -31003 whatever else the request lacks.
@@ -30,8 +31,9 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
             transactions::mark_cancelled(conn, tx.id, TxState::CancelledAfterPerform, reason, now)?;
             orders::close(conn, tx.order_id, StoredStatus::Refunded, now)?;
             let stopped = jobs::cancel_for_refund(conn, tx.order_id, now)?;
+            let link_removed = links::remove_for_order(conn, tx.order_id)?;
             tracing::warn!(order_id = tx.order_id, payme_id = %tx.payme_id, transaction = tx.id, reason,
-                print_jobs_stopped = stopped, "payme: performed transaction refunded, order refunded, its prints stopped");
+                print_jobs_stopped = stopped, link_removed, "payme: performed transaction refunded, order refunded, its prints stopped");
             Ok(reply(&tx, now, TxState::CancelledAfterPerform))
         }
     }

@@ -6,13 +6,13 @@ use super::{refuse_if_undeliverable, Effects, Env, MethodResult};
 use crate::config::Fiscal;
 use crate::payme::account::payable_order;
 use crate::payme::rpc::Params;
-use crate::store::Order;
+use crate::store::{Order, OrderKind};
 
 pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut Effects) -> MethodResult {
     let amount = p.amount()?;
     let account = p.object("account")?;
     let order = payable_order(conn, account, env.account_field, amount, env.now)?;
-    refuse_if_undeliverable(env, order.id, "CheckPerformTransaction")?;
+    refuse_if_undeliverable(env, &order, "CheckPerformTransaction")?;
     tracing::info!(order_id = order.id, amount, "payme: CheckPerformTransaction allowed");
     let mut result = json!({ "allow": true });
     if let Some(fiscal) = env.fiscal {
@@ -22,14 +22,22 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
 }
 
 /// The fiscal receipt: one line, the price of a copy times the copies, so it sums to `amount`.
+/// Digital copies are their own product with their own IKPU code.
 fn detail(fiscal: &Fiscal, order: &Order) -> Value {
+    let (title, code) = match order.kind {
+        OrderKind::Print => (fiscal.title.as_str(), fiscal.ikpu.as_str()),
+        OrderKind::Digital => (
+            fiscal.digital_title.as_deref().unwrap_or("Digital photos"),
+            fiscal.digital_ikpu.as_deref().unwrap_or(&fiscal.ikpu),
+        ),
+    };
     json!({
         "receipt_type": 0,
         "items": [{
-            "title": fiscal.title,
+            "title": title,
             "price": order.price_per_copy_tiyin,
             "count": order.copies,
-            "code": fiscal.ikpu,
+            "code": code,
             "package_code": fiscal.package_code,
             "vat_percent": fiscal.vat_percent,
         }],

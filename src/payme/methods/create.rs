@@ -36,7 +36,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
         );
         return Err(Fail::Rpc(RpcError::bad_state()));
     }
-    refuse_if_undeliverable(env, order.id, "CreateTransaction")?;
+    refuse_if_undeliverable(env, &order, "CreateTransaction")?;
     // The order was judged payable, so a live transaction still on it can only be one past its
     // 12 hours: record its expiry now, or the new row would break "one live transaction per order".
     if let Some(stale) = transactions::live_for_order(conn, order.id)? {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::rpc::{Params, RpcError};
 use crate::config::Fiscal;
 use crate::store::transactions::{self, PaymeTx, TxState};
+use crate::store::{Order, OrderKind};
 
 /// Payme cancels a transaction 12 hours after it created it (measured from Payme's `time`).
 pub const TIMEOUT_MS: i64 = 12 * 60 * 60 * 1000;
@@ -31,8 +32,10 @@ pub struct Env<'a> {
     /// The configured key, recorded with a rotation so a restart knows what it replaced.
     pub configured_key: &'a str,
     pub key_is_current: &'a dyn Fn(&str) -> bool,
-    /// `Some(reason)` while the booth cannot deliver a print (see `payme::DeliveryGate`).
-    pub delivery_blocked: &'a dyn Fn() -> Option<String>,
+    /// Download links (`[digital]`), if this merchant makes them.
+    pub digital: Option<crate::digital::link::Links>,
+    /// `Some(reason)` while the booth cannot deliver an order of this kind (see `payme::DeliveryGate`).
+    pub delivery_blocked: &'a dyn Fn(OrderKind) -> Option<String>,
 }
 
 /// Ids of the transactions `photoboothd pay` simulates start with this; Payme's own ids are 24
@@ -43,13 +46,14 @@ pub fn is_simulated(payme_id: &str) -> bool {
     payme_id.starts_with(SIMULATED_PREFIX)
 }
 
-/// "No payment without a printer": a new payment is refused with -31008 while the booth cannot
-/// turn it into a print. Only Check and a new Create ask; Perform of a created transaction goes on
+/// "No payment without its deliverable": a new payment is refused with -31008 while the booth
+/// cannot deliver it (a print; digital copies only need storage and a clock). Only Check and a new Create ask; Perform of a created transaction goes on
 /// (the customer has confirmed in the app) and its job waits for the printer.
-fn refuse_if_undeliverable(env: &Env<'_>, order_id: i64, method: &str) -> Result<(), Fail> {
-    match (env.delivery_blocked)() {
+fn refuse_if_undeliverable(env: &Env<'_>, order: &Order, method: &str) -> Result<(), Fail> {
+    let order_id = order.id;
+    match (env.delivery_blocked)(order.kind) {
         Some(why) => {
-            tracing::warn!(order_id, reason = %why, "payme: {method} refused (-31008): the booth cannot print now");
+            tracing::warn!(order_id, kind = order.kind.as_str(), reason = %why, "payme: {method} refused (-31008): the booth cannot deliver now");
             Err(RpcError::bad_state().into())
         }
         None => Ok(()),

@@ -1,13 +1,15 @@
 //! PerformTransaction: the money moved. In one SQLite transaction the Payme transaction goes to
-//! state 2, the order to paid and its print job to the queue; the print loop is woken only after
-//! that commit.
+//! state 2, the order to paid, and its deliverable is made: the print job (for a print order) and
+//! the download link (a digital-only order, or a session's print order with digital copies on).
+//! The print loop is woken only after that commit.
 
 use serde_json::{json, Value};
 
 use super::{existing, expire_if_due, is_simulated, Effects, Env, MethodResult};
+use crate::digital::link;
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::jobs;
-use crate::store::orders::{self, StoredStatus};
+use crate::store::orders::{self, OrderKind, StoredStatus};
 use crate::store::transactions::{self, PaymeTx, TxState};
 
 pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut Effects) -> MethodResult {
@@ -28,15 +30,29 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
                     "payme: PerformTransaction on an order that is no longer open");
                 return Err(RpcError::bad_state().into());
             }
+            // The link first: it writes only when it can be made, so a refusal below changes nothing.
+            let link = link::attach_link(conn, &order, env.digital, env.now)?;
+            if order.kind == OrderKind::Digital && link.is_none() {
+                // A digital order's deliverable is the link; without photos there is nothing to deliver.
+                tracing::error!(order_id = order.id, payme_id = %tx.payme_id,
+                    "payme: PerformTransaction on a digital order without photos");
+                return Err(RpcError::bad_state().into());
+            }
             transactions::mark_performed(conn, tx.id, env.now)?;
             orders::mark_paid(conn, order.id, env.now)?;
             if is_simulated(&tx.payme_id) {
                 orders::mark_simulated(conn, order.id)?;
             }
+            if order.kind == OrderKind::Digital {
+                tracing::info!(order_id = order.id, payme_id = %tx.payme_id, transaction = tx.id,
+                    amount = tx.amount, "payme: transaction performed, digital order delivered by its link");
+                return Ok(reply(&tx, env.now));
+            }
             let job_id = jobs::insert_paid(conn, order.id, order.copies, env.now)?;
             fx.job_queued = Some(job_id);
             tracing::info!(order_id = order.id, payme_id = %tx.payme_id, transaction = tx.id,
-                amount = tx.amount, job_id, copies = order.copies, "payme: transaction performed, order paid, print job queued");
+                amount = tx.amount, job_id, copies = order.copies, download_link = link.is_some(),
+                "payme: transaction performed, order paid, print job queued");
             Ok(reply(&tx, env.now))
         }
         TxState::CancelledBeforePerform | TxState::CancelledAfterPerform => Err(RpcError::bad_state().into()),

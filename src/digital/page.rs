@@ -1,0 +1,201 @@
+//! The download page a customer's phone opens: plain HTML and CSS (no script), sized for a phone,
+//! in the customer's language, with the composed page and each shot, each one a tap away from
+//! being saved. Also the "expired" and "no such link" pages.
+
+use crate::config::Language;
+
+use super::File;
+
+/// What the page shows.
+pub struct PageData<'a> {
+    pub token: &'a str,
+    pub booth_name: &'a str,
+    pub shots: u32,
+    /// Whole hours the link still works (at least 1 while it works).
+    pub hours_left: i64,
+}
+
+struct Words {
+    lang: &'static str,
+    title: &'static str,
+    intro: &'static str,
+    page: &'static str,
+    photo: &'static str,
+    save: &'static str,
+    full: &'static str,
+    hours_left: &'static str,
+    expired_title: &'static str,
+    expired_text: &'static str,
+    missing_title: &'static str,
+    missing_text: &'static str,
+}
+
+fn words(lang: Language) -> &'static Words {
+    match lang {
+        Language::Uz => &Words {
+            lang: "uz",
+            title: "Suratlaringiz",
+            intro: "Rasmni saqlash uchun «Saqlash» tugmasini bosing.",
+            page: "Tayyor sahifa",
+            photo: "Surat",
+            save: "Saqlash",
+            full: "Asl o‘lcham",
+            hours_left: "Havola yana {h} soat ishlaydi.",
+            expired_title: "Havolaning muddati tugagan",
+            expired_text: "Bu suratlar endi mavjud emas. Bizga tashrif buyurganingiz uchun rahmat!",
+            missing_title: "Bunday havola yo‘q",
+            missing_text: "Manzilni tekshiring yoki QR kodni qayta skanerlang.",
+        },
+        Language::Ru => &Words {
+            lang: "ru",
+            title: "Ваши фотографии",
+            intro: "Нажмите «Сохранить», чтобы сохранить снимок в телефон.",
+            page: "Готовая страница",
+            photo: "Фото",
+            save: "Сохранить",
+            full: "Полный размер",
+            hours_left: "Ссылка работает ещё {h} ч.",
+            expired_title: "Срок действия ссылки истёк",
+            expired_text: "Эти фотографии больше недоступны. Спасибо, что были у нас!",
+            missing_title: "Такой ссылки нет",
+            missing_text: "Проверьте адрес или отсканируйте QR-код ещё раз.",
+        },
+        Language::En => &Words {
+            lang: "en",
+            title: "Your photos",
+            intro: "Tap “Save” to keep a picture on your phone.",
+            page: "The printed page",
+            photo: "Photo",
+            save: "Save",
+            full: "Full size",
+            hours_left: "This link works for {h} more hours.",
+            expired_title: "This link has expired",
+            expired_text: "These photos are no longer available. Thank you for visiting!",
+            missing_title: "This link does not exist",
+            missing_text: "Check the address or scan the QR code again.",
+        },
+    }
+}
+
+/// The customer's language from the phone's `Accept-Language`, else the booth's.
+pub fn language(accept_language: Option<&str>, fallback: Language) -> Language {
+    let Some(header) = accept_language else { return fallback };
+    let mut best: Option<(f32, Language)> = None;
+    for part in header.split(',') {
+        let mut pieces = part.trim().split(';');
+        let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = pieces
+            .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+            .unwrap_or(1.0);
+        let lang = match tag.split('-').next().unwrap_or("") {
+            "uz" => Language::Uz,
+            "ru" => Language::Ru,
+            "en" => Language::En,
+            _ => continue,
+        };
+        if best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
+        }
+    }
+    best.map_or(fallback, |(_, l)| l)
+}
+
+const STYLE: &str = "body{margin:0;font-family:system-ui,sans-serif;background:#111;color:#eee;\
+line-height:1.4}main{max-width:640px;margin:0 auto;padding:16px}h1{font-size:1.5rem;margin:8px 0}\
+p{margin:8px 0;color:#bbb}figure{margin:20px 0;background:#1d1d1d;border-radius:12px;overflow:hidden}\
+img{display:block;width:100%;height:auto}figcaption{display:flex;flex-wrap:wrap;gap:8px;\
+align-items:center;padding:10px}figcaption span{flex:1 1 100%;font-weight:600}\
+a.btn{flex:1;text-align:center;padding:14px 8px;border-radius:10px;background:#2f7cf6;color:#fff;\
+text-decoration:none;font-weight:600;min-width:120px}a.alt{background:#333}";
+
+fn shell(w: &Words, title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>{STYLE}</style></head>\
+<body><main>{body}</main></body></html>",
+        lang = w.lang,
+        title = escape(title),
+    )
+}
+
+/// The page with the photos.
+pub fn photos(data: &PageData<'_>, lang: Language) -> String {
+    let w = words(lang);
+    let mut body = format!(
+        "<h1>{}</h1><p>{}</p><p>{}</p>",
+        escape(&format!("{} · {}", w.title, data.booth_name)),
+        escape(w.intro),
+        escape(&w.hours_left.replace("{h}", &data.hours_left.max(1).to_string())),
+    );
+    let files = std::iter::once(File::Page).chain((1..=data.shots).map(File::Photo));
+    for file in files {
+        let name = file.url_name();
+        let caption = match file {
+            File::Page => w.page.to_string(),
+            File::Photo(n) => format!("{} {n}", w.photo),
+        };
+        body.push_str(&format!(
+            "<figure><img src=\"/d/{t}/{name}\" alt=\"{c}\" loading=\"lazy\"><figcaption><span>{c}</span>\
+<a class=\"btn\" href=\"/d/{t}/{name}?download=1\" download>{save}</a>\
+<a class=\"btn alt\" href=\"/d/{t}/{name}?full=1&amp;download=1\" download>{full}</a></figcaption></figure>",
+            t = data.token,
+            c = escape(&caption),
+            save = escape(w.save),
+            full = escape(w.full),
+        ));
+    }
+    shell(w, w.title, &body)
+}
+
+/// 410: the link worked once and has expired.
+pub fn expired(lang: Language) -> String {
+    let w = words(lang);
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(w.expired_title), escape(w.expired_text));
+    shell(w, w.expired_title, &body)
+}
+
+/// 404: no such link (never was, or taken away by a refund).
+pub fn missing(lang: Language) -> String {
+    let w = words(lang);
+    let body = format!("<h1>{}</h1><p>{}</p>", escape(w.missing_title), escape(w.missing_text));
+    shell(w, w.missing_title, &body)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_phones_language_by_preference() {
+        assert_eq!(language(Some("ru-RU,ru;q=0.9,en;q=0.8"), Language::Uz), Language::Ru);
+        assert_eq!(language(Some("de-DE,en;q=0.5,uz;q=0.7"), Language::Ru), Language::Uz);
+        assert_eq!(language(Some("de-DE"), Language::En), Language::En);
+        assert_eq!(language(None, Language::Uz), Language::Uz);
+    }
+
+    #[test]
+    fn the_page_links_every_file_and_escapes_the_name() {
+        let html = photos(
+            &PageData {
+                token: "abc",
+                booth_name: "<Booth>",
+                shots: 2,
+                hours_left: 3,
+            },
+            Language::En,
+        );
+        for file in ["page.jpg", "photo-1.jpg", "photo-2.jpg"] {
+            assert!(html.contains(&format!("/d/abc/{file}?download=1")), "{file}");
+        }
+        assert!(html.contains("&lt;Booth&gt;"));
+        assert!(!html.contains("<script"));
+    }
+}

@@ -1,0 +1,201 @@
+//! `GET /d/{token}` and `GET /d/{token}/{file}` on the webhook listener: the customer's download
+//! page and its photos. Public (the tunnel forwards `/d/` as well as `/payme`), so every request
+//! costs one indexed token lookup, whether the token exists or not, and at most a few downloads
+//! run at once: a flood answers 503 at once instead of starving Payme's requests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::clock;
+use crate::config::Language;
+use crate::digital::{self, page, File, Found};
+use crate::store::Store;
+
+/// Downloads (and phone-size scalings) at once; the rest are told to come back.
+pub const MAX_CONCURRENT: usize = 4;
+
+#[derive(Clone)]
+pub struct Downloads {
+    pub store: Arc<Store>,
+    pub data_dir: PathBuf,
+    pub booth_name: String,
+    /// The page's language when the phone names none we speak.
+    pub language: Language,
+    pub permits: Arc<Semaphore>,
+}
+
+impl Downloads {
+    pub fn new(store: Arc<Store>, data_dir: PathBuf, booth_name: String, language: Language) -> Downloads {
+        Downloads {
+            store,
+            data_dir,
+            booth_name,
+            language,
+            permits: Arc::new(Semaphore::new(MAX_CONCURRENT)),
+        }
+    }
+}
+
+pub fn router(state: Downloads) -> Router {
+    Router::new()
+        .route("/d/{token}", get(page_handler))
+        .route("/d/{token}/{file}", get(file_handler))
+        .with_state(state)
+}
+
+async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    // The order's language when the kiosk recorded it, else the phone's, else the booth's.
+    let lang = page::language(
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        d.language,
+    );
+    let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
+        return busy();
+    };
+    match lookup(&d, token).await {
+        Ok(Found::Live(link, shots, order_language)) => {
+            let lang = order_language.unwrap_or(lang);
+            let hours_left = (link.expires_at - clock::now_ms() + 3_599_999) / 3_600_000;
+            let html = page::photos(
+                &page::PageData {
+                    token: &link.token,
+                    booth_name: &d.booth_name,
+                    shots,
+                    hours_left,
+                },
+                lang,
+            );
+            html_response(StatusCode::OK, html)
+        }
+        Ok(Found::Expired) => html_response(StatusCode::GONE, page::expired(lang)),
+        Ok(Found::Missing) => html_response(StatusCode::NOT_FOUND, page::missing(lang)),
+        Err(status) => status.into_response(),
+    }
+}
+
+async fn file_handler(
+    State(d): State<Downloads>,
+    Path((token, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = page::language(
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        d.language,
+    );
+    let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
+        return busy();
+    };
+    let (link, shots) = match lookup(&d, token).await {
+        Ok(Found::Live(link, shots, _)) => (link, shots),
+        Ok(Found::Expired) => return html_response(StatusCode::GONE, page::expired(lang)),
+        Ok(Found::Missing) => return html_response(StatusCode::NOT_FOUND, page::missing(lang)),
+        Err(status) => return status.into_response(),
+    };
+    let Some(file) = File::parse(&name, shots) else {
+        return html_response(StatusCode::NOT_FOUND, page::missing(lang));
+    };
+    let flags: Vec<&str> = query.as_deref().unwrap_or("").split('&').collect();
+    let full = flags.contains(&"full=1");
+    let attachment = flags.contains(&"download=1");
+    let data_dir = d.data_dir.clone();
+    let session_id = link.session_id;
+    let read = tokio::task::spawn_blocking(move || digital::read_file(&data_dir, session_id, file, full)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            tracing::warn!(order_id = link.order_id, file = %name, error = %e, "download: photo unreadable");
+            return html_response(StatusCode::NOT_FOUND, page::missing(lang));
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let filename = file.download_name(&d.booth_name, link.order_id, full);
+    let disposition = format!(
+        "{}; filename=\"{filename}\"",
+        if attachment { "attachment" } else { "inline" }
+    );
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, file.content_type(full)),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    private(response)
+}
+
+/// `digital::lookup` on a blocking thread; a store failure is 503 (the customer may retry).
+async fn lookup(d: &Downloads, token: String) -> Result<Found, StatusCode> {
+    let (store, data_dir) = (d.store.clone(), d.data_dir.clone());
+    let found = tokio::task::spawn_blocking(move || digital::lookup(&store, &data_dir, &token, clock::now_ms())).await;
+    match found {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "download: store failed");
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+fn html_response(status: StatusCode, html: String) -> Response {
+    private((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+}
+
+/// The token is the only secret: keep it out of referrers and search engines.
+fn private(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    response
+}
+
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "busy, try again in a few seconds",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With every permit taken a request is answered 503 at once (never queued); once a permit
+    /// is free the same request is looked up (404 for a made-up token).
+    #[tokio::test]
+    async fn a_flood_is_told_to_come_back_instead_of_queueing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in(dir.path()).unwrap());
+        let state = Downloads::new(store, dir.path().to_path_buf(), "Booth".into(), Language::En);
+        let permits = state.permits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(state)).await });
+        let held = permits.clone().acquire_many_owned(MAX_CONCURRENT as u32).await.unwrap();
+        let path = "/d/AAAAAAAAAAAAAAAAAAAAAA";
+        let busy = crate::client::request(addr, "GET", path, &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!((busy.status, busy.header("retry-after")), (503, Some("5")));
+        drop(held);
+        let missing = crate::client::request(addr, "GET", path, &[], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(missing.status, 404);
+        assert!(String::from_utf8_lossy(&missing.body).contains("This link does not exist"));
+    }
+}
