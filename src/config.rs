@@ -50,6 +50,9 @@ pub struct Booth {
     /// (Uzbekistan: +300, no daylight saving). Stored times stay UTC.
     #[serde(default = "default_utc_offset")]
     pub utc_offset_minutes: i32,
+    /// When customers are expected (local time), for `photoboothd_open` and its alerts.
+    #[serde(default)]
+    pub open_hours: crate::booth::open_hours::OpenHours,
 }
 
 fn default_utc_offset() -> i32 {
@@ -117,6 +120,8 @@ pub struct Http {
     pub kiosk_listen: SocketAddr,
     #[serde(default = "default_webhook_listen")]
     pub webhook_listen: SocketAddr,
+    /// A listener serving only `GET /metrics`, for a fleet's Prometheus over a VPN; off when unset.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -439,6 +444,11 @@ impl Config {
         // Port 0 (the OS picks) is allowed on both, for tests.
         if self.http.kiosk_listen == self.http.webhook_listen && self.http.kiosk_listen.port() != 0 {
             return Err("http.kiosk_listen and http.webhook_listen must differ".into());
+        }
+        if let Some(m) = self.http.metrics_listen {
+            if m.port() != 0 && (m == self.http.kiosk_listen || m == self.http.webhook_listen) {
+                return Err("http.metrics_listen must differ from the kiosk and webhook listeners".into());
+            }
         }
         let p = &self.payme;
         if !(p.checkout_base.starts_with("https://") || p.checkout_base.starts_with("http://")) {

@@ -3,6 +3,7 @@
 //! for the customer.
 
 pub mod health;
+pub mod open_hours;
 pub mod print_loop;
 pub mod service;
 pub mod session;
@@ -58,6 +59,8 @@ pub struct OrderView {
     /// Whole sum, for display.
     pub amount: i64,
     pub amount_tiyin: i64,
+    /// What the order sells: `print` or `digital`.
+    pub kind: crate::store::OrderKind,
     pub status: OrderStatus,
     pub created_at: i64,
     pub expires_at: i64,
@@ -240,6 +243,7 @@ pub fn order_view(
         copies: order.copies,
         amount: order.amount_tiyin / 100,
         amount_tiyin: order.amount_tiyin,
+        kind: order.kind,
         status: order.display_status(live_tx, job.as_ref().map(|j| j.status), now),
         created_at: order.created_at,
         expires_at: order.expires_at,

@@ -181,9 +181,11 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
         Err(OrderError::Store(e)) => {
             let _ = max;
@@ -243,16 +245,7 @@ async fn status(State(k): State<Kiosk>) -> Response {
 }
 
 async fn metrics(State(k): State<Kiosk>) -> Response {
-    let rendered = tokio::task::spawn_blocking(move || k.metrics.render(&k.store, k.booth.health())).await;
-    match rendered {
-        Ok(Ok(text)) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            text,
-        )
-            .into_response(),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+    super::metrics::scrape(k.metrics).await
 }
 
 async fn session_view(State(k): State<Kiosk>) -> Response {

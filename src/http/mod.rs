@@ -1,7 +1,9 @@
 //! The two HTTP listeners. The webhook listener is what the tunnel exposes, and serves only
-//! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API.
+//! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API; the optional
+//! metrics listener serves only `GET /metrics`.
 
 mod kiosk;
+pub mod metrics;
 pub mod serve;
 mod webhook;
 

@@ -37,20 +37,33 @@ pub fn router(state: Webhook) -> Router {
 
 async fn payme(State(state): State<Webhook>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let (response, method) = handle(&state.merchant, method, headers, body).await;
-    state.metrics.observe_webhook(method, started.elapsed());
-    response
+    let handled = handle(&state.merchant, method, headers, body).await;
+    state
+        .metrics
+        .observe_webhook(handled.method, handled.error_code, started.elapsed());
+    handled.response
 }
 
-async fn handle(
-    merchant: &Arc<Merchant>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> (Response, Option<&'static str>) {
+/// A reply with what metrics record about it.
+struct Handled {
+    response: Response,
+    method: Option<&'static str>,
+    error_code: Option<i64>,
+}
+
+/// An error reply before any method ran.
+fn refused(error: &RpcError) -> Handled {
+    Handled {
+        response: ok(rpc::reply_err(&Value::Null, error)),
+        method: None,
+        error_code: Some(error.code),
+    }
+}
+
+async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, body: Body) -> Handled {
     let merchant = merchant.clone();
     if method != Method::POST {
-        return (ok(rpc::reply_err(&Value::Null, &RpcError::not_post())), None);
+        return refused(&RpcError::not_post());
     }
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
@@ -63,11 +76,11 @@ async fn handle(
             } else {
                 RpcError::unauthorized()
             };
-            return (ok(rpc::reply_err(&Value::Null, &error)), None);
+            return refused(&error);
         }
         Err(_) => {
             tracing::warn!("payme: request body did not arrive in time");
-            return (ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body"))), None);
+            return refused(&RpcError::invalid("body"));
         }
     };
     let handled = tokio::task::spawn_blocking(move || merchant.handle(&bytes, authorization.as_deref())).await;
@@ -75,11 +88,15 @@ async fn handle(
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "payme: handler failed, replying -32400");
-            return (ok(rpc::reply_err(&Value::Null, &RpcError::system())), None);
+            return refused(&RpcError::system());
         }
     };
     tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
-    (ok(reply.body), reply.method)
+    Handled {
+        response: ok(reply.body),
+        method: reply.method,
+        error_code: reply.error_code,
+    }
 }
 
 fn ok(body: Value) -> Response {

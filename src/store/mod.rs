@@ -5,6 +5,7 @@
 //! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
 //! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
 
+pub mod counters;
 pub mod jobs;
 pub mod media;
 pub mod orders;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use jobs::{JobStatus, PrintJob};
-pub use orders::{Order, OrderStatus};
+pub use orders::{Order, OrderKind, OrderStatus};
 pub use transactions::{PaymeTx, TxState};
 
 /// The database file inside the data directory.

@@ -13,6 +13,7 @@ pub struct Order {
     pub copies: u32,
     pub price_per_copy_tiyin: i64,
     pub amount_tiyin: i64,
+    pub kind: OrderKind,
     pub status: StoredStatus,
     pub created_at: i64,
     pub expires_at: i64,
@@ -46,6 +47,37 @@ impl StoredStatus {
             "refunded" => StoredStatus::Refunded,
             "cancelled" => StoredStatus::Cancelled,
             other => return Err(bad_value("orders.status", other)),
+        })
+    }
+}
+
+/// What an order sells. Revenue metrics and exports are split by it; new orders are prints until
+/// the kiosk offers digital-only copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// Paper out of the printer (a digital copy may come with it).
+    #[default]
+    Print,
+    /// A download link only, no print job.
+    Digital,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Print => "print",
+            OrderKind::Digital => "digital",
+        }
+    }
+
+    pub const ALL: [OrderKind; 2] = [OrderKind::Print, OrderKind::Digital];
+
+    fn parse(s: &str) -> rusqlite::Result<OrderKind> {
+        Ok(match s {
+            "print" => OrderKind::Print,
+            "digital" => OrderKind::Digital,
+            other => return Err(bad_value("orders.kind", other)),
         })
     }
 }
@@ -97,6 +129,7 @@ impl Order {
             copies: row.get("copies")?,
             price_per_copy_tiyin: row.get("price_per_copy_tiyin")?,
             amount_tiyin: row.get("amount_tiyin")?,
+            kind: OrderKind::parse(&row.get::<_, String>("kind")?)?,
             status: StoredStatus::parse(&row.get::<_, String>("status")?)?,
             created_at: row.get("created_at")?,
             expires_at: row.get("expires_at")?,
@@ -197,6 +230,7 @@ mod tests {
             copies: 2,
             price_per_copy_tiyin: 100,
             amount_tiyin: 200,
+            kind: OrderKind::Print,
             status,
             created_at: 0,
             expires_at: 1_000,

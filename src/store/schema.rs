@@ -106,6 +106,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_open ON sessions (ended_at);
     CREATE UNIQUE INDEX sessions_by_order ON sessions (order_id) WHERE order_id IS NOT NULL;
     "#,
+    // 4: what an order sells (metrics split revenue by it), and counters that only go up.
+    r#"
+    -- print: paper from the printer; digital: a download link only.
+    ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'print' CHECK (kind IN ('print', 'digital'));
+
+    -- Prometheus counters that no other table can answer for ever (sessions_total by outcome):
+    -- bumped in the same commit as the event they count, never reset, never decremented.
+    CREATE TABLE counters (
+        name  TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        value INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, label)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -397,3 +397,58 @@ impl Daemon {
         self.child.as_ref().expect("running").id()
     }
 }
+
+/// The kiosk session flow, for tests that need a whole paid session (tests/fleet.rs).
+impl Daemon {
+    /// `GET /api/session`.
+    pub async fn session(&self) -> Value {
+        let (status, v) = self.kiosk("GET", "/api/session", "").await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    /// Polls the session until it reaches `stage`.
+    pub async fn wait_stage(&self, stage: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.session().await;
+            if v["stage"] == stage {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Plays Payme for an order: CreateTransaction then PerformTransaction.
+    pub async fn pay(&self, order_id: &str, amount: i64) {
+        let id = payme_id(order_id.parse().unwrap());
+        let create = self
+            .rpc(
+                "CreateTransaction",
+                json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
+            )
+            .await;
+        assert_eq!(create["result"]["state"], 1, "{create}");
+        let perform = self.rpc("PerformTransaction", json!({ "id": id })).await;
+        assert_eq!(perform["result"]["state"], 2, "{perform}");
+    }
+
+    /// A whole session: photos, accept, `copies`, payment, printed, back to idle. Needs a fast
+    /// camera (`countdown_s = 0`). Returns the order's id and amount in tiyin.
+    pub async fn paid_session(&self, copies: u32) -> (String, i64) {
+        let (status, v) = self.kiosk("POST", "/api/session/start", "").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("review").await;
+        let (status, v) = self.kiosk("POST", "/api/session/accept", "").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("choose_copies").await;
+        let (order, amount) = self.new_order(copies).await;
+        self.pay(&order, amount).await;
+        self.wait_stage("done").await;
+        // Leave the done screen now (it may already have timed out by itself).
+        let _ = self.kiosk("POST", "/api/session/dismiss", "").await;
+        self.wait_stage("idle").await;
+        (order, amount)
+    }
+}
