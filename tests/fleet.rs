@@ -109,7 +109,12 @@ fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
 async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
     let Some(promtool) = tool("promtool") else { return };
     let mut d = booth(100).await;
-    let (order, amount) = d.paid_session(2).await;
+    let (order, amount, payme_id) = d.paid_session(2).await;
+    // A customer who leaves on the review screen.
+    assert_eq!(d.kiosk("POST", "/api/session/start", "").await.0, 200);
+    d.wait_stage("review").await;
+    assert_eq!(d.kiosk("POST", "/api/session/cancel", "").await.0, 200);
+    d.wait_stage("idle").await;
     // A request with a wrong key: one -32504.
     let (status, _) = d
         .post_payme(
@@ -129,6 +134,7 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
         "photoboothd_refunded_tiyin_total 0".into(),
         "photoboothd_media_remaining 98".into(),
         "photoboothd_sessions_total{outcome=\"printed\"} 1".into(),
+        "photoboothd_sessions_total{outcome=\"abandoned_review\"} 1".into(),
         "photoboothd_sessions_total{outcome=\"abandoned_payment\"} 0".into(),
         format!(
             "photoboothd_build_info{{version=\"{}\",booth=\"Test Booth\"}} 1",
@@ -179,21 +185,30 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
         csv.starts_with("\u{feff}day,sessions,paid_orders,refunded_orders,revenue_sum,revenue_tiyin,"),
         "{csv}"
     );
-    assert!(csv.lines().any(|l| l.contains(",1,1,0,40000.00,4000000,2,")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",2,1,0,40000.00,4000000,2,")), "{csv}");
     let (ok, out) = cli(&d, &["orders", "--csv", "--csv-sep", "ab"]);
     assert!(!ok && out.contains("--csv-sep"), "{out}");
+
+    // A refund: paid stays, refunded grows (revenue is their difference).
+    let cancel = d
+        .rpc("CancelTransaction", serde_json::json!({ "id": payme_id, "reason": 5 }))
+        .await;
+    assert_eq!(cancel["result"]["state"], -2, "{cancel}");
 
     // Counters are the record's: a restart keeps them.
     d.restart_same_config().await;
     let (_, text) = get(metrics_addr(&d), "/metrics").await;
-    assert!(
-        text.contains(&format!("photoboothd_paid_tiyin_total{{kind=\"print\"}} {amount}")),
-        "{text}"
-    );
-    assert!(
-        text.contains("photoboothd_sessions_total{outcome=\"printed\"} 1"),
-        "{text}"
-    );
+    for line in [
+        format!("photoboothd_paid_tiyin_total{{kind=\"print\"}} {amount}"),
+        format!("photoboothd_refunded_tiyin_total {amount}"),
+        "photoboothd_sessions_total{outcome=\"printed\"} 1".into(),
+        "photoboothd_sessions_total{outcome=\"abandoned_review\"} 1".into(),
+    ] {
+        assert!(
+            text.contains(&line),
+            "after a refund and a restart, /metrics lacks {line:?}:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -383,7 +398,7 @@ async fn a_real_prometheus_scrapes_the_booth_runs_the_dashboard_and_the_alerts()
     prom.wait_for("photoboothd_printer_up", |r| r.first().is_some_and(|s| value(s) == 1.0))
         .await;
 
-    let (_, amount) = d.paid_session(2).await;
+    let (_, amount, _) = d.paid_session(2).await;
 
     // Revenue and funnel, as the dashboard computes them.
     prom.wait_for("photoboothd_paid_tiyin_total{kind=\"print\"}", |r| {

@@ -420,8 +420,8 @@ impl Daemon {
         }
     }
 
-    /// Plays Payme for an order: CreateTransaction then PerformTransaction.
-    pub async fn pay(&self, order_id: &str, amount: i64) {
+    /// Plays Payme for an order: CreateTransaction then PerformTransaction. Returns Payme's id.
+    pub async fn pay(&self, order_id: &str, amount: i64) -> String {
         let id = payme_id(order_id.parse().unwrap());
         let create = self
             .rpc(
@@ -432,11 +432,12 @@ impl Daemon {
         assert_eq!(create["result"]["state"], 1, "{create}");
         let perform = self.rpc("PerformTransaction", json!({ "id": id })).await;
         assert_eq!(perform["result"]["state"], 2, "{perform}");
+        id
     }
 
     /// A whole session: photos, accept, `copies`, payment, printed, back to idle. Needs a fast
-    /// camera (`countdown_s = 0`). Returns the order's id and amount in tiyin.
-    pub async fn paid_session(&self, copies: u32) -> (String, i64) {
+    /// camera (`countdown_s = 0`). Returns the order's id, its amount in tiyin and Payme's id.
+    pub async fn paid_session(&self, copies: u32) -> (String, i64, String) {
         let (status, v) = self.kiosk("POST", "/api/session/start", "").await;
         assert_eq!(status, 200, "{v}");
         self.wait_stage("review").await;
@@ -444,11 +445,11 @@ impl Daemon {
         assert_eq!(status, 200, "{v}");
         self.wait_stage("choose_copies").await;
         let (order, amount) = self.new_order(copies).await;
-        self.pay(&order, amount).await;
+        let payme_id = self.pay(&order, amount).await;
         self.wait_stage("done").await;
         // Leave the done screen now (it may already have timed out by itself).
         let _ = self.kiosk("POST", "/api/session/dismiss", "").await;
         self.wait_stage("idle").await;
-        (order, amount)
+        (order, amount, payme_id)
     }
 }
