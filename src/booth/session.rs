@@ -202,7 +202,7 @@ impl SessionManager {
                 "session ended: interrupted by a restart"
             );
             s.ended_at = Some(now);
-            s.end_reason = Some(sessions::RESTART.into());
+            s.end_reason = Some("restart".into());
             sessions::save(tx, &s)?;
             Ok(None)
         })?;
@@ -320,11 +320,7 @@ impl SessionManager {
 
     async fn begin(&mut self) -> Result<(), SessionError> {
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(
-                reason = blocker.reason.as_str(),
-                "session not started: {}",
-                blocker.message
-            );
+            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;
