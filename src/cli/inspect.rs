@@ -131,7 +131,7 @@ fn until_ms(config: &Config, until: Option<&str>) -> Result<i64, String> {
 }
 
 fn local_day_start(config: &Config, date: &str, flag: &str, plus_days: i64) -> Result<i64, String> {
-    clock::days_from_date(date)
+    crate::date::days_from_date(date)
         .map(|d| (d + plus_days) * 86_400_000 - config.local_time_ms(0))
         .ok_or_else(|| format!("{flag} {date:?} is not a date like 2026-11-01"))
 }

@@ -2,6 +2,7 @@
 //! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API; the optional
 //! metrics listener serves only `GET /metrics`.
 
+mod api_error;
 mod kiosk;
 pub mod metrics;
 pub mod serve;

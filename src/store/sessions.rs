@@ -173,7 +173,7 @@ impl Outcome {
     }
 }
 
-/// The `end_reason` of a session a restart interrupted (the session manager writes it at start-up).
+/// The `end_reason` of a session a restart interrupted (the session actor writes it at start-up).
 pub const RESTART: &str = "restart";
 
 /// Writes the whole mutable part of a session back. The save that ends a session also counts its
