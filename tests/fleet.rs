@@ -88,21 +88,6 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (r.status, String::from_utf8_lossy(&r.body).into_owned())
 }
 
-fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-        .args(args)
-        .arg("--config")
-        .arg(d.config_path())
-        .env_remove("PAYME_KEY")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
-    (
-        out.status.success(),
-        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
-    )
-}
-
 #[tokio::test]
 async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
     let Some(promtool) = tool("promtool") else { return };
@@ -158,7 +143,7 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
     assert!(status == 200 && kiosk_text.contains("photoboothd_media_remaining 98"));
 
     // CSV: every order, a BOM, a header, sums with two decimals and in tiyin.
-    let (ok, csv) = cli(&d, &["orders", "--csv"]);
+    let (ok, csv) = d.cli(&["orders", "--csv"]);
     assert!(ok, "{csv}");
     assert!(
         csv.starts_with("\u{feff}order_id,created,paid,status,kind,copies,amount_sum,amount_tiyin,session_id,note\r\n"),
@@ -172,19 +157,19 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
         ("printed", "print", "2", "40000.00", "4000000"),
         "{csv}"
     );
-    let (ok, csv) = cli(&d, &["orders", "--csv", "--csv-sep", ";"]);
+    let (ok, csv) = d.cli(&["orders", "--csv", "--csv-sep", ";"]);
     assert!(
         ok && csv.lines().nth(1).is_some_and(|l| l.contains(";40000.00;4000000;")),
         "{csv}"
     );
-    let (ok, csv) = cli(&d, &["stats", "--csv", "--days", "2"]);
+    let (ok, csv) = d.cli(&["stats", "--csv", "--days", "2"]);
     assert!(ok, "{csv}");
     assert!(
         csv.starts_with("\u{feff}day,sessions,paid_orders,refunded_orders,revenue_sum,revenue_tiyin,"),
         "{csv}"
     );
     assert!(csv.lines().any(|l| l.contains(",2,1,0,40000.00,4000000,2,")), "{csv}");
-    let (ok, out) = cli(&d, &["orders", "--csv", "--csv-sep", "ab"]);
+    let (ok, out) = d.cli(&["orders", "--csv", "--csv-sep", "ab"]);
     assert!(!ok && out.contains("--csv-sep"), "{out}");
 
     // A refund: paid stays, refunded grows (revenue is their difference).

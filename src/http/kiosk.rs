@@ -22,6 +22,7 @@ use super::api_error::{ApiError, Reason};
 use super::json;
 use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
 use crate::booth::{Booth, OrderView};
+use crate::config::Language;
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
 use crate::metrics::Metrics;
@@ -94,6 +95,30 @@ struct OrderRequest {
     copies: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     session_id: Option<i64>,
+    /// The customer's language, which the order's checkout page opens in.
+    #[serde(default, deserialize_with = "lenient")]
+    language: Option<String>,
+}
+
+/// The body a session input may carry: the customer's language.
+#[derive(Deserialize)]
+struct InputRequest {
+    #[serde(default, deserialize_with = "lenient")]
+    language: Option<String>,
+}
+
+/// `uz`, `ru` or `en`; absent is `None`, anything else a 400.
+fn language(code: Option<&str>) -> Result<Option<Language>, ApiError> {
+    code.map(|c| {
+        Language::from_code(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadLanguage,
+                "language must be \"uz\", \"ru\" or \"en\"",
+            )
+        })
+    })
+    .transpose()
 }
 
 /// A member of the wrong JSON type reads as absent.
@@ -156,6 +181,8 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
         .copies
         .and_then(|c| u32::try_from(c).ok())
         .ok_or_else(|| ApiError::bad_copies(max))?;
+    // The kiosk sends the language; else the one it last reported with a session input.
+    let language = language(request.language.as_deref())?.or_else(|| k.booth.customer_language());
     let current = k.sessions.view();
     let order = match (request.session_id, current.session_id) {
         (Some(asked), Some(open)) if asked != open => {
@@ -172,10 +199,10 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
                 "no kiosk session is open",
             ))
         }
-        (_, Some(_)) => k.sessions.order(copies).await?,
+        (_, Some(_)) => k.sessions.order(copies, language).await?,
         (None, None) => {
             let booth = k.booth.clone();
-            tokio::task::spawn_blocking(move || booth.create_order(copies)).await??
+            tokio::task::spawn_blocking(move || booth.create_order(copies, language)).await??
         }
     };
     Ok(json(StatusCode::OK, &j!(order)))
@@ -231,8 +258,16 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
     json(StatusCode::OK, &j!(view))
 }
 
-/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons.
-async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Result<Response, ApiError> {
+/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons. The body
+/// may carry the customer's language (`{"language": "ru"}`), which their order's checkout uses.
+async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    if !body.is_empty() {
+        let request: InputRequest =
+            serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("the body must be JSON or empty"))?;
+        if let Some(language) = language(request.language.as_deref())? {
+            k.booth.note_language(language);
+        }
+    }
     let input = Input::from_action(&action).ok_or_else(|| ApiError::not_found("unknown session action"))?;
     let view = k.sessions.input(input).await?;
     Ok(json(StatusCode::OK, &j!(view)))

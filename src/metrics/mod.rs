@@ -265,8 +265,9 @@ fn read_store(c: &rusqlite::Connection) -> rusqlite::Result<FromStore> {
     Ok(FromStore {
         totals: counters::totals(c)?,
         sessions: counters::by_label(c, counters::SESSIONS)?,
-        orders: grouped("SELECT status, count(*) FROM orders GROUP BY status")?,
-        payments: grouped("SELECT state, count(*) FROM payme_transactions GROUP BY state")?,
+        // Payments simulated by `photoboothd pay` are not money: never counted.
+        orders: grouped("SELECT status, count(*) FROM orders WHERE simulated = 0 GROUP BY status")?,
+        payments: grouped("SELECT state, count(*) FROM payme_transactions WHERE simulated = 0 GROUP BY state")?,
         jobs: grouped("SELECT status, count(*) FROM print_jobs GROUP BY status")?,
         copies_printed: c.query_row(
             "SELECT coalesce(sum(copies), 0) FROM print_jobs WHERE status = 'printed'",

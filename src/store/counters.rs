@@ -10,10 +10,10 @@ use super::orders::OrderKind;
 /// `counters.name` of the session funnel (`photoboothd_sessions_total{outcome}`).
 pub const SESSIONS: &str = "sessions";
 
-/// The Payme transactions that count as money taken: performed (state 2, or -2 once refunded).
-/// `photoboothd pay` transactions are simulated and must never count: when the store marks them
-/// (issue #9), that marker is added here, the one place every money figure below reads.
-const COUNTED_TX: &str = "t.perform_time > 0";
+/// The Payme transactions that count as money taken: performed (state 2, or -2 once refunded),
+/// and real: `photoboothd pay` transactions are simulated and never count. Every money figure
+/// below reads through this one filter.
+const COUNTED_TX: &str = "t.perform_time > 0 AND t.simulated = 0";
 
 /// Adds `by` to a counter.
 pub fn add(conn: &Connection, name: &str, label: &str, by: i64) -> rusqlite::Result<()> {

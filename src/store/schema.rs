@@ -106,7 +106,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_open ON sessions (ended_at);
     CREATE UNIQUE INDEX sessions_by_order ON sessions (order_id) WHERE order_id IS NOT NULL;
     "#,
-    // 4: what an order sells (metrics split revenue by it), and counters that only go up.
+    // 4: money edges. A reprint forced past a refund (`reprint --force`); payments simulated by
+    // `photoboothd pay`, which no statement, report or metric counts; the customer's language,
+    // which the checkout link carries.
+    r#"
+    ALTER TABLE print_jobs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payme_transactions ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN language TEXT;
+    "#,
+    // 5: what an order sells (metrics split revenue by it), and counters that only go up.
     r#"
     -- print: paper from the printer; digital: a download link only.
     ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'print' CHECK (kind IN ('print', 'digital'));
