@@ -172,6 +172,12 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
     let (ok, out) = d.cli(&["orders", "--csv", "--csv-sep", "ab"]);
     assert!(!ok && out.contains("--csv-sep"), "{out}");
 
+    // A payment simulated with `photoboothd pay` (a development tool) is no money: not counted.
+    let (simulated, _) = d.new_order(1).await;
+    let (ok, out) = d.cli(&["pay", &simulated]);
+    assert!(ok, "{out}");
+    d.wait_for_status(&simulated, "printed").await;
+
     // A refund: paid stays, refunded grows (revenue is their difference).
     let cancel = d
         .rpc("CancelTransaction", serde_json::json!({ "id": payme_id, "reason": 5 }))
@@ -186,10 +192,11 @@ async fn a_paid_session_shows_in_metrics_and_the_csv_exports() {
         format!("photoboothd_refunded_tiyin_total {amount}"),
         "photoboothd_sessions_total{outcome=\"printed\"} 1".into(),
         "photoboothd_sessions_total{outcome=\"abandoned_review\"} 1".into(),
+        "photoboothd_payments{state=\"-2\"} 1".into(),
     ] {
         assert!(
             text.contains(&line),
-            "after a refund and a restart, /metrics lacks {line:?}:\n{text}"
+            "after a simulated payment, a refund and a restart, /metrics lacks {line:?}:\n{text}"
         );
     }
 }
