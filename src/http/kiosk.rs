@@ -172,7 +172,14 @@ async fn ui(Path(file): Path<String>) -> Result<Response, ApiError> {
 /// session (the API used on its own, as in the quick start) it is a stand-alone order.
 async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
     let max = k.booth.config().booth.max_copies;
-    let request: OrderRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    let parsed: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body must be JSON like {\"copies\": 2}"))?;
+    // Valid JSON of another shape (an array, a number): there are no copies in it. (Checked here:
+    // serde would read `[2]` as a struct in sequence form.)
+    if !parsed.is_object() {
+        return Err(ApiError::bad_copies(max));
+    }
+    let request: OrderRequest = serde_json::from_value(parsed).map_err(|e| match e.classify() {
         // Valid JSON of another shape (an array, a number): there are no copies in it.
         serde_json::error::Category::Data => ApiError::bad_copies(max),
         _ => ApiError::bad_request("the body must be JSON like {\"copies\": 2}"),
