@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs CUPS and starts its scheduler on this machine, for tests/cups_printer.rs.
+# Installs CUPS, Debian's Gutenprint driver and our test backend, and starts the scheduler on this
+# machine, for tests/cups_printer.rs and tests/cups_gutenprint.rs (see docs/printers.md).
 #
 # CI machines here run without systemd (PID 1 is not an init system), so cupsd is started directly
 # as a daemon. Idempotent: installs only what is missing, restarts cupsd only when its configuration
@@ -27,9 +28,21 @@ else
     log "cups tools already installed"
 fi
 
+# The real dye-sub driver (DNP, Citizen, Mitsubishi, Canon SELPHY…): tests/cups_gutenprint.rs makes
+# queues with its DS620 and CP1300 PPDs and decodes what it sends to the printer. Its filters need
+# cups-filters (imagetoraster), which it depends on.
+if ! dpkg -s printer-driver-gutenprint >/dev/null 2>&1; then
+    log "installing printer-driver-gutenprint"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends printer-driver-gutenprint >/dev/null
+else
+    log "gutenprint already installed"
+fi
+
 # The test queues deliver into a capture backend (tests/fixtures/cups/photoboothd-capture), which
-# CUPS only runs from its backend folder, owned by root and not writable by others. Installed here so
-# the test needs no root-only steps of its own beyond lpadmin.
+# CUPS only runs from its backend folder, owned by root and not writable by others (0755 runs it as
+# `lp`, 0700 as root). Installed here so the test needs no root-only steps of its own beyond
+# lpadmin. Its knobs make it report `STATE: +media-empty-error` and fail, like a dye-sub out of media.
 here="$(cd "$(dirname "$0")/.." && pwd)"
 backend_src="$here/tests/fixtures/cups/photoboothd-capture"
 backend_dir=/usr/lib/cups/backend

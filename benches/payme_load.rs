@@ -28,14 +28,14 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use photoboothd::client;
 use photoboothd::payme::auth::basic_header;
 use serde_json::{json, Value};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::{
-    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, store_report,
+    Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
 };
 
 /// How often the start-up bench looks whether the daemon is up.
@@ -409,20 +409,9 @@ async fn rpc(target: &Target, method: &str, params: Value) -> Result<Value, Stri
 /// One payment: returns the time of each of its three requests.
 async fn flow(target: &Target) -> Result<[Duration; 3], String> {
     let t = Instant::now();
-    let reply = client::request(
-        target.kiosk,
-        "POST",
-        "/api/generate-qr",
-        &[("content-type", "application/json")],
-        r#"{"copies":1}"#,
-    )
-    .await
-    .map_err(|e| format!("generate-qr: {e}"))?;
-    let order = reply
-        .json()
-        .map_err(|e| format!("generate-qr: reply is not JSON: {e}"))?;
+    let (status, order) = kiosk_request(target.kiosk, "POST", "/api/generate-qr", r#"{"copies":1}"#).await?;
     let (Some(order_id), Some(amount)) = (order["order_id"].as_i64(), order["amount_tiyin"].as_i64()) else {
-        return Err(format!("generate-qr: HTTP {} {order}", reply.status));
+        return Err(format!("generate-qr: HTTP {status} {order}"));
     };
     let t_order = t.elapsed();
 
@@ -470,24 +459,10 @@ async fn worker(target: Rc<Target>, deadline: Instant) -> WorkerResult {
     r
 }
 
-fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
-}
-
 fn queue_report(data_dir: &Path, label: &str) {
-    let path = data_dir.join(photoboothd::store::DB_FILE);
-    let Ok(db) = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
-        println!("  {label}: cannot open {}", path.display());
-        return;
-    };
     println!(
-        "  {label}: orders paid {} / open {}; print jobs printed {} / queued {} / printing {} / failed {}",
-        count(&db, "SELECT count(*) FROM orders WHERE status = 'paid'"),
-        count(&db, "SELECT count(*) FROM orders WHERE status = 'open'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'printing'"),
-        count(&db, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
+        "  {label}: {}",
+        store_report(&data_dir.join(photoboothd::store::DB_FILE))
     );
 }
 
@@ -607,22 +582,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
 
 fn main() {
     let opts = options();
-    let bin = binary();
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --release` first",
-        bin.display()
-    );
-    println!("photoboothd binary: {}", bin.display());
+    let bin = bench_binary();
     startup_bench(&bin, opts.starts);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let local = tokio::task::LocalSet::new();
-    let errors = local.block_on(&runtime, flow_bench(&bin, &opts));
-    if errors > 0 {
-        println!("FAILED: {errors} flows failed");
-        std::process::exit(1);
-    }
+    run_local(flow_bench(&bin, &opts), "flows failed");
 }

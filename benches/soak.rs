@@ -39,7 +39,6 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use photoboothd::client;
 use photoboothd::daemon::RuntimeInfo;
 use photoboothd::payme::auth::basic_header;
 use serde_json::{json, Value};
@@ -47,7 +46,8 @@ use serde_json::{json, Value};
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::{
-    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+    bench_binary, kiosk_request, knob, ms, payme_call, pct, random_payme_id, run_local, status_field, store_report,
+    Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
 };
 
 /// How long, how many workers, how often to sample: `--seconds`, `--workers`, `--sample` (or
@@ -226,19 +226,11 @@ fn expect(what: &str, cond: bool, v: &Value) -> Result<(), String> {
 async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
     let copies = 1 + rng.next() % 3;
     let started = Instant::now();
-    let reply = client::request(
-        ctx.kiosk,
-        "POST",
-        "/api/generate-qr",
-        &[("content-type", "application/json")],
-        json!({ "copies": copies }).to_string(),
-    )
-    .await
-    .map_err(|e| format!("generate-qr: {e}"))?;
+    let body = json!({ "copies": copies }).to_string();
+    let (status, order) = kiosk_request(ctx.kiosk, "POST", "/api/generate-qr", &body).await?;
     ctx.record("kiosk generate-qr", started.elapsed());
-    let order = reply.json().map_err(|e| format!("generate-qr: not JSON: {e}"))?;
     let (Some(order_id), Some(amount)) = (order["order_id"].as_i64(), order["amount_tiyin"].as_i64()) else {
-        return Err(format!("generate-qr: HTTP {} {order}", reply.status));
+        return Err(format!("generate-qr: HTTP {status} {order}"));
     };
     let account = json!({ "order_id": order_id.to_string() });
 
@@ -373,10 +365,6 @@ fn slope(xs: &[f64], ys: &[f64]) -> f64 {
     } else {
         num / den
     }
-}
-
-fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
-    db.query_row(sql, [], |r| r.get(0)).unwrap_or(-1)
 }
 
 async fn soak(bin: &Path, opts: &Options) -> u64 {
@@ -528,21 +516,7 @@ async fn soak(bin: &Path, opts: &Options) -> u64 {
         open_fds(pid),
         status_field(pid, "Threads:").unwrap_or(0)
     );
-    if let Ok(conn) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
-        println!(
-            "store: {} orders ({} paid, {} refunded, {} open); {} transactions; print jobs printed {} / queued {} / cancelled {} / failed {}; {} PNGs written",
-            count(&conn, "SELECT count(*) FROM orders"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'paid'"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'refunded'"),
-            count(&conn, "SELECT count(*) FROM orders WHERE status = 'open'"),
-            count(&conn, "SELECT count(*) FROM payme_transactions"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'printed'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'queued'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'cancelled'"),
-            count(&conn, "SELECT count(*) FROM print_jobs WHERE status = 'failed'"),
-            swept,
-        );
-    }
+    println!("store: {}; {swept} PNGs written", store_report(&db));
     println!("database {} KiB, WAL {} KiB", file_kib(&db), file_kib(&wal));
     let stop = daemon.stop();
     println!("SIGTERM → exit {:.1} ms", ms(stop));
@@ -567,21 +541,5 @@ async fn soak(bin: &Path, opts: &Options) -> u64 {
 
 fn main() {
     let opts = Options::read();
-    let bin = binary();
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --release` first",
-        bin.display()
-    );
-    println!("photoboothd binary: {}", bin.display());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let local = tokio::task::LocalSet::new();
-    let errors = local.block_on(&runtime, soak(&bin, &opts));
-    if errors > 0 {
-        println!("FAILED: {errors} errors");
-        std::process::exit(1);
-    }
+    run_local(soak(&bench_binary(), &opts), "errors");
 }

@@ -2,7 +2,6 @@
 //! of it down in order on SIGTERM or Ctrl-C (listeners stop taking requests, in-flight requests
 //! finish, the print loop finishes the job it is printing).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,16 +48,7 @@ impl RuntimeInfo {
     }
 }
 
-#[derive(Debug)]
-pub struct DaemonError(pub String);
-
-impl fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DaemonError {}
+message_error!(DaemonError);
 
 impl From<StoreError> for DaemonError {
     fn from(e: StoreError) -> Self {
@@ -66,8 +56,15 @@ impl From<StoreError> for DaemonError {
     }
 }
 
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let started = Instant::now();
+    // The printer first: its driver decides the page every layout is composed at, and a media the
+    // driver does not offer stops the start here, naming the ones it does.
+    let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
+    config.printer.page = printer.page_size();
+    if let Some(page) = config.printer.page {
+        tracing::info!(%page, "printer: pages are composed at the driver's page size");
+    }
     let config = Arc::new(config);
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
@@ -94,7 +91,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let (wake_tx, wake_rx) = mpsc::channel(64);
     let service_wake = wake_tx.clone();
-    let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
     let (button_tx, button_rx) = mpsc::unbounded_channel();
     let gpio: Arc<dyn Gpio> = gpio::from_config(&config, button_tx)

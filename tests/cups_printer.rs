@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,51 +22,11 @@ use image::{Rgb, RgbImage};
 use photoboothd::hw::printer::cups::{CupsPrinter, CupsTiming};
 use photoboothd::hw::printer::{PrintRequest, Printer, PrinterState};
 
-const BACKEND: &str = "/usr/lib/cups/backend/photoboothd-capture";
-const CAPTURE_ROOT: &str = "/tmp/photoboothd-cups-capture";
-
-fn cups(tool: &str, args: &[&str]) -> std::process::Output {
-    Command::new(tool)
-        .args(args)
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
-}
-
-/// Runs an admin command that must work.
-fn must(tool: &str, args: &[&str]) -> String {
-    let out = cups(tool, args);
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::cups::{must, tool as cups, CAPTURE_ROOT};
 
 /// Whether CUPS is there to test against; fails instead when running in CI.
 fn cups_available() -> bool {
-    let running = Command::new("lpstat")
-        .arg("-r")
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("scheduler is running"))
-        .unwrap_or(false);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cups/photoboothd-capture");
-    let backend_current = std::fs::read(BACKEND).ok() == std::fs::read(&fixture).ok();
-    let problem = if !running {
-        "the CUPS scheduler is not running (`lpstat -r` does not say \"scheduler is running\")"
-    } else if !backend_current {
-        "the photoboothd-capture CUPS backend is missing or out of date in /usr/lib/cups/backend"
-    } else {
-        return true;
-    };
-    common::skip(&format!(
-        "CUPS test: {problem}; run .ci/cups-setup.sh as root to enable it"
-    ));
-    false
+    common::cups::testable(common::cups::scheduler_problem())
 }
 
 /// A queue of our own whose device is the capture backend, removed on drop.

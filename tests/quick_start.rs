@@ -123,23 +123,20 @@ fn check_config_names_the_bad_key_and_the_file() {
     let path = dir.path().join("bad.toml");
     let text = photoboothd::config::DEFAULT_TOML.replace("max_copies = 10", "max_copies = 10\ncopies_max = 3");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("copies_max") && err.contains("bad.toml"), "{err}");
-
-    // `run` refuses the same file before binding anything.
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("copies_max"));
+    // `check-config` names the key and the file; `run` refuses the same file before binding anything.
+    for command in ["check-config", "run"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+            .args([command, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("copies_max") && err.contains("bad.toml"),
+            "{command}: {err}"
+        );
+    }
 
     let ok = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
         .arg("check-config")

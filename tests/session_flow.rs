@@ -12,14 +12,51 @@ use serde_json::{json, Value};
 const FAST: &str = "[camera]\ncountdown_s = 0\nshots = 3\nwidth = 800\nheight = 600\n\
                     [session]\nmax_retakes = 1\nreview_timeout_s = 30\ncopies_timeout_s = 30\ndone_timeout_s = 2\nerror_timeout_s = 2\n";
 
+async fn session(d: &Daemon) -> Value {
+    let (status, v) = d.kiosk("GET", "/api/session", "").await;
+    assert_eq!(status, 200);
+    v
+}
+
+async fn wait_stage(d: &Daemon, stage: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = session(d).await;
+        if v["stage"] == stage {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", d.log());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Starts a session and waits for its photos on the review screen.
+async fn start_to_review(d: &Daemon) {
+    act(d, "start").await;
+    wait_stage(d, "review").await;
+}
+
 async fn act(d: &Daemon, action: &str) -> (u16, Value) {
     d.kiosk("POST", &format!("/api/session/{action}"), "").await
+}
+
+async fn pay(d: &Daemon, order_id: &str, amount: i64) {
+    let id = payme_id(order_id.parse().unwrap());
+    let create = d
+        .rpc(
+            "CreateTransaction",
+            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
+        )
+        .await;
+    assert_eq!(create["result"]["state"], 1, "{create}");
+    let perform = d.rpc("PerformTransaction", json!({ "id": id })).await;
+    assert_eq!(perform["result"]["state"], 2, "{perform}");
 }
 
 #[tokio::test]
 async fn a_whole_paid_session_prints_the_composed_layout() {
     let d = Daemon::start_with(FAST).await;
-    let idle = d.session().await;
+    let idle = session(&d).await;
     assert_eq!(
         (idle["stage"].clone(), idle["accepting_orders"].clone()),
         (json!("idle"), json!(true))
@@ -34,7 +71,7 @@ async fn a_whole_paid_session_prints_the_composed_layout() {
     // A second start mid-session does nothing.
     assert_eq!(act(&d, "start").await.0, 409);
 
-    let review = d.wait_stage("review").await;
+    let review = wait_stage(&d, "review").await;
     assert_eq!(review["photos"].as_array().unwrap().len(), 3);
     assert_eq!(review["retakes_left"], 1);
     // The preview of the composed page is served.
@@ -48,23 +85,23 @@ async fn a_whole_paid_session_prints_the_composed_layout() {
 
     // One retake, then none left.
     assert_eq!(act(&d, "retake").await.0, 200);
-    let review = d.wait_stage("review").await;
+    let review = wait_stage(&d, "review").await;
     assert_eq!(review["retakes_left"], 0);
     assert_eq!(act(&d, "retake").await.1["reason"], "no_retakes_left");
 
     assert_eq!(act(&d, "accept").await.0, 200);
-    d.wait_stage("choose_copies").await;
+    wait_stage(&d, "choose_copies").await;
     let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 2}"#).await;
     assert_eq!(status, 200, "{order}");
     assert_eq!(order["session_id"], session_id);
     let order_id = order["order_id"].as_i64().unwrap().to_string();
-    let waiting = d.wait_stage("awaiting_payment").await;
+    let waiting = wait_stage(&d, "awaiting_payment").await;
     assert_eq!(waiting["order"]["order_id"], order["order_id"]);
 
-    d.pay(&order_id, order["amount_tiyin"].as_i64().unwrap()).await;
-    let done = d.wait_stage("done").await;
+    pay(&d, &order_id, order["amount_tiyin"].as_i64().unwrap()).await;
+    let done = wait_stage(&d, "done").await;
     assert_eq!(done["order"]["status"], "printed");
-    d.wait_stage("idle").await;
+    wait_stage(&d, "idle").await;
 
     // The prints are the composed 2x6 strip layout, two-up on a 4x6 page, not the receipt.
     let prints = d.prints();
@@ -103,14 +140,14 @@ async fn the_button_drives_the_session_and_a_hold_is_the_service_action() {
         }
     };
     assert_eq!(press("press").await.0, 200);
-    d.wait_stage("review").await;
+    wait_stage(&d, "review").await;
     // In review the button accepts.
     press("press").await;
-    d.wait_stage("choose_copies").await;
+    wait_stage(&d, "choose_copies").await;
     // A hold never disturbs the session.
     assert_eq!(press("hold").await.0, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(d.session().await["stage"], "choose_copies");
+    assert_eq!(session(&d).await["stage"], "choose_copies");
     assert!(d.log().contains("service: printer resumed"), "{}", d.log());
     let (status, v) = d.kiosk("POST", "/api/dev/button", r#"{"event": "twist"}"#).await;
     assert_eq!(status, 400, "{v}");
@@ -119,26 +156,23 @@ async fn the_button_drives_the_session_and_a_hold_is_the_service_action() {
 #[tokio::test]
 async fn cancel_and_timeouts_return_to_idle_and_a_late_payment_still_prints() {
     let d = Daemon::start_with(&FAST.replace("copies_timeout_s = 30", "copies_timeout_s = 2")).await;
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     act(&d, "cancel").await;
-    d.wait_stage("idle").await;
+    wait_stage(&d, "idle").await;
 
     // An abandoned copies screen times out.
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
-    d.wait_stage("choose_copies").await;
-    d.wait_stage("idle").await;
+    wait_stage(&d, "choose_copies").await;
+    wait_stage(&d, "idle").await;
 
     // Cancel on the payment screen cancels the order.
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let cancelled_id = order["order_id"].as_i64().unwrap().to_string();
     assert_eq!(act(&d, "cancel").await.0, 200);
-    d.wait_stage("idle").await;
+    wait_stage(&d, "idle").await;
     assert_eq!(d.order(&cancelled_id).await["status"], "cancelled");
     let v = d
         .rpc(
@@ -150,8 +184,7 @@ async fn cancel_and_timeouts_return_to_idle_and_a_late_payment_still_prints() {
 
     // Payme already holds the order: the customer cannot cancel it from the screen, and if they
     // walk away the payment that completes later still prints, marked as such.
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
@@ -187,24 +220,22 @@ impl Daemon {
 #[tokio::test]
 async fn a_restart_resumes_a_session_waiting_for_payment() {
     let mut d = Daemon::start_with(FAST).await;
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     act(&d, "accept").await;
     let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
-    d.wait_stage("awaiting_payment").await;
+    wait_stage(&d, "awaiting_payment").await;
     d.restart().await;
-    let resumed = d.wait_stage("awaiting_payment").await;
+    let resumed = wait_stage(&d, "awaiting_payment").await;
     assert_eq!(resumed["order"]["order_id"], order["order_id"]);
-    d.pay(&order_id, order["amount_tiyin"].as_i64().unwrap()).await;
-    d.wait_stage("done").await;
-    d.wait_stage("idle").await;
+    pay(&d, &order_id, order["amount_tiyin"].as_i64().unwrap()).await;
+    wait_stage(&d, "done").await;
+    wait_stage(&d, "idle").await;
 
     // A session caught mid-review by a restart ends cleanly instead.
-    act(&d, "start").await;
-    d.wait_stage("review").await;
+    start_to_review(&d).await;
     d.restart().await;
-    assert_eq!(d.session().await["stage"], "idle");
+    assert_eq!(session(&d).await["stage"], "idle");
     assert!(d.log().contains("interrupted by a restart"));
 }
 
@@ -216,13 +247,13 @@ async fn a_camera_failure_is_an_error_screen_and_no_order() {
     d.env.push(("PATH".into(), "/nonexistent".into()));
     d.restart().await;
     act(&d, "start").await;
-    let error = d.wait_stage("error").await;
+    let error = wait_stage(&d, "error").await;
     assert_eq!(error["error"]["code"], "camera_failed", "{error}");
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
     let (_, status) = d.kiosk("GET", "/api/status", "").await;
     assert_eq!(status["camera"]["ready"], false, "{status}");
     assert!(status["camera"]["last_error"].is_string());
-    d.wait_stage("idle").await;
+    wait_stage(&d, "idle").await;
 }
 
 #[tokio::test]
@@ -250,5 +281,5 @@ async fn a_printer_that_cannot_print_refuses_sessions_and_orders() {
     let (code, v) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     assert_eq!((code, v["reason"].clone()), (503, json!("printer_offline")), "{v}");
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
-    assert_eq!(d.session().await["blocker"]["reason"], "printer_offline");
+    assert_eq!(session(&d).await["blocker"]["reason"], "printer_offline");
 }

@@ -195,7 +195,8 @@
   };
 
   var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
-  var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty'];
+  var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty',
+    'printer_error', 'printer_job_stuck', 'scheduler_unreachable'];
   // After the last shot the capture screen also covers composing the page; past this, say so.
   var PREPARING_AFTER_MS = 1500;
   // A language picked on the attract screen falls back to the default when nobody touches it.

@@ -216,6 +216,15 @@ impl Health {
             PrinterState::Stopped => (BlockReason::PrinterStopped, "the printer queue is stopped"),
             PrinterState::MediaEmpty => (BlockReason::PrinterMediaEmpty, "the printer is out of paper or ribbon"),
             PrinterState::Offline => (BlockReason::PrinterOffline, "the printer is offline"),
+            PrinterState::Error => (BlockReason::PrinterError, "the printer reports an error"),
+            PrinterState::JobStuck => (
+                BlockReason::PrinterJobStuck,
+                "a print job is stuck in the printer's queue",
+            ),
+            PrinterState::SchedulerUnreachable => (
+                BlockReason::SchedulerUnreachable,
+                "the print scheduler (CUPS) does not answer",
+            ),
             PrinterState::Ready | PrinterState::Busy | PrinterState::Unknown => return None,
         };
         let message = if status.reasons.is_empty() {
@@ -307,5 +316,31 @@ mod tests {
             loaded_at: 0,
         }));
         assert_eq!(h.blocker().unwrap().reason, BlockReason::MediaCounterEmpty);
+    }
+
+    #[test]
+    fn cups_faults_have_their_own_blockers_with_cups_reasons() {
+        let h = Health::new("cups", "sim", "sim");
+        for (state, reason, cups) in [
+            (PrinterState::Error, BlockReason::PrinterError, "media-jam-error"),
+            (
+                PrinterState::JobStuck,
+                BlockReason::PrinterJobStuck,
+                "job DNP-4: resources-are-not-ready",
+            ),
+            (
+                PrinterState::SchedulerUnreachable,
+                BlockReason::SchedulerUnreachable,
+                "cups-scheduler-unreachable: lpstat: Bad file descriptor",
+            ),
+        ] {
+            h.set_printer(PrinterStatus {
+                state,
+                reasons: vec![cups.into()],
+            });
+            let b = h.blocker().unwrap();
+            assert_eq!(b.reason, reason);
+            assert!(b.message.contains(cups), "{}", b.message);
+        }
     }
 }

@@ -22,6 +22,10 @@ use crate::store::{jobs, media, orders, sessions, JobStatus, PrintJob, Store};
 /// How often the printer's state is checked while nothing else happens; also the longest a job
 /// queued by another process (the CLI) waits.
 const POLL: Duration = Duration::from_secs(5);
+/// How often the printer's state is refreshed while a job is out: a job that gets stuck, or a
+/// printer that fails under it, blocks new sessions within seconds instead of after the job is
+/// given up.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// How often a queue the spooler stopped by itself is resumed while paid jobs wait.
 const AUTO_RESUME_EVERY: Duration = Duration::from_secs(60);
 /// After a store error, wait before trying again rather than spinning.
@@ -130,7 +134,7 @@ impl PrintLoop {
                     // hand (`cupsdisable`) is left alone.
                     resumed = true;
                     match s.printer.resume() {
-                        Ok(()) => {
+                        Ok(_) => {
                             tracing::warn!(reasons = ?status.reasons, "printer queue was stopped by a printer error; resumed it to retry the waiting jobs");
                             status = s.printer.status();
                         }
@@ -152,6 +156,16 @@ impl PrintLoop {
         if resumed {
             *last_auto_resume = Some(Instant::now());
         }
+        self.publish(status.clone());
+        match media {
+            Ok(m) => self.health.set_media(m),
+            Err(e) => tracing::error!(error = %e, "cannot read the media counter"),
+        }
+        status.state.can_print() && self.health.blocker().is_none()
+    }
+
+    /// Puts the printer's state in `Health` (which the kiosk and `/api/status` read), logging changes.
+    fn publish(&self, status: PrinterStatus) {
         let previous = self.health.printer_state();
         if previous.as_ref().map(|p| (p.state, &p.reasons)) != Some((status.state, &status.reasons)) {
             if status.state.can_print() {
@@ -160,12 +174,26 @@ impl PrintLoop {
                 tracing::warn!(state = ?status.state, reasons = ?status.reasons, "printer cannot print; paid sessions are refused until it can");
             }
         }
-        self.health.set_printer(status.clone());
-        match media {
-            Ok(m) => self.health.set_media(m),
-            Err(e) => tracing::error!(error = %e, "cannot read the media counter"),
+        self.health.set_printer(status);
+    }
+
+    /// Awaits `printing` while refreshing the printer's state every `WATCH_EVERY`.
+    async fn watching<T>(&self, printing: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(printing);
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The first tick is immediate; the state was read just before the job was claimed.
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                out = &mut printing => return out,
+                _ = tick.tick() => {
+                    if let Some(status) = self.blocking(|s| s.printer.status()).await {
+                        self.publish(status);
+                    }
+                }
+            }
         }
-        status.state.can_print() && self.health.blocker().is_none()
     }
 
     /// Prints due jobs until none is left, the printer has trouble, or shutdown starts.
@@ -218,7 +246,7 @@ impl PrintLoop {
         }
         let job_id = job.id;
         self.health.print_started(clock::now_ms());
-        let outcome = self.blocking(move |s| s.render_and_print(&job)).await;
+        let outcome = self.watching(self.blocking(move |s| s.render_and_print(&job))).await;
         self.health.print_finished(clock::now_ms());
         let Some((job, outcome)) = outcome else { return false };
         let now = clock::now_ms();
@@ -278,13 +306,20 @@ impl PrintLoop {
         };
         let page = match self.session_page(&order) {
             Ok(Some(page)) => page,
-            Ok(None) => receipt::render(&Receipt {
-                booth_name: &self.booth_name,
-                order_id: order.id,
-                copies: order.copies,
-                amount_tiyin: order.amount_tiyin,
-                paid_at: order.paid_at.unwrap_or(order.created_at),
-            }),
+            Ok(None) => {
+                let r = Receipt {
+                    booth_name: &self.booth_name,
+                    order_id: order.id,
+                    copies: order.copies,
+                    amount_tiyin: order.amount_tiyin,
+                    paid_at: order.paid_at.unwrap_or(order.created_at),
+                };
+                // At the driver's page size when it has one, so nothing stretches it.
+                match self.printer.page_size() {
+                    Some(page) => receipt::render_on(&r, page, self.printer.strips()),
+                    None => receipt::render(&r),
+                }
+            }
             Err(e) => return (job.clone(), Err(e)),
         };
         let request = PrintRequest {
@@ -350,18 +385,36 @@ impl PrintLoop {
     }
 }
 
-/// A queue the spooler stopped itself after the printer failed, as opposed to one paused by hand.
+/// A queue the spooler stopped itself after the printer failed, as opposed to one paused by hand:
+/// the printer says so (older CUPS), or the CUPS backend saw it stop under our job (CUPS 2.4 puts
+/// the reason on the job, not the printer).
 fn stopped_by_its_own_error(status: &PrinterStatus) -> bool {
     !status.state.can_print()
         && status
             .reasons
             .iter()
-            .any(|r| r.contains("stopped due to backend errors"))
+            .any(|r| r.contains("stopped due to backend errors") || r == crate::hw::printer::cups::STOPPED_BY_BACKEND)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_resume_is_for_queues_the_printer_stopped() {
+        let stopped = |reasons: &[&str]| PrinterStatus {
+            state: crate::hw::printer::PrinterState::Stopped,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        };
+        assert!(stopped_by_its_own_error(&stopped(&[
+            "paused",
+            crate::hw::printer::cups::STOPPED_BY_BACKEND
+        ])));
+        assert!(stopped_by_its_own_error(&stopped(&[
+            "message: Printer stopped due to backend errors; please consult the error_log file for details."
+        ])));
+        assert!(!stopped_by_its_own_error(&stopped(&["paused", "message: Paused"])));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -13,12 +13,17 @@ pub struct Resumed {
     pub media_left: Option<i64>,
     /// What the printer said to the resume, if it failed.
     pub printer_error: Option<String>,
+    /// What the resume did beyond resuming (a stale error reason cleared or overridden), in words.
+    pub printer_notes: Vec<String>,
 }
 
 /// Resumes the printer queue, requeues failed jobs and, with `refill_capacity`, resets the media
 /// counter to a full roll. Blocking.
 pub fn resume(store: &Store, printer: &dyn Printer, refill_capacity: Option<u32>) -> Result<Resumed, StoreError> {
-    let printer_error = printer.resume().err().map(|e| e.message);
+    let (printer_notes, printer_error) = match printer.resume() {
+        Ok(notes) => (notes, None),
+        Err(e) => (Vec::new(), Some(e.message)),
+    };
     let now = clock::now_ms();
     let (requeued, media) = store.write(|tx| {
         let requeued = jobs::requeue_failed(tx, now)?;
@@ -32,12 +37,14 @@ pub fn resume(store: &Store, printer: &dyn Printer, refill_capacity: Option<u32>
         requeued,
         media_left = media.map(|m| m.remaining),
         printer_error = printer_error.as_deref(),
+        ?printer_notes,
         "service: printer resumed, failed print jobs requeued"
     );
     Ok(Resumed {
         requeued,
         media_left: media.map(|m| m.remaining),
         printer_error,
+        printer_notes,
     })
 }
 

@@ -155,7 +155,7 @@ pub fn main(cli: Cli) -> i32 {
             force,
             config,
         } => load(config).and_then(|c| block_on(pay::pay(c, order_id, force))),
-        Command::CheckConfig { config } => load(config).map(|c| check_config(&c)),
+        Command::CheckConfig { config } => load(config).and_then(|c| check_config(&c)),
         Command::Status { config } => load(config).and_then(|c| block_on(async move { inspect::status(&c).await })),
         Command::Orders {
             since,
@@ -237,8 +237,10 @@ fn run(path: Option<PathBuf>) -> Result<(), String> {
     runtime.block_on(crate::daemon::run(config)).map_err(|e| e.to_string())
 }
 
-fn check_config(config: &Config) {
+fn check_config(config: &Config) -> Result<(), String> {
     let b = &config.booth;
+    // The printer's driver may refuse the media (a CUPS queue's PPD lists what it offers).
+    let page = printer::page_line(config)?;
     println!("configuration is valid");
     println!(
         "  booth          {} ({} sum per copy, 1..={} copies, orders expire after {} s)",
@@ -265,4 +267,6 @@ fn check_config(config: &Config) {
         }
     );
     println!("  printer        {:?}", config.printer.backend);
+    println!("  page           {page}");
+    Ok(())
 }

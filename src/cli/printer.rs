@@ -7,7 +7,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::hw::camera::{Camera, SimCamera};
 use crate::hw::printer::{self, PrintRequest, Printer};
-use crate::layout::{compose, template};
+use crate::layout::{compose, fit};
 use crate::store::{Store, DB_FILE};
 
 /// Prints the configured layout filled with generated sample shots, and says what the printer
@@ -15,7 +15,8 @@ use crate::store::{Store, DB_FILE};
 pub fn test(config: &Config) -> Result<(), String> {
     let printer = printer::from_config(config)?;
     report("before", printer.as_ref());
-    let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+    let page_size = printer.page_size();
+    let template = fit::load_for(&config.printer.layout, page_size).map_err(|e| e.to_string())?;
     let dir = tempdir()?;
     // Sample shots at the configured camera size, so the test also exercises the real compose path.
     let camera = SimCamera::new(&config.camera);
@@ -36,10 +37,14 @@ pub fn test(config: &Config) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&dir);
     let page = page?;
     println!(
-        "printing a test page: layout {} ({}x{} px) on the {} printer",
+        "printing a test page: layout {} ({}x{} px, {}) on the {} printer",
         config.printer.layout,
         page.width(),
         page.height(),
+        match page_size {
+            Some(_) => "the driver's page size",
+            None => "the layout's own size",
+        },
         printer.backend()
     );
     printer
@@ -82,6 +87,9 @@ pub fn resume(config: &Config, refill: bool) -> Result<(), String> {
         Some(e) => println!("printer: resume failed: {e}"),
         None => println!("printer: resumed"),
     }
+    for note in &resumed.printer_notes {
+        println!("printer: {note}");
+    }
     println!("print jobs requeued: {}", resumed.requeued);
     match (refill, resumed.media_left) {
         (true, Some(left)) => println!("media counter: {left} prints"),
@@ -90,6 +98,23 @@ pub fn resume(config: &Config, refill: bool) -> Result<(), String> {
     }
     report("now", printer.as_ref());
     Ok(())
+}
+
+/// For `check-config`: the printer's page and where it comes from. Builds the printer, so a media
+/// the CUPS queue does not offer is an error here too.
+pub fn page_line(config: &Config) -> Result<String, String> {
+    let printer = printer::from_config(config)?;
+    let template = fit::load_for(&config.printer.layout, printer.page_size()).map_err(|e| e.to_string())?;
+    let source = match printer.page_size() {
+        Some(page) => format!("the driver's page, {page}"),
+        None => "the layout's own size".to_string(),
+    };
+    Ok(format!(
+        "layout {} composed at {}x{} px ({source})",
+        config.printer.layout,
+        template.width(),
+        template.height()
+    ))
 }
 
 fn report(when: &str, printer: &dyn Printer) {

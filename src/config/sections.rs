@@ -10,6 +10,17 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// A key whose value is one of a closed set of lower-case names (`backend = "file"`).
+macro_rules! choice {
+    ($name:ident { $($variant:ident),+ }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($variant),+
+        }
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Booth {
@@ -28,13 +39,7 @@ pub struct Booth {
     pub open_hours: crate::booth::open_hours::OpenHours,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Uz,
-    Ru,
-    En,
-}
+choice!(Language { Uz, Ru, En });
 
 impl Language {
     /// The code the kiosk, the database and Payme's checkout (`l=`) use.
@@ -136,15 +141,13 @@ pub struct Printer {
     pub options: Vec<String>,
     /// file: where PNGs go; default `data_dir/prints`.
     pub dir: Option<PathBuf>,
+    /// Not read from the file: the page the printer's driver prints (a CUPS queue's PPD), filled in
+    /// from the printer at start-up (`with_driver_page`); layouts are composed at it when set.
+    #[serde(skip)]
+    pub page: Option<crate::layout::fit::PageGeometry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrinterBackend {
-    File,
-    Escpos,
-    Cups,
-}
+choice!(PrinterBackend { File, Escpos, Cups });
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,13 +168,7 @@ pub struct Camera {
     pub retries: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CameraBackend {
-    Sim,
-    Rpicam,
-    Gphoto2,
-}
+choice!(CameraBackend { Sim, Rpicam, Gphoto2 });
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,9 +185,4 @@ pub struct Gpio {
     pub flash_pin: Option<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GpioBackend {
-    Sim,
-    Rppal,
-}
+choice!(GpioBackend { Sim, Rppal });

@@ -204,14 +204,13 @@ fn printer(c: &Config) -> Checked {
         )?,
         PrinterBackend::File => {}
     }
-    for option in &pr.options {
+    pr.options.iter().try_for_each(|option| {
         require(
             option.contains('=') && !option.starts_with('-'),
             "printer.options",
             format!("printer.options entry {option:?} must look like name=value"),
-        )?;
-    }
-    Ok(())
+        )
+    })
 }
 
 fn camera(c: &Config) -> Checked {

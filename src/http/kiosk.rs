@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json as j, Value};
+use serde_json::{json as j, Map, Value};
 use tower_http::timeout::TimeoutLayer;
 
 use super::api_error::{ApiError, Reason};
@@ -141,6 +141,12 @@ struct ButtonRequest {
 enum ButtonName {
     Press,
     Hold,
+}
+
+/// A request body that must be a JSON object of type `T` (not an array read positionally).
+fn object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    let object: Map<String, Value> = serde_json::from_slice(body)?;
+    serde_json::from_value(Value::Object(object))
 }
 
 /// Runs `f` (SQLite, image work) on a blocking thread; any failure is an internal error.
@@ -327,7 +333,7 @@ async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Api
     let event = if body.is_empty() {
         ButtonEvent::Press
     } else {
-        let request: ButtonRequest = serde_json::from_slice(&body)
+        let request = object_body::<ButtonRequest>(&body)
             .map_err(|_| ApiError::bad_request("the body must be {\"event\": \"press\"} or {\"event\": \"hold\"}"))?;
         match request.event {
             ButtonName::Press => ButtonEvent::Press,

@@ -4,3 +4,4 @@
 pub mod camera;
 pub mod gpio;
 pub mod printer;
+pub mod process;

@@ -134,7 +134,8 @@ fn finish_page(page: &mut RgbImage, template: &Template, ctx: &Context<'_>) {
     draw_texts(page, template, ctx);
     if template.repeat_x() > 1 {
         let cell_w = template.cell_width();
-        let mut full = RgbImage::new(template.width(), template.height());
+        // Background first: a page fitted to an odd driver width has a column no strip covers.
+        let mut full = RgbImage::from_pixel(template.width(), template.height(), template.background());
         for i in 0..template.repeat_x() {
             imageops::replace(&mut full, page, i64::from(i * cell_w), 0);
         }

@@ -98,16 +98,16 @@ impl std::error::Error for LayoutError {}
 /// (`cell_width() × height()`); the page is `repeat_x` strips side by side.
 #[derive(Debug, Clone)]
 pub struct Template {
-    name: String,
-    width: u32,
-    height: u32,
-    dpi: u32,
-    repeat_x: u32,
-    background: Rgb<u8>,
-    background_image: Option<RgbImage>,
-    frame: Option<RgbaImage>,
-    slots: Vec<Slot>,
-    texts: Vec<TextItem>,
+    pub(super) name: String,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) dpi: u32,
+    pub(super) repeat_x: u32,
+    pub(super) background: Rgb<u8>,
+    pub(super) background_image: Option<RgbImage>,
+    pub(super) frame: Option<RgbaImage>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) texts: Vec<TextItem>,
 }
 
 /// Where one photo goes, inside the strip.

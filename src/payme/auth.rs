@@ -57,16 +57,7 @@ pub struct ConfiguredKey {
     pub origin: KeyOrigin,
 }
 
-#[derive(Debug)]
-pub struct KeyError(pub String);
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for KeyError {}
+message_error!(KeyError);
 
 /// Stray newlines are the classic way a key file breaks authentication; other bytes are kept
 /// exactly (keys contain `% & ? @ # !` and must never be decoded).

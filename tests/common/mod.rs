@@ -2,6 +2,7 @@
 //! a temporary directory, and talks to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod cups;
 pub mod fake_escpos;
 
 use std::net::SocketAddr;
@@ -187,28 +188,24 @@ impl Process {
     pub fn wait_ready_blocking(&mut self, limit: Duration) -> RuntimeInfo {
         let deadline = Instant::now() + limit;
         loop {
-            if let Some(info) = self.poll_ready() {
-                return info;
+            match self.poll_ready() {
+                Some(info) => return info,
+                None if Instant::now() >= deadline => panic!("photoboothd not ready:\n{}", self.log_text()),
+                None => std::thread::sleep(Duration::from_millis(5)),
             }
-            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     /// Waits (on the runtime) until ready, at most `limit`.
     pub async fn wait_ready(&mut self, limit: Duration) -> RuntimeInfo {
         let deadline = Instant::now() + limit;
-        loop {
+        while Instant::now() < deadline {
             if let Some(info) = self.poll_ready() {
                 return info;
             }
-            assert!(
-                Instant::now() < deadline,
-                "photoboothd did not become ready:\n{}",
-                self.log_text()
-            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        panic!("photoboothd did not become ready:\n{}", self.log_text());
     }
 
     /// SIGKILL: no shutdown code runs, like a power cut for the process.
@@ -305,6 +302,72 @@ pub async fn payme_call(webhook: SocketAddr, auth: &str, method: &str, params: V
         return Err(format!("{method}: HTTP {}", reply.status));
     }
     reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))
+}
+
+/// A JSON request to the kiosk API: the status and the JSON reply (`null` if it is not JSON).
+pub async fn kiosk_request(kiosk: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, Value), String> {
+    let r = client::request(
+        kiosk,
+        method,
+        path,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
+    .map_err(|e| format!("{method} {path}: {e}"))?;
+    Ok((r.status, r.json().unwrap_or(Value::Null)))
+}
+
+/// The daemon binary a bench runs (it must exist).
+pub fn bench_binary() -> PathBuf {
+    let bin = binary();
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release` first",
+        bin.display()
+    );
+    println!("photoboothd binary: {}", bin.display());
+    bin
+}
+
+/// Runs a bench's `future` (which may spawn `!Send` tasks) on a current-thread runtime; it returns
+/// how many `failures` there were, and any make the process exit with status 1.
+pub fn run_local(future: impl std::future::Future<Output = u64>, failures: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let errors = tokio::task::LocalSet::new().block_on(&runtime, future);
+    if errors > 0 {
+        println!("FAILED: {errors} {failures}");
+        std::process::exit(1);
+    }
+}
+
+/// How many orders and print jobs a database file holds in each status, and how many Payme
+/// transactions: one line for a bench's report.
+pub fn store_report(db: &Path) -> String {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return format!("cannot open {}", db.display());
+    };
+    let by_status = |table: &str| -> String {
+        let sql = format!("SELECT status, count(*) FROM {table} GROUP BY status ORDER BY status");
+        let rows = conn.prepare(&sql).and_then(|mut stmt| {
+            stmt.query_map([], |r| {
+                Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        });
+        rows.map_or_else(|e| e.to_string(), |rows| rows.join(", "))
+    };
+    let transactions: i64 = conn
+        .query_row("SELECT count(*) FROM payme_transactions", [], |r| r.get(0))
+        .unwrap_or(-1);
+    format!(
+        "orders: {}; print jobs: {}; {transactions} Payme transactions",
+        by_status("orders"),
+        by_status("print_jobs")
+    )
 }
 
 /// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
@@ -426,16 +489,9 @@ impl Daemon {
     }
 
     pub async fn kiosk(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let r = client::request(
-            self.kiosk,
-            method,
-            path,
-            &[("content-type", "application/json")],
-            body.to_string(),
-        )
-        .await
-        .expect("kiosk reachable");
-        (r.status, r.json().unwrap_or(Value::Null))
+        kiosk_request(self.kiosk, method, path, body)
+            .await
+            .expect("kiosk reachable")
     }
 
     /// A new order of `copies`; returns its id and amount in tiyin.

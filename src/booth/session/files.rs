@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::clock;
 use crate::config::Config;
-use crate::layout::{compose, template};
+use crate::layout::{compose, fit};
 
 /// The composed page of a session, printed by its paid order's job.
 pub const PAGE_FILE: &str = "page.png";
@@ -72,7 +72,7 @@ impl SessionFiles {
     /// Prepares shot `n` of `shots` for the configured layout (decoded and fitted into its slots),
     /// the slow part of composing, done while the customer poses for the next shot. Blocking.
     pub fn prepare_shot(&self, config: &Config, n: u32, shots: u32) -> Result<compose::PreparedPhoto, String> {
-        let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+        let template = fit::load_for(&config.printer.layout, config.printer.page).map_err(|e| e.to_string())?;
         let index = n.saturating_sub(1) as usize;
         compose::prepare_photo(&template, index, shots as usize, &self.shot(n)).map_err(|e| e.to_string())
     }
@@ -86,7 +86,7 @@ impl SessionFiles {
         shots: u32,
         mut prepared: Vec<Option<compose::PreparedPhoto>>,
     ) -> Result<(), String> {
-        let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+        let template = fit::load_for(&config.printer.layout, config.printer.page).map_err(|e| e.to_string())?;
         prepared.resize_with(shots as usize, || None);
         let photos = (1..=shots)
             .zip(prepared)

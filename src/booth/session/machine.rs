@@ -222,6 +222,11 @@ fn on_input(state: &State, input: Input, now: i64, ctx: &Ctx<'_>) -> Result<Step
     match (input, stage) {
         (Input::Start, Stage::Idle) => {
             if let Some(blocker) = &ctx.blocker {
+                tracing::warn!(
+                    reason = blocker.reason.as_str(),
+                    "session not started: {}",
+                    blocker.message
+                );
                 return Err(SessionError::new(
                     Refusal::Blocked(blocker.reason),
                     blocker.message.clone(),

@@ -319,78 +319,27 @@ fn the_order_moves_a_waiting_session_on() {
         })
     };
     let later = NOW + 10_000;
+    let grace_end = NOW - PAYMENT_GRACE_MS;
+    let (paying, printing) = (Stage::AwaitingPayment, Stage::Printing);
+    let (failed, cancelled) = (Some("print_failed"), Some("payment_cancelled"));
     for (stage, status, expires_at, want_stage, want_error) in [
-        (
-            Stage::AwaitingPayment,
-            O::AwaitingPayment,
-            later,
-            Stage::AwaitingPayment,
-            None,
-        ),
-        (Stage::AwaitingPayment, O::Paid, later, Stage::Printing, None),
-        (Stage::AwaitingPayment, O::Printing, later, Stage::Printing, None),
-        (Stage::AwaitingPayment, O::Printed, later, Stage::Done, None),
-        (
-            Stage::AwaitingPayment,
-            O::PrintFailed,
-            later,
-            Stage::Error,
-            Some("print_failed"),
-        ),
-        (
-            Stage::AwaitingPayment,
-            O::Expired,
-            later,
-            Stage::Error,
-            Some("payment_expired"),
-        ),
-        (
-            Stage::AwaitingPayment,
-            O::Cancelled,
-            later,
-            Stage::Error,
-            Some("payment_cancelled"),
-        ),
-        (
-            Stage::AwaitingPayment,
-            O::Refunded,
-            later,
-            Stage::Error,
-            Some("payment_cancelled"),
-        ),
+        (paying, O::AwaitingPayment, later, paying, None),
+        (paying, O::Paid, later, printing, None),
+        (paying, O::Printing, later, printing, None),
+        (paying, O::Printed, later, Stage::Done, None),
+        (paying, O::PrintFailed, later, Stage::Error, failed),
+        (paying, O::Expired, later, Stage::Error, Some("payment_expired")),
+        (paying, O::Cancelled, later, Stage::Error, cancelled),
+        (paying, O::Refunded, later, Stage::Error, cancelled),
         // Payme still holds a transaction past the TTL: wait out the grace, then end.
-        (
-            Stage::AwaitingPayment,
-            O::AwaitingPayment,
-            NOW - PAYMENT_GRACE_MS,
-            Stage::AwaitingPayment,
-            None,
-        ),
-        (
-            Stage::AwaitingPayment,
-            O::AwaitingPayment,
-            NOW - PAYMENT_GRACE_MS - 1,
-            Stage::Idle,
-            None,
-        ),
-        (Stage::Printing, O::Printing, later, Stage::Printing, None),
-        (Stage::Printing, O::Paid, later, Stage::Printing, None),
-        (Stage::Printing, O::Expired, later, Stage::Printing, None),
-        (Stage::Printing, O::Printed, later, Stage::Done, None),
-        (
-            Stage::Printing,
-            O::PrintFailed,
-            later,
-            Stage::Error,
-            Some("print_failed"),
-        ),
-        (
-            Stage::Printing,
-            O::Refunded,
-            later,
-            Stage::Error,
-            Some("payment_cancelled"),
-        ),
+        (paying, O::AwaitingPayment, grace_end, paying, None),
+        (paying, O::AwaitingPayment, grace_end - 1, Stage::Idle, None),
+        (printing, O::Printing, later, printing, None),
+        (printing, O::Paid, later, printing, None),
+        (printing, O::Expired, later, printing, None),
+        (printing, O::Printed, later, Stage::Done, None),
+        (printing, O::PrintFailed, later, Stage::Error, failed),
+        (printing, O::Refunded, later, Stage::Error, cancelled),
     ] {
         let next = step(&state(stage), seen(status, expires_at)).unwrap();
         let s = next.state.session.as_ref();

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use super::process::{self, Finished, ToolEnv};
 use super::{accept_jpeg, check_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
 use crate::config;
+use crate::hw::process::{self, Finished, ToolEnv};
 
 const TOOL: &str = "gphoto2";
 

@@ -1,9 +1,8 @@
 //! The camera trait and the choice of backend from the configuration. One backend per file:
 //! `sim` (a generated picture), `rpicam` (`rpicam-still`), `gphoto2` (a DSLR over USB); the two CLI
-//! backends share the child-process runner in `process`.
+//! backends share `hw::process`, the one child-process runner of `hw/`.
 
 mod gphoto2;
-mod process;
 mod rpicam;
 mod sim;
 
@@ -14,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{CameraBackend, Config};
+pub use crate::hw::process::ToolEnv;
 pub use gphoto2::Gphoto2Camera;
-pub use process::ToolEnv;
 pub use rpicam::RpicamCamera;
 pub use sim::SimCamera;
 
@@ -55,6 +54,18 @@ impl fmt::Display for CameraError {
 }
 
 impl std::error::Error for CameraError {}
+
+impl From<crate::hw::process::RunError> for CameraError {
+    fn from(e: crate::hw::process::RunError) -> CameraError {
+        use crate::hw::process::RunErrorKind;
+        let kind = match e.kind {
+            RunErrorKind::NotFound => CameraErrorKind::NotFound,
+            RunErrorKind::Timeout => CameraErrorKind::Timeout,
+            RunErrorKind::Failed => CameraErrorKind::Failed,
+        };
+        CameraError::new(kind, e.message)
+    }
+}
 
 /// A camera backend.
 pub trait Camera: Send + Sync {

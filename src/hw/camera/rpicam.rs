@@ -6,9 +6,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use super::process::{self, Finished, ToolEnv};
 use super::{accept_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
 use crate::config;
+use crate::hw::process::{self, Finished, ToolEnv};
 
 /// Tried in this order on `PATH`.
 const TOOLS: [&str; 2] = ["rpicam-still", "libcamera-still"];
@@ -105,7 +105,7 @@ impl Camera for RpicamCamera {
             Ok(f) => f,
             Err(e) => {
                 remove_if_present(&part);
-                return Err(e);
+                return Err(e.into());
             }
         };
         if !finished.status.success() {

@@ -5,8 +5,6 @@
 mod rppal;
 mod sim;
 
-use std::fmt;
-
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -36,16 +34,7 @@ pub enum LedMode {
     FastBlink,
 }
 
-#[derive(Debug)]
-pub struct GpioError(pub String);
-
-impl fmt::Display for GpioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for GpioError {}
+message_error!(GpioError);
 
 pub trait Gpio: Send + Sync {
     /// The backend's name as the configuration spells it.

@@ -12,6 +12,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::config::{Config, PrinterBackend};
+pub use crate::layout::fit::PageGeometry;
 pub use escpos::EscposPrinter;
 pub use file::FilePrinter;
 
@@ -69,6 +70,14 @@ pub enum PrinterState {
     Stopped,
     MediaEmpty,
     Offline,
+    /// The printer reports an error other than media (`media-jam-error`, `door-open-error`…):
+    /// nothing prints until someone acts.
+    Error,
+    /// One of our jobs is held or stopped in the printer's queue (CUPS's `retry-job` policy holds a
+    /// job whose backend failed, `resources-are-not-ready`): it will not print by itself soon.
+    JobStuck,
+    /// The print scheduler (cupsd) does not answer; it clears by itself when the scheduler is back.
+    SchedulerUnreachable,
     /// The printer does not answer status requests (many thermal printers never do).
     Unknown,
 }
@@ -106,8 +115,19 @@ pub trait Printer: Send + Sync {
     /// The printer's current state; must return within a few seconds.
     fn status(&self) -> PrinterStatus;
     /// Resumes a stopped queue after the owner refilled media. A no-op where nothing can stop.
-    fn resume(&self) -> Result<(), PrintError> {
-        Ok(())
+    /// Returns what it did beyond resuming, for the technician (e.g. a stale error it cleared).
+    fn resume(&self) -> Result<Vec<String>, PrintError> {
+        Ok(Vec::new())
+    }
+    /// The page the printer's driver prints, when it dictates one (a CUPS driver's printable area);
+    /// every layout is then composed at exactly this size. `None`: the layout's own size.
+    fn page_size(&self) -> Option<PageGeometry> {
+        None
+    }
+    /// How many equal strips side by side the media is cut into (`-div2` media: 2), so a page
+    /// drawn without a template (the receipt) keeps its text off the cut.
+    fn strips(&self) -> u32 {
+        1
     }
 }
 
@@ -122,7 +142,8 @@ pub fn from_config(config: &Config) -> Result<Box<dyn Printer>, String> {
                 .as_deref()
                 .ok_or("printer.queue is required for the cups backend")?;
             let printer = cups::CupsPrinter::new(queue, p.media.as_deref(), &p.options)?
-                .with_journal_dir(config.data_dir().join("cups-jobs"));
+                .with_journal_dir(config.data_dir().join("cups-jobs"))
+                .with_driver_page(std::path::Path::new(cups::PPD_DIR))?;
             Ok(Box::new(printer))
         }
     }

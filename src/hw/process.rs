@@ -1,9 +1,11 @@
-//! Runs a capture tool as a child process with a hard time limit, for the CLI camera backends.
+//! The one child-process runner of `hw/`: runs a tool (a capture tool, a CUPS command) with a hard
+//! time limit, never through a shell, and signals process groups with a syscall.
 //!
-//! Capture tools hang in the field (gphoto2 waiting for an autofocus that never locks, a camera that
-//! went to sleep), and some fork helpers. So the child gets its own process group and a timeout kills
-//! the whole group, not just the process we started: a helper left behind would keep the USB device
-//! claimed and make every later capture fail with "Could not claim the USB device".
+//! Tools hang in the field (gphoto2 waiting for an autofocus that never locks, a camera that went to
+//! sleep, `lpstat` against a scheduler that accepts the connection and never answers), and some fork
+//! helpers. So the child gets its own process group and a timeout kills the whole group, not just the
+//! process we started: a helper left behind would keep the USB device claimed and make every later
+//! capture fail with "Could not claim the USB device".
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -16,7 +18,39 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{CameraError, CameraErrorKind};
+/// Why a tool did not run to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunErrorKind {
+    /// The program does not exist.
+    NotFound,
+    /// Still running at the time limit; its process group was killed.
+    Timeout,
+    /// It could not be started or waited for.
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunError {
+    pub kind: RunErrorKind,
+    pub message: String,
+}
+
+impl RunError {
+    fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
+        RunError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RunError {}
 
 /// How much of each of stdout and stderr is kept: the tail, where the tools print their errors.
 /// gphoto2 with `--debug` in `extra_args` can print megabytes; we must drain it all but not keep it.
@@ -29,7 +63,7 @@ const PIPE_GRACE: Duration = Duration::from_millis(500);
 /// The PATH used when this process has none (systemd always sets one; this is for odd launchers).
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Where a capture tool is looked up and what environment it runs with.
+/// Where a tool is looked up and what environment it runs with.
 ///
 /// Backends take one of these instead of reading the daemon's environment at capture time, so tests
 /// can point each backend at its own fake tools without mutating the (shared, racy) process
@@ -130,11 +164,17 @@ fn truncate_chars(s: &str, max: usize) -> String {
 }
 
 /// Runs `program args…` (never through a shell) with `env`, stdin closed, for at most `timeout`.
+/// Its `argv[0]` is the program's file name, so its messages start "lp: …", not "/usr/bin/lp: …".
 ///
 /// Errors: the program cannot be started → `NotFound` if it is missing, else `Failed`; it is still
 /// running at `timeout` → its whole process group is killed and the error is `Timeout`. A non-zero
 /// exit is not an error here: the caller reads the output to classify it.
-pub fn run(program: &Path, args: &[OsString], env: &ToolEnv, timeout: Duration) -> Result<Finished, CameraError> {
+pub fn run<A: AsRef<std::ffi::OsStr>>(
+    program: &Path,
+    args: &[A],
+    env: &ToolEnv,
+    timeout: Duration,
+) -> Result<Finished, RunError> {
     let name = program
         .file_name()
         .unwrap_or(program.as_os_str())
@@ -142,10 +182,14 @@ pub fn run(program: &Path, args: &[OsString], env: &ToolEnv, timeout: Duration) 
         .into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .arg0(&name)
         .env("PATH", &env.path)
-        // Error patterns are matched in English; gphoto2 is translated, and a booth in Tashkent may
-        // well run with a ru_RU or uz_UZ locale. With LC_ALL=C gettext also ignores $LANGUAGE.
+        // Error patterns are matched in English; gphoto2 and the CUPS tools are translated, and a
+        // booth in Tashkent may well run with a ru_RU or uz_UZ locale. With LC_ALL=C gettext also
+        // ignores $LANGUAGE.
+        .env("LANG", "C")
         .env("LC_ALL", "C")
+        .env_remove("LANGUAGE")
         .envs(env.vars.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())))
         // A closed stdin turns any interactive prompt ("File exists. Overwrite?") into an error
         // instead of a hang.
@@ -157,14 +201,14 @@ pub fn run(program: &Path, args: &[OsString], env: &ToolEnv, timeout: Duration) 
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            CameraErrorKind::NotFound
+            RunErrorKind::NotFound
         } else {
-            CameraErrorKind::Failed
+            RunErrorKind::Failed
         };
-        CameraError::new(kind, format!("cannot start {}: {e}", program.display()))
+        RunError::new(kind, format!("cannot start {}: {e}", program.display()))
     })?;
-    let stdout = Capture::start(child.stdout.take(), "camera-stdout");
-    let stderr = Capture::start(child.stderr.take(), "camera-stderr");
+    let stdout = Capture::start(child.stdout.take(), "tool-stdout");
+    let stderr = Capture::start(child.stderr.take(), "tool-stderr");
 
     let status = match wait_until(&mut child, started + timeout) {
         Ok(Some(status)) => status,
@@ -183,13 +227,13 @@ pub fn run(program: &Path, args: &[OsString], env: &ToolEnv, timeout: Duration) 
             if let Some(tail) = tail {
                 message.push_str(&format!(" (last output: {tail})"));
             }
-            return Err(CameraError::new(CameraErrorKind::Timeout, message));
+            return Err(RunError::new(RunErrorKind::Timeout, message));
         }
         Err(e) => {
             kill_group(&mut child);
             let _ = child.wait();
-            return Err(CameraError::new(
-                CameraErrorKind::Failed,
+            return Err(RunError::new(
+                RunErrorKind::Failed,
                 format!("cannot wait for {name}: {e}"),
             ));
         }
@@ -199,8 +243,8 @@ pub fn run(program: &Path, args: &[OsString], env: &ToolEnv, timeout: Duration) 
     // holding them (a stray helper): kill the rest of the group. While any member lives the group id
     // stays allocated, so this cannot hit an unrelated process.
     if !(stdout.wait_closed(PIPE_GRACE) && stderr.wait_closed(PIPE_GRACE)) {
-        tracing::warn!(tool = %name, "camera: the capture tool left a process behind; killing its process group");
-        kill_group_id(child.id());
+        tracing::warn!(tool = %name, "the tool left a process behind; killing its process group");
+        signal_group(child.id(), libc::SIGKILL);
     }
     Ok(Finished {
         status,
@@ -227,25 +271,31 @@ fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<Ex
     }
 }
 
-/// SIGKILL to the child's whole process group, then to the child itself in case `kill` could not be
-/// run (then only the child dies, which is still better than a hang).
+/// SIGKILL to the child's whole process group, then to the child itself in case the group signal
+/// failed (then only the child dies, which is still better than a hang).
 fn kill_group(child: &mut Child) {
-    kill_group_id(child.id());
+    signal_group(child.id(), libc::SIGKILL);
     let _ = child.kill();
 }
 
-/// std has no killpg and we keep libc out of the dependencies, so the kill(1) utility does it:
-/// `kill -KILL -- -PGID` signals every process in the group.
-fn kill_group_id(pgid: u32) {
-    let result = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    // A non-zero status is normal when the group is already empty.
-    if let Err(e) = result {
-        tracing::warn!(pgid, error = %e, "camera: cannot run kill(1) to stop a capture process group");
+/// Sends `signal` to every process in the group `pgid` (a child started here, which leads its own
+/// group): `kill(-pgid, signal)`. Callers must only pass the id of a child they have not reaped yet,
+/// so the id cannot have been reused by an unrelated process. An empty group (ESRCH) is not an error.
+pub fn signal_group(pgid: u32, signal: libc::c_int) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    // Never 0 or 1: kill(0, …) would signal our own group and kill(-1, …) every process we may.
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            tracing::warn!(pgid, signal, error = %e, "cannot signal a child's process group");
+        }
     }
 }
 
@@ -305,7 +355,7 @@ impl Capture {
             // Without a thread the pipe is dropped (closed); the tool then gets SIGPIPE if it writes,
             // which fails the capture visibly rather than hanging it.
             if spawned.is_err() {
-                tracing::warn!("camera: cannot start a thread to read the capture tool's output");
+                tracing::warn!("cannot start a thread to read a tool's output");
             }
         }
         Capture { tail, done }
@@ -382,7 +432,7 @@ mod tests {
         let (prog, args) = bash(&script);
         let started = Instant::now();
         let err = run(&prog, &args, &system_env(), Duration::from_millis(300)).unwrap_err();
-        assert_eq!(err.kind, CameraErrorKind::Timeout, "{err}");
+        assert_eq!(err.kind, RunErrorKind::Timeout, "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!leftovers(&marker), "a process marked {marker} survived the timeout");
     }
@@ -412,14 +462,14 @@ mod tests {
 
     #[test]
     fn missing_program_is_not_found() {
-        let err = run(
+        let err = run::<&str>(
             Path::new("/nonexistent/tool"),
             &[],
             &system_env(),
             Duration::from_secs(1),
         )
         .unwrap_err();
-        assert_eq!(err.kind, CameraErrorKind::NotFound);
+        assert_eq!(err.kind, RunErrorKind::NotFound);
     }
 
     #[test]
