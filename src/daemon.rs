@@ -35,6 +35,9 @@ pub struct RuntimeInfo {
     pub pid: u32,
     pub kiosk: SocketAddr,
     pub webhook: SocketAddr,
+    /// The metrics-only listener (`[http] metrics_listen`), when configured.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
     pub started_at: i64,
 }
 
@@ -179,10 +182,15 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
 
     let webhook_listener = bind(config.http.webhook_listen, "http.webhook_listen").await?;
     let kiosk_listener = bind(config.http.kiosk_listen, "http.kiosk_listen").await?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(addr) => Some(bind(addr, "http.metrics_listen").await?),
+        None => None,
+    };
     let info = RuntimeInfo {
         pid: std::process::id(),
         kiosk: local_addr(&kiosk_listener)?,
         webhook: local_addr(&webhook_listener)?,
+        metrics: metrics_listener.as_ref().map(local_addr).transpose()?,
         started_at: clock::now_ms(),
     };
     if crate::digital::config::off_reason(&config).is_none() {
@@ -199,6 +207,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     tracing::info!(
         kiosk = %info.kiosk,
         webhook = %info.webhook,
+        metrics = ?info.metrics,
         data_dir = %data_dir.display(),
         printer = printer.backend(),
         camera = health.camera_backend,
@@ -254,7 +263,16 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         }
         .run(booth.clone(), shutdown_rx.clone()),
     );
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(store.clone(), health.clone(), config.clone()));
+    // Scrapes are rare and tiny: a handful of connections is plenty.
+    let metrics_router = crate::http::metrics::router(metrics.clone());
+    let metrics_shutdown = shutdown_rx.clone();
+    let metrics_only = async move {
+        match metrics_listener {
+            Some(listener) => serve(listener, metrics_router, 8, metrics_shutdown).await,
+            None => Ok(()),
+        }
+    };
     let webhook_state = Webhook {
         merchant,
         metrics: metrics.clone(),
@@ -293,12 +311,14 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         kiosk_connections,
         shutdown_rx.clone(),
     );
-    let (w, k) = tokio::join!(webhook, kiosk);
+    let (w, k, m) = tokio::join!(webhook, kiosk, metrics_only);
     let _ = print_loop.await;
     let _ = janitor.await;
     let _ = session_task.await;
     let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
-    w.and(k).map_err(|e| DaemonError(format!("listener failed: {e}")))?;
+    w.and(k)
+        .and(m)
+        .map_err(|e| DaemonError(format!("listener failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }

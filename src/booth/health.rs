@@ -68,6 +68,22 @@ pub enum BlockReason {
 }
 
 impl BlockReason {
+    /// Every reason, for metrics (one `photoboothd_blocked{reason}` series each, so an alert can
+    /// tell "not blocked" from "no data"). A new variant goes here too: a test checks the count.
+    pub const ALL: [BlockReason; 11] = [
+        BlockReason::StoreFailed,
+        BlockReason::MediaCounterEmpty,
+        BlockReason::PrinterStopped,
+        BlockReason::PrinterMediaEmpty,
+        BlockReason::PrinterOffline,
+        BlockReason::PrinterError,
+        BlockReason::PrinterJobStuck,
+        BlockReason::SchedulerUnreachable,
+        BlockReason::DiskLow,
+        BlockReason::ClockUnsynced,
+        BlockReason::EventOver,
+    ];
+
     /// The code as the UI, logs and metric labels spell it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -386,6 +402,27 @@ pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_block_reason_once() {
+        // The exhaustive match fails to compile when a variant is added: add it to ALL as well.
+        let position = |r: BlockReason| match r {
+            BlockReason::StoreFailed
+            | BlockReason::MediaCounterEmpty
+            | BlockReason::PrinterStopped
+            | BlockReason::PrinterMediaEmpty
+            | BlockReason::PrinterOffline
+            | BlockReason::PrinterError
+            | BlockReason::PrinterJobStuck
+            | BlockReason::SchedulerUnreachable
+            | BlockReason::DiskLow
+            | BlockReason::ClockUnsynced
+            | BlockReason::EventOver => BlockReason::ALL.iter().position(|a| *a == r),
+        };
+        let codes: std::collections::HashSet<&str> = BlockReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(codes.len(), BlockReason::ALL.len());
+        assert!(BlockReason::ALL.iter().all(|r| position(*r).is_some()));
+    }
 
     #[test]
     fn the_print_loop_is_stuck_only_past_its_limits() {

@@ -5,6 +5,7 @@
 pub mod event;
 pub mod health;
 pub mod janitor;
+pub mod open_hours;
 pub mod print_loop;
 pub mod service;
 pub mod service_menu;
@@ -462,6 +463,7 @@ pub fn order_view(
         copies: order.copies,
         amount: order.amount_tiyin / 100,
         amount_tiyin: order.amount_tiyin,
+        kind: order.kind,
         status: order.display_status(live_tx, job.as_ref().map(|j| j.status), now),
         created_at: order.created_at,
         expires_at: order.expires_at,
@@ -475,7 +477,6 @@ pub fn order_view(
             attempts: j.attempts,
             last_error: j.last_error,
         }),
-        kind: order.kind,
         download_url: None,
         download_qr_png: None,
     }

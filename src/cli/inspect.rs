@@ -1,6 +1,7 @@
 //! The technician's read-mostly commands over SSH: `status`, `orders`, `order ID`, `reprint ID`,
-//! `stats`. They read the daemon's SQLite file directly (WAL lets them run beside the daemon) and
-//! ask the running daemon only for what lives in its memory (the printer's and camera's state).
+//! `stats` (`--csv` output is `export.rs`). They read the daemon's SQLite file directly (WAL lets
+//! them run beside the daemon) and ask the running daemon only for what lives in its memory (the
+//! printer's and camera's state).
 
 use std::path::Path;
 
@@ -30,7 +31,7 @@ fn running_daemon(data_dir: &Path) -> Option<RuntimeInfo> {
     Path::new(&format!("/proc/{}", info.pid)).exists().then_some(info)
 }
 
-fn local(config: &Config, ms: i64) -> String {
+pub(super) fn local(config: &Config, ms: i64) -> String {
     if ms <= 0 {
         return "-".into();
     }
@@ -126,16 +127,39 @@ fn print_live_status(s: &Value) {
     }
 }
 
+/// The first UTC ms of a local date, for `--since`.
 fn since_ms(config: &Config, since: Option<&str>) -> Result<i64, String> {
     match since {
         None => Ok(0),
-        Some(date) => crate::date::days_from_date(date)
-            .map(|d| d * 86_400_000 - config.local_time_ms(0))
-            .ok_or_else(|| format!("--since {date:?} is not a date like 2026-11-01")),
+        Some(date) => local_day_start(config, date, "--since", 0),
     }
 }
 
-pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit: u32) -> Result<(), String> {
+/// The first UTC ms after a local date, for `--until` (inclusive).
+fn until_ms(config: &Config, until: Option<&str>) -> Result<i64, String> {
+    match until {
+        None => Ok(i64::MAX),
+        Some(date) => local_day_start(config, date, "--until", 1),
+    }
+}
+
+fn local_day_start(config: &Config, date: &str, flag: &str, plus_days: i64) -> Result<i64, String> {
+    crate::date::days_from_date(date)
+        .map(|d| (d + plus_days) * 86_400_000 - config.local_time_ms(0))
+        .ok_or_else(|| format!("{flag} {date:?} is not a date like 2026-11-01"))
+}
+
+/// What `photoboothd orders` lists.
+pub struct OrderFilter<'a> {
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// At most this many (newest); `None`: 50 in the table, every order in a CSV export.
+    pub limit: Option<u32>,
+}
+
+/// Lists orders as a table, or as CSV with `csv = Some(separator)`.
+pub fn orders(config: &Config, filter: &OrderFilter<'_>, csv: Option<char>) -> Result<(), String> {
     const STATUSES: [&str; 9] = [
         "awaiting_payment",
         "paid",
@@ -147,17 +171,22 @@ pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit:
         "expired",
         "refunded",
     ];
+    let status = filter.status;
     if let Some(s) = status {
         if !STATUSES.contains(&s) {
             return Err(format!("--status {s:?} is not one of {}", STATUSES.join(", ")));
         }
     }
-    let since = since_ms(config, since)?;
+    let (from, until) = (since_ms(config, filter.since)?, until_ms(config, filter.until)?);
+    let limit = match csv {
+        Some(_) => filter.limit,
+        None => Some(filter.limit.unwrap_or(50)),
+    };
     let store = open_store(config)?;
     let now = clock::now_ms();
     let views: Vec<OrderView> = store
         .read(|c| {
-            let ids = reports::order_ids_since(c, since, limit)?;
+            let ids = reports::order_ids_in(c, from, until, limit)?;
             let mut views = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(v) = load_order_view(c, config, id, now)? {
@@ -167,11 +196,18 @@ pub fn orders(config: &Config, since: Option<&str>, status: Option<&str>, limit:
             Ok(views)
         })
         .map_err(|e| e.to_string())?;
+    let views: Vec<OrderView> = views
+        .into_iter()
+        .filter(|v| status.is_none_or(|s| v.status.as_str() == s))
+        .collect();
+    if let Some(sep) = csv {
+        return super::export::orders(config, &views, sep);
+    }
     println!(
         "{:>7}  {:<16}  {:>6}  {:>12}  {:<16}  note",
         "order", "created", "copies", "sum", "status"
     );
-    for v in views.iter().filter(|v| status.is_none_or(|s| v.status.as_str() == s)) {
+    for v in &views {
         let note = if v.paid_after_customer_left {
             "paid after the customer left"
         } else {
@@ -358,7 +394,8 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Re
     Ok(())
 }
 
-pub fn stats(config: &Config, days: u32) -> Result<(), String> {
+/// Per local day, as a table, or as CSV with `csv = Some(separator)`.
+pub fn stats(config: &Config, days: u32, csv: Option<char>) -> Result<(), String> {
     let store = open_store(config)?;
     let offset = config.local_time_ms(0);
     let today = (clock::now_ms() + offset).div_euclid(86_400_000);
@@ -366,6 +403,9 @@ pub fn stats(config: &Config, days: u32) -> Result<(), String> {
     let rows = store
         .read(|c| reports::daily(c, since, offset))
         .map_err(|e| e.to_string())?;
+    if let Some(sep) = csv {
+        return super::export::stats(&rows, sep);
+    }
     println!(
         "{:<10}  {:>8}  {:>6}  {:>8}  {:>12}  {:>6}  {:>12}  {:>14}  {:>15}",
         "day",

@@ -1,6 +1,7 @@
 //! The command line: `run` (the default), `pay`, `check-config`. Each command is one function;
 //! errors are plain sentences for a technician on SSH, and set a non-zero exit code.
 
+mod export;
 mod inspect;
 mod pay;
 mod printer;
@@ -52,17 +53,23 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// List orders, newest first.
+    /// List orders, newest first (or every order as CSV with --csv).
     Orders {
         /// Only orders created on or after this local date (YYYY-MM-DD).
         #[arg(long)]
         since: Option<String>,
+        /// Only orders created on or before this local date (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
         /// Only orders with this status (awaiting_payment, paid, printing, printed, print_failed,
         /// cancelled, expired, refunded).
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        /// At most this many, newest first (default 50; with --csv, no limit).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        csv: CsvArgs,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -88,6 +95,8 @@ pub enum Command {
     Stats {
         #[arg(long, default_value_t = 14)]
         days: u32,
+        #[command(flatten)]
+        csv: CsvArgs,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -102,6 +111,27 @@ pub enum Command {
         #[command(subcommand)]
         command: PrinterCommand,
     },
+}
+
+/// `--csv` and its separator.
+#[derive(clap::Args)]
+pub struct CsvArgs {
+    /// Write CSV for a spreadsheet (UTF-8 with a BOM, a header row, sums with two decimals and tiyin).
+    #[arg(long)]
+    csv: bool,
+    /// The CSV field separator, e.g. ';' for locales whose spreadsheets expect semicolons.
+    #[arg(long, default_value = ",", requires = "csv")]
+    csv_sep: String,
+}
+
+impl CsvArgs {
+    /// `Some(separator)` when CSV was asked for.
+    fn separator(&self) -> Result<Option<char>, String> {
+        if !self.csv {
+            return Ok(None);
+        }
+        export::separator(&self.csv_sep).map(Some)
+    }
 }
 
 #[derive(Subcommand)]
@@ -137,10 +167,21 @@ pub fn main(cli: Cli) -> i32 {
         Command::Status { config } => load(config).and_then(|c| block_on(async move { inspect::status(&c).await })),
         Command::Orders {
             since,
+            until,
             status,
             limit,
+            csv,
             config,
-        } => load(config).and_then(|c| inspect::orders(&c, since.as_deref(), status.as_deref(), limit)),
+        } => {
+            let filter = inspect::OrderFilter {
+                since: since.as_deref(),
+                until: until.as_deref(),
+                status: status.as_deref(),
+                limit,
+            };
+            csv.separator()
+                .and_then(|sep| load(config).and_then(|c| inspect::orders(&c, &filter, sep)))
+        }
         Command::Order { order_id, config } => load(config).and_then(|c| inspect::order(&c, order_id)),
         Command::Reprint {
             order_id,
@@ -148,7 +189,9 @@ pub fn main(cli: Cli) -> i32 {
             force,
             config,
         } => load(config).and_then(|c| inspect::reprint(&c, order_id, copies, force)),
-        Command::Stats { days, config } => load(config).and_then(|c| inspect::stats(&c, days)),
+        Command::Stats { days, csv, config } => csv
+            .separator()
+            .and_then(|sep| load(config).and_then(|c| inspect::stats(&c, days, sep))),
         Command::ServicePin { pin } => service_pin(pin),
         Command::Printer {
             command: PrinterCommand::Test { config },
@@ -249,6 +292,11 @@ fn check_config(config: &Config) -> Result<(), String> {
     println!("  data_dir       {}", config.data_dir().display());
     println!("  kiosk          http://{}", config.http.kiosk_listen);
     println!("  webhook        http://{}/payme", config.http.webhook_listen);
+    match config.http.metrics_listen {
+        Some(addr) => println!("  metrics        http://{addr}/metrics (and on the kiosk listener)"),
+        None => println!("  metrics        on the kiosk listener only"),
+    }
+    println!("  open hours     {}", config.booth.open_hours);
     println!(
         "  payme checkout {} (merchant {:?}, account field {:?})",
         config.payme.checkout_base, config.payme.merchant_id, config.payme.account_field

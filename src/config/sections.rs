@@ -43,6 +43,8 @@ pub struct Booth {
     pub require_synced_clock: Option<bool>,
     /// The file systemd-timesyncd creates once the clock is synchronised.
     pub clock_synced_file: PathBuf,
+    /// When customers are expected (local time), for `photoboothd_open` and its alerts.
+    pub open_hours: crate::booth::open_hours::OpenHours,
 }
 
 choice!(Language { Uz, Ru, En });
@@ -86,6 +88,8 @@ pub struct Http {
     pub webhook_listen: SocketAddr,
     /// The kiosk API has no authentication: a `kiosk_listen` off loopback needs this set.
     pub allow_lan: bool,
+    /// A listener serving only `GET /metrics`, for a fleet's Prometheus over a VPN; off when unset.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, PartialEq, Deserialize)]

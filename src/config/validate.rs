@@ -157,6 +157,12 @@ fn http(c: &Config) -> Checked {
         h.kiosk_listen != h.webhook_listen || h.kiosk_listen.port() == 0,
         "http.webhook_listen",
         "http.kiosk_listen and http.webhook_listen must differ",
+    )?;
+    require(
+        h.metrics_listen
+            .is_none_or(|m| m.port() == 0 || (m != h.kiosk_listen && m != h.webhook_listen)),
+        "http.metrics_listen",
+        "http.metrics_listen must differ from the kiosk and webhook listeners",
     )
 }
 

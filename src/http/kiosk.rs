@@ -332,13 +332,8 @@ async fn status(State(k): State<Kiosk>) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &j!(status)))
 }
 
-async fn metrics(State(k): State<Kiosk>) -> Result<Response, ApiError> {
-    let text = blocking(move || k.metrics.render(&k.store, k.booth.health())).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-        .into_response())
+async fn metrics(State(k): State<Kiosk>) -> Response {
+    super::metrics::scrape(k.metrics).await
 }
 
 async fn session_view(State(k): State<Kiosk>) -> Response {

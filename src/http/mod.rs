@@ -1,10 +1,11 @@
 //! The two HTTP listeners. The webhook listener is what the tunnel exposes, and serves only
 //! `POST /payme` and the customers' download links (`/d/`); the kiosk listener stays on loopback
-//! and serves the touch UI's API.
+//! and serves the touch UI's API; the optional metrics listener serves only `GET /metrics`.
 
 mod api_error;
 mod download;
 mod kiosk;
+pub mod metrics;
 pub mod serve;
 mod service;
 pub mod streams;

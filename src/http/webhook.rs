@@ -43,38 +43,56 @@ pub fn router(state: Webhook) -> Router {
 
 async fn payme(State(state): State<Webhook>, method: Method, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let (response, method) = handle(&state.merchant, method, headers, body).await;
-    state.metrics.observe_webhook(method, started.elapsed());
-    response
+    let handled = handle(&state.merchant, method, headers, body).await;
+    state
+        .metrics
+        .observe_webhook(handled.method, handled.error_code, started.elapsed());
+    handled.response
 }
 
-async fn handle(
-    merchant: &Arc<Merchant>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> (Response, Option<&'static str>) {
+/// A reply with what metrics record about it.
+struct Handled {
+    response: Response,
+    method: Option<&'static str>,
+    error_code: Option<i64>,
+}
+
+/// An error reply before any method ran.
+fn refused(error: &RpcError) -> Handled {
+    Handled {
+        response: ok(rpc::reply_err(&Value::Null, error)),
+        method: None,
+        error_code: Some(error.code),
+    }
+}
+
+async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, body: Body) -> Handled {
     let merchant = merchant.clone();
     if method != Method::POST {
-        return (ok(rpc::reply_err(&Value::Null, &RpcError::not_post())), None);
+        return refused(&RpcError::not_post());
     }
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
     // Credentials before the body: a stranger costs no body read and no blocking thread.
     if !merchant.authorized(authorization.as_deref()) {
         merchant.note_rejected();
         let id = stranger_id(&headers, body).await;
-        return (ok(rpc::reply_err(&id, &RpcError::unauthorized())), None);
+        let error = RpcError::unauthorized();
+        return Handled {
+            response: ok(rpc::reply_err(&id, &error)),
+            method: None,
+            error_code: Some(error.code),
+        };
     }
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) => {
             // Too large, or the connection broke mid-body. Without a body there is no id to echo.
             tracing::warn!(error = %e, "payme: request body rejected");
-            return (ok(rpc::reply_err(&Value::Null, &RpcError::too_large())), None);
+            return refused(&RpcError::too_large());
         }
         Err(_) => {
             tracing::warn!("payme: request body did not arrive in time");
-            return (ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body"))), None);
+            return refused(&RpcError::invalid("body"));
         }
     };
     // Auth, JSON and the envelope are checked here; a point lookup (Check, CheckTransaction) runs
@@ -91,15 +109,19 @@ async fn handle(
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "payme: handler failed, replying -32400");
-            return (ok(rpc::reply_err(&Value::Null, &RpcError::system())), None);
+            return refused(&RpcError::system());
         }
     };
     finish(reply)
 }
 
-fn finish(reply: Reply) -> (Response, Option<&'static str>) {
+fn finish(reply: Reply) -> Handled {
     tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
-    (ok(reply.body), reply.method)
+    Handled {
+        response: ok(reply.body),
+        method: reply.method,
+        error_code: reply.error_code,
+    }
 }
 
 /// The id to echo in a -32504 (Payme expects its id back). Read only from a body that declares a

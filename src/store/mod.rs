@@ -5,6 +5,7 @@
 //! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
 //! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
 
+pub mod counters;
 pub mod events;
 pub mod jobs;
 pub mod links;

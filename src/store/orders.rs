@@ -13,6 +13,7 @@ pub struct Order {
     pub copies: u32,
     pub price_per_copy_tiyin: i64,
     pub amount_tiyin: i64,
+    pub kind: OrderKind,
     pub status: StoredStatus,
     pub created_at: i64,
     pub expires_at: i64,
@@ -22,34 +23,6 @@ pub struct Order {
     pub language: Option<String>,
     /// The prepaid event a free order belongs to (status `Event`).
     pub event_id: Option<i64>,
-    pub kind: OrderKind,
-}
-
-/// What a paid order delivers: prints (a print job, and a free download link when the order has
-/// photos and digital copies are on), or digital copies only (the link, never a print job).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderKind {
-    #[default]
-    Print,
-    Digital,
-}
-
-impl OrderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderKind::Print => "print",
-            OrderKind::Digital => "digital",
-        }
-    }
-
-    fn parse(s: &str) -> rusqlite::Result<OrderKind> {
-        match s {
-            "print" => Ok(OrderKind::Print),
-            "digital" => Ok(OrderKind::Digital),
-            other => Err(bad_value("orders.kind", other)),
-        }
-    }
 }
 
 /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
@@ -82,6 +55,38 @@ impl StoredStatus {
             "cancelled" => StoredStatus::Cancelled,
             "event" => StoredStatus::Event,
             other => return Err(bad_value("orders.status", other)),
+        })
+    }
+}
+
+/// What an order sells, and so what a paid order delivers: prints (a print job, and a free download
+/// link when the order has photos and digital copies are on), or digital copies only (the link,
+/// never a print job). Revenue metrics and exports are split by it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// Paper out of the printer (a digital copy may come with it).
+    #[default]
+    Print,
+    /// A download link only, no print job.
+    Digital,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Print => "print",
+            OrderKind::Digital => "digital",
+        }
+    }
+
+    pub const ALL: [OrderKind; 2] = [OrderKind::Print, OrderKind::Digital];
+
+    fn parse(s: &str) -> rusqlite::Result<OrderKind> {
+        Ok(match s {
+            "print" => OrderKind::Print,
+            "digital" => OrderKind::Digital,
+            other => return Err(bad_value("orders.kind", other)),
         })
     }
 }
@@ -136,12 +141,12 @@ impl Order {
             copies: row.get("copies")?,
             price_per_copy_tiyin: row.get("price_per_copy_tiyin")?,
             amount_tiyin: row.get("amount_tiyin")?,
+            kind: OrderKind::parse(&row.get::<_, String>("kind")?)?,
             status: StoredStatus::parse(&row.get::<_, String>("status")?)?,
             created_at: row.get("created_at")?,
             expires_at: row.get("expires_at")?,
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
-            kind: OrderKind::parse(&row.get::<_, String>("kind")?)?,
             language: row.get("language")?,
             event_id: row.get("event_id")?,
         })
@@ -279,12 +284,12 @@ mod tests {
             copies: 2,
             price_per_copy_tiyin: 100,
             amount_tiyin: 200,
+            kind: OrderKind::Print,
             status,
             created_at: 0,
             expires_at: 1_000,
             paid_at: None,
             closed_at: None,
-            kind: OrderKind::Print,
             language: None,
             event_id: None,
         }

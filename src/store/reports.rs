@@ -6,10 +6,12 @@ use serde::Serialize;
 
 use super::jobs::PrintJob;
 
-/// Order ids created at or after `since` (ms), newest first, at most `limit`.
-pub fn order_ids_since(conn: &Connection, since: i64, limit: u32) -> rusqlite::Result<Vec<i64>> {
-    conn.prepare("SELECT id FROM orders WHERE created_at >= ?1 ORDER BY id DESC LIMIT ?2")?
-        .query_map(params![since, limit], |r| r.get(0))?
+/// Order ids created in `[from, until)` (ms), newest first, at most `limit` (all with `None`).
+pub fn order_ids_in(conn: &Connection, from: i64, until: i64, limit: Option<u32>) -> rusqlite::Result<Vec<i64>> {
+    // SQLite reads a negative LIMIT as no limit.
+    let limit = limit.map_or(-1, i64::from);
+    conn.prepare("SELECT id FROM orders WHERE created_at >= ?1 AND created_at < ?2 ORDER BY id DESC LIMIT ?3")?
+        .query_map(params![from, until, limit], |r| r.get(0))?
         .collect()
 }
 

@@ -181,6 +181,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX download_links_to_purge ON download_links (expires_at) WHERE purged_at IS NULL;
     "#,
+    // 7: counters that only go up (Prometheus `_total`s no other table can answer for ever).
+    r#"
+    -- Prometheus counters that no other table can answer for ever (sessions_total by outcome):
+    -- bumped in the same commit as the event they count, never reset, never decremented.
+    CREATE TABLE counters (
+        name  TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        value INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, label)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -108,8 +108,83 @@ pub fn open(conn: &Connection) -> rusqlite::Result<Option<Session>> {
         .optional()
 }
 
-/// Writes the whole mutable part of a session back.
+/// How a session ended: the funnel that shows where customers drop off
+/// (`photoboothd_sessions_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Paid and printed.
+    Printed,
+    /// Paid, digital copy only.
+    Delivered,
+    /// Printed for an event (prepaid party).
+    Event,
+    AbandonedReview,
+    AbandonedCopies,
+    /// Left on the payment screen, or the payment expired or was cancelled.
+    AbandonedPayment,
+    /// The booth's fault: camera, compose or print failure, or a restart mid-session.
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Printed,
+        Outcome::Delivered,
+        Outcome::Event,
+        Outcome::AbandonedReview,
+        Outcome::AbandonedCopies,
+        Outcome::AbandonedPayment,
+        Outcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Printed => "printed",
+            Outcome::Delivered => "delivered",
+            Outcome::Event => "event",
+            Outcome::AbandonedReview => "abandoned_review",
+            Outcome::AbandonedCopies => "abandoned_copies",
+            Outcome::AbandonedPayment => "abandoned_payment",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome of a session that ended in `s.stage`; `order` is its order's kind and stored
+    /// status, if it has one.
+    pub fn of(s: &Session, order: Option<(&str, &str)>) -> Outcome {
+        if s.end_reason.as_deref() == Some(RESTART) {
+            return Outcome::Failed;
+        }
+        match s.stage {
+            Stage::Done => match order {
+                Some((_, "event")) => Outcome::Event,
+                Some(("digital", _)) => Outcome::Delivered,
+                _ => Outcome::Printed,
+            },
+            Stage::Review => Outcome::AbandonedReview,
+            Stage::ChooseCopies => Outcome::AbandonedCopies,
+            Stage::AwaitingPayment => Outcome::AbandonedPayment,
+            Stage::Error => match s.error_code.as_deref() {
+                Some("payment_expired" | "payment_cancelled") => Outcome::AbandonedPayment,
+                _ => Outcome::Failed,
+            },
+            Stage::Idle | Stage::Countdown | Stage::Capturing | Stage::Printing => Outcome::Failed,
+        }
+    }
+}
+
+/// The `end_reason` of a session a restart interrupted (the session actor writes it at start-up).
+pub const RESTART: &str = "restart";
+
+/// Writes the whole mutable part of a session back. The save that ends a session also counts its
+/// outcome, in the same commit, exactly once (`counters`, name `sessions`).
 pub fn save(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
+    let ends_now = s.ended_at.is_some()
+        && conn
+            .prepare_cached("SELECT ended_at IS NULL FROM sessions WHERE id = ?1")?
+            .query_row([s.id], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false);
     conn.prepare_cached(
         "UPDATE sessions SET stage = ?2, shots_taken = ?3, retakes_used = ?4, order_id = ?5, error_code = ?6,
                              error_message = ?7, stage_since = ?8, ended_at = ?9, end_reason = ?10
@@ -127,7 +202,22 @@ pub fn save(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
         s.ended_at,
         s.end_reason
     ])?;
+    if ends_now {
+        count_outcome(conn, s)?;
+    }
     Ok(())
+}
+
+fn count_outcome(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
+    let order: Option<(String, String)> = match s.order_id {
+        Some(id) => conn
+            .prepare_cached("SELECT kind, status FROM orders WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        None => None,
+    };
+    let outcome = Outcome::of(s, order.as_ref().map(|(k, st)| (k.as_str(), st.as_str())));
+    super::counters::add(conn, super::counters::SESSIONS, outcome.as_str(), 1)
 }
 
 /// The session an order belongs to, if it was made from one.
@@ -135,4 +225,93 @@ pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<Se
     conn.prepare_cached("SELECT * FROM sessions WHERE order_id = ?1")?
         .query_row([order_id], Session::from_row)
         .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{counters, Store};
+
+    fn ended(stage: Stage, error: Option<&str>, reason: &str) -> Session {
+        Session {
+            id: 1,
+            stage,
+            shots_total: 3,
+            shots_taken: 3,
+            retakes_used: 0,
+            order_id: None,
+            error_code: error.map(str::to_string),
+            error_message: None,
+            started_at: 0,
+            stage_since: 0,
+            ended_at: Some(1),
+            end_reason: Some(reason.into()),
+        }
+    }
+
+    #[test]
+    fn each_way_a_session_ends_has_its_outcome() {
+        let cases = [
+            (
+                ended(Stage::Done, None, "done"),
+                Some(("print", "paid")),
+                Outcome::Printed,
+            ),
+            (
+                ended(Stage::Done, None, "done"),
+                Some(("digital", "paid")),
+                Outcome::Delivered,
+            ),
+            (
+                ended(Stage::Done, None, "done"),
+                Some(("print", "event")),
+                Outcome::Event,
+            ),
+            (ended(Stage::Review, None, "timed out"), None, Outcome::AbandonedReview),
+            (
+                ended(Stage::ChooseCopies, None, "cancelled by the customer"),
+                None,
+                Outcome::AbandonedCopies,
+            ),
+            (
+                ended(Stage::AwaitingPayment, None, "payment not finished in time"),
+                Some(("print", "open")),
+                Outcome::AbandonedPayment,
+            ),
+            (
+                ended(Stage::Error, Some("payment_expired"), "error shown"),
+                None,
+                Outcome::AbandonedPayment,
+            ),
+            (
+                ended(Stage::Error, Some("camera_failed"), "error shown"),
+                None,
+                Outcome::Failed,
+            ),
+            (ended(Stage::Review, None, RESTART), None, Outcome::Failed),
+        ];
+        for (session, order, want) in cases {
+            assert_eq!(Outcome::of(&session, order), want, "{session:?}");
+        }
+    }
+
+    #[test]
+    fn ending_a_session_counts_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                let mut s = insert(tx, 3, 0)?;
+                s.stage = Stage::Review;
+                save(tx, &s)?;
+                s.ended_at = Some(5);
+                s.end_reason = Some("timed out".into());
+                save(tx, &s)?;
+                // A later save of the ended session does not count it again.
+                save(tx, &s)
+            })
+            .unwrap();
+        let counted = store.read(|c| counters::by_label(c, counters::SESSIONS)).unwrap();
+        assert_eq!(counted, vec![("abandoned_review".to_string(), 1)]);
+    }
 }

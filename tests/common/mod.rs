@@ -659,6 +659,27 @@ impl Daemon {
     }
 }
 
+/// A whole paid session, for tests that need one (tests/fleet.rs).
+impl Daemon {
+    /// A whole session: photos, accept, `copies`, payment, printed, back to idle. Needs a fast
+    /// camera (`countdown_s = 0`). Returns the order's id, its amount in tiyin and Payme's id.
+    pub async fn paid_session(&self, copies: u32) -> (String, i64, String) {
+        let (status, v) = self.kiosk("POST", "/api/session/start", "").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("review").await;
+        let (status, v) = self.kiosk("POST", "/api/session/accept", "").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("choose_copies").await;
+        let (order, amount) = self.new_order(copies).await;
+        let payme_id = self.pay(&order, amount).await;
+        self.wait_stage("done").await;
+        // Leave the done screen now (it may already have timed out by itself).
+        let _ = self.kiosk("POST", "/api/session/dismiss", "").await;
+        self.wait_stage("idle").await;
+        (order, amount, payme_id)
+    }
+}
+
 /// Kiosk session helpers: drive the touch screen's API and pay like Payme would.
 impl Daemon {
     pub async fn session_view(&self) -> Value {

@@ -74,7 +74,7 @@ impl SessionManager {
                 "session ended: interrupted by a restart"
             );
             s.ended_at = Some(now);
-            s.end_reason = Some("restart".into());
+            s.end_reason = Some(sessions::RESTART.into());
             sessions::save(tx, &s)?;
             Ok(None)
         })?;
