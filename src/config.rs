@@ -221,6 +221,16 @@ pub struct Camera {
     /// gphoto2: tries after a busy or I/O error, with backoff.
     #[serde(default = "default_camera_retries")]
     pub retries: u32,
+    /// Show the live mirror on the attract screen too (the camera then runs all day).
+    #[serde(default)]
+    pub live_idle: bool,
+    /// Live view frame size and rate (rpicam-vid and the sim camera; gphoto2 uses the camera's own).
+    #[serde(default = "default_live_width")]
+    pub live_width: u32,
+    #[serde(default = "default_live_height")]
+    pub live_height: u32,
+    #[serde(default = "default_live_fps")]
+    pub live_fps: u32,
 }
 
 impl Default for Camera {
@@ -235,6 +245,10 @@ impl Default for Camera {
             immediate: false,
             extra_args: Vec::new(),
             retries: default_camera_retries(),
+            live_idle: false,
+            live_width: default_live_width(),
+            live_height: default_live_height(),
+            live_fps: default_live_fps(),
         }
     }
 }
@@ -314,6 +328,15 @@ fn default_camera_height() -> u32 {
 }
 fn default_camera_retries() -> u32 {
     2
+}
+fn default_live_width() -> u32 {
+    960
+}
+fn default_live_height() -> u32 {
+    540
+}
+fn default_live_fps() -> u32 {
+    15
 }
 fn default_button_pin() -> u8 {
     17
@@ -530,6 +553,12 @@ impl Config {
         }
         if c.retries > 10 {
             return Err("camera.retries must be at most 10".into());
+        }
+        if !(160..=4096).contains(&c.live_width) || !(120..=4096).contains(&c.live_height) {
+            return Err("camera.live_width must be 160..=4096 and camera.live_height 120..=4096 pixels".into());
+        }
+        if !(1..=60).contains(&c.live_fps) {
+            return Err("camera.live_fps must be between 1 and 60".into());
         }
         let g = &self.gpio;
         for (key, pin) in [

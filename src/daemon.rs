@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::booth::health::Health;
+use crate::booth::live::{self, LiveHub, PausingCamera};
 use crate::booth::print_loop::PrintLoop;
 use crate::booth::session::SessionManager;
 use crate::booth::Booth;
@@ -96,6 +97,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ));
     let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
+    // One live view producer for every viewer; stills pause it when the camera cannot do both.
+    let live = LiveHub::new(camera.clone(), config.camera.live_idle);
+    let camera: Arc<dyn Camera> = Arc::new(PausingCamera {
+        inner: camera,
+        hub: live.clone(),
+    });
     let (button_tx, button_rx) = mpsc::unbounded_channel();
     let gpio: Arc<dyn Gpio> = gpio::from_config(&config, button_tx)
         .map_err(|e| DaemonError(e.to_string()))?
@@ -126,6 +133,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         data_dir.clone(),
         shutdown_rx.clone(),
     )?;
+
+    tokio::spawn(live::follow_sessions(
+        live.clone(),
+        sessions.subscribe(),
+        shutdown_rx.clone(),
+    ));
+    let live_closer = live.clone();
+    let mut live_shutdown = shutdown_rx.clone();
+    tokio::spawn(async move {
+        // Viewers' streams end at shutdown, or the listener's drain would wait for them.
+        let _ = live_shutdown.wait_for(|stop| *stop).await;
+        let _ = tokio::task::spawn_blocking(move || live_closer.close()).await;
+    });
 
     let webhook_listener = bind(config.http.webhook_listen, "http.webhook_listen").await?;
     let kiosk_listener = bind(config.http.kiosk_listen, "http.kiosk_listen").await?;
@@ -202,6 +222,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         data_dir: data_dir.clone(),
         store: store.clone(),
         metrics,
+        live,
     };
     let kiosk = serve(
         kiosk_listener,

@@ -3,6 +3,7 @@
 //! for the customer.
 
 pub mod health;
+pub mod live;
 pub mod print_loop;
 pub mod service;
 pub mod session;

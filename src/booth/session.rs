@@ -320,7 +320,11 @@ impl SessionManager {
 
     async fn begin(&mut self) -> Result<(), SessionError> {
         if let Some(blocker) = self.health.blocker() {
-            tracing::warn!(reason = blocker.reason.as_str(), "session not started: {}", blocker.message);
+            tracing::warn!(
+                reason = blocker.reason.as_str(),
+                "session not started: {}",
+                blocker.message
+            );
             return Err(SessionError::new(blocker.reason.as_str(), blocker.message));
         }
         let shots = self.config.camera.shots;

@@ -18,6 +18,7 @@ use serde_json::{json as j, Value};
 use tower_http::timeout::TimeoutLayer;
 
 use super::json;
+use crate::booth::live::LiveHub;
 use crate::booth::session::{self, Input, SessionError, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::hw::gpio::ButtonEvent;
@@ -54,6 +55,7 @@ pub struct Kiosk {
     pub data_dir: PathBuf,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    pub live: LiveHub,
 }
 
 pub fn router(kiosk: Kiosk) -> Router {
@@ -61,6 +63,8 @@ pub fn router(kiosk: Kiosk) -> Router {
     let events = Router::new()
         .route("/api/events", get(events))
         .with_state(kiosk.clone());
+    // So is the live view (MJPEG), with its own cap on viewers.
+    let live = super::live::router(super::live::Live::new(kiosk.live.clone()));
     Router::new()
         .route("/", get(|| ui(Path("index.html".to_string()))))
         .route("/ui/{file}", get(ui))
@@ -81,6 +85,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         ))
         .with_state(kiosk)
         .merge(events)
+        .merge(live)
 }
 
 fn error(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -181,9 +186,11 @@ fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
             "bad_copies",
             &format!("copies must be a whole number from 1 to {max}"),
         ),
-        Err(OrderError::OutOfService(blocker)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, blocker.reason.as_str(), &blocker.message)
-        }
+        Err(OrderError::OutOfService(blocker)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            blocker.reason.as_str(),
+            &blocker.message,
+        ),
         Err(OrderError::Session(e)) => session_error(e),
         Err(OrderError::Store(e)) => {
             let _ = max;

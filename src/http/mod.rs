@@ -2,6 +2,7 @@
 //! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API.
 
 mod kiosk;
+mod live;
 pub mod serve;
 mod webhook;
 

@@ -2,6 +2,8 @@
 //! a temporary directory, and talks to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
