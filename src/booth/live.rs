@@ -98,6 +98,7 @@ impl LiveHub {
         Viewer {
             hub: self.clone(),
             frames: self.inner.frames.subscribe(),
+            last_seq: 0,
         }
     }
 
@@ -239,6 +240,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Viewer {
     hub: LiveHub,
     frames: watch::Receiver<Option<Frame>>,
+    /// The last frame returned: never the same frame twice.
+    last_seq: u64,
 }
 
 impl Viewer {
@@ -248,7 +251,9 @@ impl Viewer {
             if self.hub.lock().closed {
                 return None;
             }
-            if let Some(frame) = self.frames.borrow_and_update().clone() {
+            let frame = self.frames.borrow_and_update().clone();
+            if let Some(frame) = frame.filter(|f| f.seq > self.last_seq) {
+                self.last_seq = frame.seq;
                 return Some(frame);
             }
             self.frames.changed().await.ok()?;
