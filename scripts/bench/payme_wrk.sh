@@ -5,6 +5,11 @@
 #   scripts/bench/payme_wrk.sh                 # 30 s, 16 connections, 2 wrk threads
 #   DURATION=60s CONNECTIONS=16 scripts/bench/payme_wrk.sh
 #
+# Unless BARE=0, the same wrk load first runs against benches/bare_axum.rs (built here with
+# `cargo bench --bench bare_axum --no-run`), a bare axum server on the daemon's runtime settings
+# answering the daemon's own reply with no auth, parsing or SQLite: the HTTP stack's ceiling. The
+# last line gives the daemon's rate as a share of it, from the same run.
+#
 # The daemon runs at its default log level (RUST_LOG unset -> info) with stderr to /dev/null,
 # unless BENCH_RUST_LOG is set (e.g. BENCH_RUST_LOG=warn, for a comparison only).
 # WRK_CHECK=0 skips the per-reply check in the Lua script.
@@ -95,13 +100,34 @@ probe="$(curl -sS -X POST "http://$webhook/payme" -H "Authorization: $PAYME_AUTH
 echo "probe reply: $probe"
 case "$probe" in *'"allow":true'*) ;; *) echo "CheckPerformTransaction is not allowed; aborting" >&2; exit 1 ;; esac
 
+bare_rate=""
+if [ "${BARE:-1}" != 0 ]; then
+  (cd "$root" && cargo bench --bench bare_axum --no-run --message-format=json 2>/dev/null) \
+    | sed -n 's/.*"executable":"\([^"]*bare_axum[^"]*\)".*/\1/p' | tail -1 > "$tmp/bare_bin"
+  bare_bin="$(cat "$tmp/bare_bin")"
+  [ -x "$bare_bin" ] || { echo "could not build benches/bare_axum.rs" >&2; exit 1; }
+  BARE_REPLY="$probe" "$bare_bin" > "$tmp/bare.out" 2>&1 &
+  bare_pid=$!
+  for _ in $(seq 1 500); do grep -q '^listening' "$tmp/bare.out" && break; sleep 0.01; done
+  bare_addr="$(sed -n 's/^listening //p' "$tmp/bare.out")"
+  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/bare.out")" >&2; kill "$bare_pid"; exit 1; }
+  echo "== ceiling: bare axum (same reply, no auth/parse/SQLite) at $bare_addr"
+  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$bare_addr/payme" \
+    | tee "$tmp/bare.wrk"
+  kill "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  bare_rate="$(sed -n 's/^req_per_s //p' "$tmp/bare.wrk")"
+  echo "== photoboothd"
+fi
+
 # VmRSS every 0.5 s while wrk runs; bounded by the wrk duration plus a margin.
 secs="${duration%s}"
 samples=$(( (secs + 5) * 2 ))
 (
   for _ in $(seq 1 "$samples"); do
     kill -0 "$pid" 2>/dev/null || break
-    printf '%s %s\n' "$(date +%s.%N)" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"
+    printf '%s %s %s\n' "$(date +%s.%N)" "$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")" \
+      "$(awk '/^Threads/ {print $2}' "/proc/$pid/status")"
     sleep 0.5
   done
 ) > "$tmp/rss.txt" &
@@ -120,7 +146,8 @@ children_cpu > "$tmp/c0"
 b0=$(cpu_busy); t0=$(cpu_total); d0=$(daemon_cpu)
 
 echo "wrk -t$threads -c$connections -d$duration --latency -s $here/check_perform.lua http://$webhook/payme"
-wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$webhook/payme"
+wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$webhook/payme" \
+  | tee "$tmp/daemon.wrk"
 
 b1=$(cpu_busy); t1=$(cpu_total); d1=$(daemon_cpu)
 children_cpu > "$tmp/c1"
@@ -133,7 +160,12 @@ awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v d=$((d1 - d0)) -v w=$((c1 - c0)) -v n
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 sampler=""
+if [ -n "$bare_rate" ]; then
+  daemon_rate="$(sed -n 's/^req_per_s //p' "$tmp/daemon.wrk")"
+  awk -v d="$daemon_rate" -v b="$bare_rate" 'BEGIN { printf "same run: photoboothd %.0f req/s, bare axum %.0f req/s: %.1f%% of the ceiling\n", d, b, 100 * d / b }'
+fi
 echo "VmRSS during the run (KiB): min/median/max $(awk '{print $2}' "$tmp/rss.txt" | sort -n | awk '{a[NR]=$1} END {print a[1] "/" a[int((NR+1)/2)] "/" a[NR] " over " NR " samples"}')"
+echo "threads during the run: max $(awk '{print $3}' "$tmp/rss.txt" | sort -n | tail -1)"
 echo "VmRSS samples (KiB, every 0.5 s): $(awk '{printf "%s ", $2}' "$tmp/rss.txt")"
 echo "right after the run: VmRSS $(rss) KiB, VmHWM $(hwm) KiB, threads $(thr)"
 sleep 15

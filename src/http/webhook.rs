@@ -1,6 +1,7 @@
 //! `POST /payme`: reads the raw body itself (Payme sends `text/json`, and bad JSON must still get a
 //! JSON-RPC -32700 with HTTP 200), bounds its size and its arrival time, and hands it to the
-//! merchant on a blocking thread. Every reply on /payme is HTTP 200.
+//! merchant: point lookups in place, writes and scans on a blocking thread. Every reply on /payme is
+//! HTTP 200.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use serde_json::Value;
 use super::json;
 use crate::metrics::Metrics;
 use crate::payme::rpc::{self, RpcError};
-use crate::payme::{Merchant, MAX_BODY_BYTES};
+use crate::payme::{Merchant, Prepared, Reply, MAX_BODY_BYTES};
 
 /// A sender slower than this is not Payme; its connection must not hold a slot for long.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,14 +71,27 @@ async fn handle(
             return (ok(rpc::reply_err(&Value::Null, &RpcError::invalid("body"))), None);
         }
     };
-    let handled = tokio::task::spawn_blocking(move || merchant.handle(&bytes, authorization.as_deref())).await;
-    let reply = match handled {
+    // Auth, JSON and the envelope are checked here; a point lookup (Check, CheckTransaction) runs
+    // in place on a free reader connection. Only writes and scans pay the hop to a blocking thread
+    // (a hop per request was half our time per Check: BENCHMARKS.md, "Webhook").
+    let call = match merchant.prepare(&bytes, authorization.as_deref()) {
+        Prepared::Done(reply) => return finish(reply),
+        Prepared::Call(call) => call,
+    };
+    if let Some(reply) = merchant.call_in_place(&call) {
+        return finish(reply);
+    }
+    let reply = match tokio::task::spawn_blocking(move || merchant.call(&call)).await {
         Ok(reply) => reply,
         Err(e) => {
             tracing::error!(error = %e, "payme: handler failed, replying -32400");
             return (ok(rpc::reply_err(&Value::Null, &RpcError::system())), None);
         }
     };
+    finish(reply)
+}
+
+fn finish(reply: Reply) -> (Response, Option<&'static str>) {
     tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
     (ok(reply.body), reply.method)
 }

@@ -170,7 +170,21 @@ impl Store {
         Ok(f(&conn)?)
     }
 
-    /// `PRAGMA quick_check` on the writer: used by health checks and tests.
+    /// Runs `f` on a reader connection only if one is free right now; `None` when all are busy.
+    /// For callers on the async runtime doing a point lookup (microseconds): they must never wait on
+    /// a connection another thread holds for a long query, so they fall back to a blocking thread.
+    pub fn try_read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<Result<T, StoreError>> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let conn =
+            (0..self.readers.len()).find_map(|k| match self.readers[(start + k) % self.readers.len()].try_lock() {
+                Ok(conn) => Some(conn),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            })?;
+        Some(f(&conn).map_err(StoreError::from))
+    }
+
+    /// `PRAGMA integrity_check` on the writer: used by health checks and tests.
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
         let conn = lock(&self.writer);
         let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

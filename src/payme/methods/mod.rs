@@ -68,6 +68,10 @@ type Run = fn(&Connection, &Params<'_>, &Env<'_>, &mut Effects) -> MethodResult;
 /// Read methods run on a reader connection; write methods inside one `BEGIN IMMEDIATE`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// A point lookup by primary key or unique index: microseconds, so the webhook runs it in
+    /// place on the async thread when a reader connection is free (no blocking-pool hop).
+    Lookup,
+    /// A read that may scan (a statement over a period): on a blocking thread.
     Read,
     Write,
 }
@@ -81,7 +85,7 @@ pub struct Method {
 const METHODS: &[Method] = &[
     Method {
         name: "CheckPerformTransaction",
-        access: Access::Read,
+        access: Access::Lookup,
         run: check_perform::run,
     },
     Method {
@@ -101,7 +105,7 @@ const METHODS: &[Method] = &[
     },
     Method {
         name: "CheckTransaction",
-        access: Access::Read,
+        access: Access::Lookup,
         run: check::run,
     },
     Method {
