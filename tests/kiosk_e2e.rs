@@ -403,6 +403,7 @@ struct Cfg {
     shots: u32,
     countdown_s: u32,
     review_timeout_s: u32,
+    camera_backend: &'static str,
 }
 
 impl Default for Cfg {
@@ -417,6 +418,7 @@ impl Default for Cfg {
             shots: 3,
             countdown_s: 1,
             review_timeout_s: 120,
+            camera_backend: "sim",
         }
     }
 }
@@ -462,7 +464,7 @@ layout = "strip-2x6"
 capacity = {capacity}
 {dir}
 [camera]
-backend = "sim"
+backend = "{camera}"
 shots = {shots}
 countdown_s = {countdown}
 timeout_s = 20
@@ -481,6 +483,7 @@ backend = "sim"
         shots = c.shots,
         countdown = c.countdown_s,
         review = c.review_timeout_s,
+        camera = c.camera_backend,
     )
 }
 
@@ -1523,4 +1526,49 @@ async fn every_screen_fits_every_screen_size() {
         walk.problems.join("\n")
     );
     walk.b.close().await;
+}
+
+/// The live view fails (the fake `rpicam-vid` finds the camera busy, every time): the countdown is
+/// the plain one, without the mirror, and the session goes on to its review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let fake = tempfile::tempdir().unwrap();
+    let cfg = Cfg {
+        shots: 1,
+        countdown_s: 4,
+        camera_backend: "rpicam",
+        ..Cfg::default()
+    };
+    let mut d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/camera");
+    d.env = vec![
+        ("PATH".into(), fixtures.join("rpicam").display().to_string()),
+        ("FAKE_DIR".into(), fake.path().display().to_string()),
+        ("FAKE_MARKER".into(), format!("e2e-{}", std::process::id())),
+        ("FAKE_LIVE_MODE".into(), "busy".into()),
+    ];
+    d.restart_same_config().await;
+    let mut s = Scenario::with_daemon("nolive", &tools, d).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.b().tap("#start").await;
+    s.reach("countdown", Duration::from_secs(10)).await;
+    let b = s.b();
+    s.wait_for("the page to try the live view", Duration::from_secs(10), async || {
+        b.js("return booth.mirror.retryAt > 0").await == Value::Bool(true)
+            || std::fs::read_to_string(fake.path().join("live-count")).is_ok()
+    })
+    .await;
+    assert_eq!(s.b().js("return booth.liveOn").await, Value::Bool(false));
+    assert!(s.b().displayed("#countdown-number").await);
+    let mirror = s
+        .b()
+        .js("return getComputedStyle(document.querySelector('#screens > [data-screen=countdown] .live-stage')).visibility")
+        .await;
+    assert_eq!(mirror, "hidden", "no mirror without frames");
+    s.shoot(Some("countdown-no_live")).await;
+    s.follow_until("review", Duration::from_secs(60)).await;
+    assert!(s.d.log().contains("live view failed"), "{}", s.d.log());
+    s.close().await;
 }
