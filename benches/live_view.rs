@@ -182,7 +182,7 @@ async fn gap(rounds: usize) {
         .var("FAKE_DIR", dir.path())
         .var("FAKE_MARKER", "bench")
         .var("FAKE_LIVE_MODE", "ok");
-    let c = config::Camera::default();
+    let c = config::Config::built_in().unwrap().camera;
     let inner: Arc<dyn Camera> = Arc::new(RpicamCamera::with_env(&c, env));
     let hub = LiveHub::new(inner.clone(), false);
     let camera = Arc::new(PausingCamera {

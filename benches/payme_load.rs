@@ -25,19 +25,20 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use photoboothd::client;
-use photoboothd::daemon::RuntimeInfo;
 use photoboothd::payme::auth::basic_header;
 use serde_json::{json, Value};
 
-const KEY: &str = "Bench:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT";
-/// Every wait in this bench gives up after this long.
-const START_LIMIT: Duration = Duration::from_secs(20);
-const STOP_LIMIT: Duration = Duration::from_secs(30);
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{
+    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+};
+
+/// How often the start-up bench looks whether the daemon is up.
 const POLL: Duration = Duration::from_micros(200);
 
 struct Options {
@@ -47,127 +48,46 @@ struct Options {
 }
 
 fn options() -> Options {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut duration_s = env("BENCH_DURATION_S").unwrap_or(20);
-    let mut workers = env("BENCH_WORKERS").unwrap_or(16);
-    let mut starts = env("BENCH_STARTS").unwrap_or(20);
-    // `cargo bench` adds `--bench`; anything unknown is ignored.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-        match (args[i].as_str(), value) {
-            ("--duration", Some(v)) => duration_s = v,
-            ("--workers", Some(v)) => workers = v,
-            ("--starts", Some(v)) => starts = v,
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
     Options {
-        duration: Duration::from_secs(duration_s.max(1)),
-        workers: workers.max(1) as usize,
-        starts: starts as usize,
+        duration: Duration::from_secs(knob("--duration", "BENCH_DURATION_S", 20).max(1)),
+        workers: knob("--workers", "BENCH_WORKERS", 16).max(1) as usize,
+        starts: knob("--starts", "BENCH_STARTS", 20) as usize,
     }
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("PHOTOBOOTHD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
-}
-
-fn config_text(data_dir: &Path, kiosk: SocketAddr, webhook: SocketAddr) -> String {
-    format!(
-        r#"
-[booth]
-name = "Bench Booth"
-price_per_copy = 20000
-max_copies = 10
-order_ttl_s = 600
-data_dir = "{}"
-
-[http]
-kiosk_listen = "{kiosk}"
-webhook_listen = "{webhook}"
-
-[payme]
-merchant_id = "587f72c72cac0d162c722ae2"
-key = "{KEY}"
-checkout_base = "https://test.paycom.uz"
-account_field = "order_id"
-
-[printer]
-backend = "file"
-"#,
-        data_dir.display()
-    )
 }
 
 /// One daemon process with its configuration and log in `dir`.
 struct Daemon {
-    child: Option<Child>,
+    process: Process,
     data_dir: PathBuf,
-    log: PathBuf,
 }
 
 impl Daemon {
     fn spawn(bin: &Path, dir: &Path, kiosk: SocketAddr, webhook: SocketAddr) -> Daemon {
         let data_dir = dir.join("data");
         let config = dir.join("photobooth.toml");
-        std::fs::write(&config, config_text(&data_dir, kiosk, webhook)).expect("write the config");
+        let text = TestConfig {
+            name: "Bench Booth".into(),
+            kiosk_listen: kiosk.to_string(),
+            webhook_listen: webhook.to_string(),
+            ..TestConfig::new(&data_dir)
+        }
+        .text();
+        std::fs::write(&config, text).expect("write the config");
+        // A fresh log per start: `ready_ms` reads the first "ready" line.
         let log = dir.join("daemon.log");
-        let stderr = std::fs::File::create(&log).expect("create the log");
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("PAYME_KEY")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("STATE_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        let _ = std::fs::remove_file(&log);
         Daemon {
-            child: Some(child),
+            process: Process::spawn(bin, &config, &data_dir, &log, None, &[]),
             data_dir,
-            log,
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    fn runtime(&self) -> Option<RuntimeInfo> {
-        RuntimeInfo::read(&self.data_dir).filter(|info| info.pid == self.pid())
-    }
-
-    fn exited(&mut self) -> bool {
-        let child = self.child.as_mut().expect("running");
-        matches!(child.try_wait(), Ok(Some(_)))
-    }
-
-    fn wait_runtime(&mut self) -> RuntimeInfo {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if let Some(info) = self.runtime() {
-                return info;
-            }
-            assert!(!self.exited(), "photoboothd exited at start:\n{}", self.log_text());
-            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log_text());
-            std::thread::sleep(POLL);
-        }
+        self.process.pid()
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// The `ready_ms` the daemon logged with "photoboothd ready".
@@ -182,46 +102,9 @@ impl Daemon {
         vm_rss_kib(self.pid())
     }
 
-    /// SIGTERM, then wait for the exit (SIGKILL after `STOP_LIMIT`); returns the time it took.
     fn stop(&mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let started = Instant::now();
-        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
-        unsafe { libc_kill(child.id() as i32, 15) };
-        while started.elapsed() < STOP_LIMIT {
-            if let Ok(Some(_)) = child.try_wait() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        eprintln!("photoboothd did not stop within {STOP_LIMIT:?} of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-        started.elapsed()
+        self.process.stop(STOP_LIMIT)
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-/// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
@@ -411,16 +294,6 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     reply.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn summary_ms(name: &str, values: &mut [f64]) {
     if values.is_empty() {
         println!("  {name:<28} no samples");
@@ -458,10 +331,9 @@ fn start_once(bin: &Path, dir: &Path, samples: &mut StartSamples) {
         if accepting.is_none() && TcpStream::connect(webhook).is_ok() {
             accepting = Some(started.elapsed());
         }
-        if file.is_none() && daemon.runtime().is_some() {
+        if file.is_none() && daemon.process.poll_ready().is_some() {
             file = Some(started.elapsed());
         }
-        assert!(!daemon.exited(), "photoboothd exited at start:\n{}", daemon.log_text());
         assert!(
             Instant::now() < deadline,
             "photoboothd not ready:\n{}",
@@ -526,31 +398,12 @@ struct Target {
     auth: String,
 }
 
-fn payme_id() -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn rpc(target: &Target, method: &str, params: Value) -> Result<Value, String> {
-    let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
-    let reply = client::request(
-        target.webhook,
-        "POST",
-        "/payme",
-        &[
-            ("authorization", target.auth.as_str()),
-            ("content-type", "text/json; charset=UTF-8"),
-        ],
-        body,
-    )
-    .await
-    .map_err(|e| format!("{method}: {e}"))?;
-    let v = reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))?;
-    if reply.status != 200 || v.get("result").is_none() {
-        return Err(format!("{method}: HTTP {} {v}", reply.status));
+    let v = payme_call(target.webhook, &target.auth, method, params).await?;
+    match v.get("result") {
+        Some(result) => Ok(result.clone()),
+        None => Err(format!("{method}: {v}")),
     }
-    Ok(v["result"].clone())
 }
 
 /// One payment: returns the time of each of its three requests.
@@ -574,7 +427,7 @@ async fn flow(target: &Target) -> Result<[Duration; 3], String> {
     let t_order = t.elapsed();
 
     let t = Instant::now();
-    let id = payme_id();
+    let id = random_payme_id();
     let account = json!({ "order_id": order_id.to_string() });
     let created = rpc(
         target,
@@ -647,7 +500,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let mut daemon = Daemon::spawn(bin, dir.path(), any, any);
-    let info = daemon.wait_runtime();
+    let info = daemon.process.wait_ready_blocking(START_LIMIT);
     let pid = daemon.pid();
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!(
@@ -724,7 +577,7 @@ async fn flow_bench(bin: &Path, opts: &Options) -> u64 {
         println!(
             "  VmRSS during the run: min {} / p50 {} / max {} KiB over {} samples (every 250 ms); max threads {max_threads}",
             sorted[0],
-            pct(&sorted, 50.0),
+            sorted[(sorted.len() - 1) / 2],
             sorted[sorted.len() - 1],
             sorted.len()
         );

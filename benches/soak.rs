@@ -35,8 +35,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -45,163 +44,69 @@ use photoboothd::daemon::RuntimeInfo;
 use photoboothd::payme::auth::basic_header;
 use serde_json::{json, Value};
 
-const KEY: &str = "Soak:KEY%&?@#!aBcDeFgHiJkLmNoPqRsTu";
-const START_LIMIT: Duration = Duration::from_secs(20);
-const STOP_LIMIT: Duration = Duration::from_secs(30);
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{
+    binary, knob, ms, payme_call, pct, random_payme_id, status_field, Process, TestConfig, KEY, START_LIMIT, STOP_LIMIT,
+};
 
+/// How long, how many workers, how often to sample: `--seconds`, `--workers`, `--sample` (or
+/// `SOAK_SECONDS`, `SOAK_WORKERS`, `SOAK_SAMPLE_S`).
 struct Options {
     duration: Duration,
     workers: usize,
     sample: Duration,
 }
 
-fn options() -> Options {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let mut seconds = env("SOAK_SECONDS").unwrap_or(600);
-    let mut workers = env("SOAK_WORKERS").unwrap_or(8);
-    let mut sample = env("SOAK_SAMPLE_S").unwrap_or(10);
-    // `cargo bench` passes `--bench`; unknown arguments are ignored.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.windows(2) {
-        let value = pair[1].parse::<u64>().ok();
-        match (pair[0].as_str(), value) {
-            ("--seconds", Some(v)) => seconds = v,
-            ("--workers", Some(v)) => workers = v,
-            ("--sample", Some(v)) => sample = v,
-            _ => {}
+impl Options {
+    fn read() -> Options {
+        let seconds = knob("--seconds", "SOAK_SECONDS", 600);
+        let sample_s = knob("--sample", "SOAK_SAMPLE_S", 10);
+        let workers = knob("--workers", "SOAK_WORKERS", 8);
+        Options {
+            workers: workers.clamp(1, 256) as usize,
+            duration: Duration::from_secs(seconds.max(1)),
+            sample: Duration::from_secs(sample_s.max(1)),
         }
     }
-    Options {
-        duration: Duration::from_secs(seconds.max(1)),
-        workers: workers.clamp(1, 256) as usize,
-        sample: Duration::from_secs(sample.max(1)),
-    }
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("PHOTOBOOTHD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
-}
-
-fn config_text(dir: &Path) -> String {
-    format!(
-        r#"
-[booth]
-name = "Soak Booth"
-price_per_copy = 20000
-max_copies = 10
-order_ttl_s = 600
-data_dir = "{data}"
-
-[http]
-kiosk_listen = "127.0.0.1:0"
-webhook_listen = "127.0.0.1:0"
-
-[payme]
-merchant_id = "587f72c72cac0d162c722ae2"
-key = "{KEY}"
-checkout_base = "https://test.paycom.uz"
-account_field = "order_id"
-
-[printer]
-backend = "file"
-dir = "{prints}"
-"#,
-        data = dir.join("data").display(),
-        prints = dir.join("prints").display(),
-    )
 }
 
 struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
+    process: Process,
 }
 
 impl Daemon {
     fn spawn(bin: &Path, dir: &Path) -> Daemon {
         let config = dir.join("photobooth.toml");
-        std::fs::write(&config, config_text(dir)).expect("write the config");
-        let stderr = std::fs::File::create(dir.join("daemon.log")).expect("create the log");
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("PAYME_KEY")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("STATE_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        let data_dir = dir.join("data");
+        let text = TestConfig {
+            name: "Soak Booth".into(),
+            printer: format!("dir = \"{}\"\n", dir.join("prints").display()),
+            ..TestConfig::new(&data_dir)
+        }
+        .text();
+        std::fs::write(&config, text).expect("write the config");
         Daemon {
-            child: Some(child),
-            dir: dir.to_path_buf(),
+            process: Process::spawn(bin, &config, &data_dir, &dir.join("daemon.log"), None, &[]),
         }
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.process.pid()
     }
 
     fn wait_ready(&mut self) -> RuntimeInfo {
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if let Some(info) = RuntimeInfo::read(&self.dir.join("data")).filter(|i| i.pid == self.pid()) {
-                return info;
-            }
-            let exited = matches!(self.child.as_mut().expect("running").try_wait(), Ok(Some(_)));
-            assert!(!exited, "photoboothd exited at start:\n{}", self.log());
-            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.process.wait_ready_blocking(START_LIMIT)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        self.process.log_text()
     }
 
     /// SIGTERM and wait (SIGKILL after `STOP_LIMIT`); returns how long the stop took.
     fn stop(&mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let started = Instant::now();
-        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
-        unsafe { libc_kill(child.id() as i32, 15) };
-        while started.elapsed() < STOP_LIMIT {
-            if let Ok(Some(_)) = child.try_wait() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        println!("photoboothd did not stop within {STOP_LIMIT:?} of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-        started.elapsed()
+        self.process.stop(STOP_LIMIT)
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-fn status_field(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -226,18 +131,6 @@ fn sweep_prints(dir: &Path) -> usize {
         .count()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// xorshift64*: a tiny deterministic generator per worker, for the mix.
 struct Rng(u64);
 
@@ -253,12 +146,6 @@ impl Rng {
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
-}
-
-fn payme_id() -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("randomness");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Default)]
@@ -299,25 +186,12 @@ impl Ctx {
 
     /// One JSON-RPC call; `Ok(reply)` for HTTP 200 with a JSON object (result or error).
     async fn call(&self, kind: &'static str, method: &str, params: Value) -> Result<Value, String> {
-        let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
         let started = Instant::now();
-        let reply = client::request(
-            self.webhook,
-            "POST",
-            "/payme",
-            &[
-                ("authorization", self.auth.as_str()),
-                ("content-type", "text/json; charset=UTF-8"),
-            ],
-            body,
-        )
-        .await
-        .map_err(|e| format!("{kind}: {e}"))?;
+        let reply = payme_call(self.webhook, &self.auth, method, params)
+            .await
+            .map_err(|e| format!("{kind}: {e}"));
         self.record(kind, started.elapsed());
-        if reply.status != 200 {
-            return Err(format!("{kind}: HTTP {}", reply.status));
-        }
-        reply.json().map_err(|e| format!("{kind}: reply is not JSON: {e}"))
+        reply
     }
 
     /// A call that must succeed; returns its `result`.
@@ -377,7 +251,7 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
         .await?;
     expect("CheckPerformTransaction", r["allow"] == true, &r)?;
 
-    let id = payme_id();
+    let id = random_payme_id();
     let time = photoboothd::clock::now_ms();
     let create = json!({ "id": id, "time": time, "amount": amount, "account": account });
     let created = ctx.ok("CreateTransaction", "CreateTransaction", create.clone()).await?;
@@ -389,7 +263,7 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
         expect("CreateTransaction repeat differs", again == created, &again)?;
     }
     if rng.chance(10) {
-        let other = json!({ "id": payme_id(), "time": time, "amount": amount, "account": account });
+        let other = json!({ "id": random_payme_id(), "time": time, "amount": amount, "account": account });
         ctx.expect_error("CreateTransaction (2nd id, -31008)", "CreateTransaction", other, -31008)
             .await?;
     }
@@ -692,7 +566,7 @@ async fn soak(bin: &Path, opts: &Options) -> u64 {
 }
 
 fn main() {
-    let opts = options();
+    let opts = Options::read();
     let bin = binary();
     assert!(
         bin.exists(),

@@ -16,7 +16,7 @@ use crate::booth::health::Health;
 use crate::booth::live::{self, LiveHub, PausingCamera};
 use crate::booth::print_loop::PrintLoop;
 use crate::booth::session::SessionManager;
-use crate::booth::Booth;
+use crate::booth::{Booth, Shared};
 use crate::clock;
 use crate::config::Config;
 use crate::http::{serve, Kiosk, Webhook};
@@ -123,16 +123,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Start-up work on the runtime thread is fine: nothing is being served yet.
-    let (sessions, session_task) = SessionManager::start(
-        store.clone(),
-        config.clone(),
-        booth.clone(),
+    let shared = Shared {
+        store: store.clone(),
+        config: config.clone(),
+        booth: booth.clone(),
+        health: health.clone(),
+        gpio: gpio.clone(),
         camera,
-        gpio.clone(),
-        health.clone(),
-        data_dir.clone(),
-        shutdown_rx.clone(),
-    )?;
+        data_dir: data_dir.clone(),
+    };
+    let (sessions, session_task) = SessionManager::start(shared, shutdown_rx.clone())?;
 
     tokio::spawn(live::follow_sessions(
         live.clone(),

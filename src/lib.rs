@@ -6,6 +6,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod date;
 pub mod http;
 pub mod hw;
 pub mod layout;

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use photoboothd::config::{self, CameraBackend, Config};
-use photoboothd::hw::camera::{self, Camera, CameraErrorKind, Gphoto2Camera, RpicamCamera, SimCamera, ToolEnv};
+use photoboothd::hw::camera::{
+    self, Camera, CameraError, CameraErrorKind, Gphoto2Camera, RpicamCamera, SimCamera, ToolEnv,
+};
 use tempfile::TempDir;
 
 fn fixtures() -> PathBuf {
@@ -79,6 +81,28 @@ impl Fake {
         }
     }
 
+    /// Captures with `cam`, which must fail with `kind`; the error.
+    fn capture_fails(&self, cam: &dyn Camera, kind: CameraErrorKind) -> CameraError {
+        let err = cam.capture(&self.dest(), 1).unwrap_err();
+        assert_eq!(err.kind, kind, "{err}");
+        err
+    }
+
+    /// A hung tool was killed at its timeout (long before this test's bound), children and all.
+    fn assert_killed_in_time(&self, started: Instant) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(self.leftovers(), None, "processes survived the timeout");
+    }
+
+    /// The rpicam backend on the fake in `mode`, with the fixture folders `bins` on PATH.
+    fn rpicam(&self, mode: &str, bins: &[&str], f: impl FnOnce(&mut config::Camera)) -> RpicamCamera {
+        RpicamCamera::with_env(&cam_config(f), self.env(mode, bins))
+    }
+
     /// No photo and no partial file left in the photo folder.
     fn assert_no_photo(&self) {
         let dir = self.dest().parent().unwrap().to_path_buf();
@@ -94,7 +118,7 @@ fn cam_config(f: impl FnOnce(&mut config::Camera)) -> config::Camera {
         width: 2028,
         height: 1520,
         timeout_s: 10,
-        ..config::Camera::default()
+        ..config::Config::built_in().unwrap().camera
     };
     f(&mut c);
     c
@@ -145,7 +169,7 @@ fn rpicam_writes_the_photo_with_the_expected_arguments() {
 #[test]
 fn rpicam_passes_immediate_only_when_configured() {
     let fake = Fake::new("rpicam-immediate");
-    let cam = RpicamCamera::with_env(&cam_config(|c| c.immediate = true), fake.env("ok", &["rpicam"]));
+    let cam = fake.rpicam("ok", &["rpicam"], |c| c.immediate = true);
     cam.capture(&fake.dest(), 2).unwrap();
     assert!(fake.argv().contains(&"--immediate".to_string()), "{:?}", fake.argv());
 }
@@ -153,7 +177,7 @@ fn rpicam_passes_immediate_only_when_configured() {
 #[test]
 fn rpicam_falls_back_to_libcamera_still() {
     let fake = Fake::new("rpicam-fallback");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("ok", &["libcamera"]));
+    let cam = fake.rpicam("ok", &["libcamera"], |_| {});
     cam.capture(&fake.dest(), 1).unwrap();
     assert_eq!(fake.argv()[0], "libcamera-still");
     assert_is_the_fixture_photo(&fake.dest());
@@ -163,7 +187,7 @@ fn rpicam_falls_back_to_libcamera_still() {
 fn rpicam_still_is_preferred_when_both_are_installed() {
     let fake = Fake::new("rpicam-both");
     // libcamera-still comes first on PATH, but the current name wins wherever it is.
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("ok", &["libcamera", "rpicam"]));
+    let cam = fake.rpicam("ok", &["libcamera", "rpicam"], |_| {});
     cam.capture(&fake.dest(), 1).unwrap();
     assert_eq!(fake.argv()[0], "rpicam-still");
 }
@@ -171,9 +195,7 @@ fn rpicam_still_is_preferred_when_both_are_installed() {
 #[test]
 fn rpicam_missing_tool_is_not_found_naming_both() {
     let fake = Fake::new("rpicam-missing");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("ok", &["gphoto2"]));
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::NotFound);
+    let err = fake.capture_fails(&fake.rpicam("ok", &["gphoto2"], |_| {}), CameraErrorKind::NotFound);
     assert!(
         err.message.contains("rpicam-still") && err.message.contains("libcamera-still"),
         "{err}"
@@ -184,9 +206,7 @@ fn rpicam_missing_tool_is_not_found_naming_both() {
 #[test]
 fn rpicam_no_camera_is_not_found() {
     let fake = Fake::new("rpicam-nocamera");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("nocamera", &["rpicam"]));
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::NotFound, "{err}");
+    let err = fake.capture_fails(&fake.rpicam("nocamera", &["rpicam"], |_| {}), CameraErrorKind::NotFound);
     assert!(err.message.contains("no cameras available"), "{err}");
     fake.assert_no_photo();
 }
@@ -194,25 +214,17 @@ fn rpicam_no_camera_is_not_found() {
 #[test]
 fn rpicam_hang_is_killed_at_the_timeout_with_its_children() {
     let fake = Fake::new("rpicam-hang");
-    let cam = RpicamCamera::with_env(&cam_config(|c| c.timeout_s = 1), fake.env("hang", &["rpicam"]));
+    let cam = fake.rpicam("hang", &["rpicam"], |c| c.timeout_s = 1);
     let started = Instant::now();
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Timeout, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(fake.leftovers(), None, "processes survived the timeout");
+    fake.capture_fails(&cam, CameraErrorKind::Timeout);
+    fake.assert_killed_in_time(started);
     fake.assert_no_photo();
 }
 
 #[test]
 fn rpicam_output_that_is_not_a_jpeg_fails() {
     let fake = Fake::new("rpicam-notjpeg");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("notjpeg", &["rpicam"]));
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Failed, "{err}");
+    let err = fake.capture_fails(&fake.rpicam("notjpeg", &["rpicam"], |_| {}), CameraErrorKind::Failed);
     assert!(err.message.contains("not a JPEG"), "{err}");
     fake.assert_no_photo();
 }
@@ -220,25 +232,18 @@ fn rpicam_output_that_is_not_a_jpeg_fails() {
 #[test]
 fn rpicam_success_without_a_file_fails() {
     let fake = Fake::new("rpicam-nofile");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("nofile", &["rpicam"]));
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Failed, "{err}");
+    let err = fake.capture_fails(&fake.rpicam("nofile", &["rpicam"], |_| {}), CameraErrorKind::Failed);
     assert!(err.message.contains("wrote no file"), "{err}");
 }
 
 #[test]
 fn a_process_left_behind_after_success_is_killed() {
     let fake = Fake::new("rpicam-stray");
-    let cam = RpicamCamera::with_env(&cam_config(|_| {}), fake.env("stray", &["rpicam"]));
+    let cam = fake.rpicam("stray", &["rpicam"], |_| {});
     let started = Instant::now();
     cam.capture(&fake.dest(), 1).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    fake.assert_killed_in_time(started);
     assert_is_the_fixture_photo(&fake.dest());
-    assert_eq!(fake.leftovers(), None, "the stray survived");
 }
 
 // ---- gphoto2 ----
@@ -288,8 +293,7 @@ fn gphoto2_no_camera_is_reported_at_once_without_retries() {
     let fake = Fake::new("gphoto2-nocamera");
     let cam = gphoto2(&fake, "nocamera", |c| c.retries = 5);
     let started = Instant::now();
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::NotFound, "{err}");
+    let err = fake.capture_fails(&cam, CameraErrorKind::NotFound);
     assert!(err.message.contains("No camera found"), "{err}");
     assert_eq!(fake.runs(), 1, "a missing camera must not be retried");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -308,9 +312,7 @@ fn gphoto2_busy_twice_then_succeeds() {
 #[test]
 fn gphoto2_busy_for_ever_is_busy_after_all_attempts() {
     let fake = Fake::new("gphoto2-busy");
-    let cam = gphoto2(&fake, "busy", |c| c.retries = 2);
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Busy, "{err}");
+    let err = fake.capture_fails(&gphoto2(&fake, "busy", |c| c.retries = 2), CameraErrorKind::Busy);
     // `retries` counts the tries after the first.
     assert_eq!(fake.runs(), 3);
     assert!(
@@ -344,24 +346,16 @@ fn gphoto2_hang_is_killed_and_not_retried() {
         c.retries = 2;
     });
     let started = Instant::now();
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Timeout, "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
+    fake.capture_fails(&cam, CameraErrorKind::Timeout);
+    fake.assert_killed_in_time(started);
     assert_eq!(fake.runs(), 1);
-    assert_eq!(fake.leftovers(), None, "processes survived the timeout");
     fake.assert_no_photo();
 }
 
 #[test]
 fn gphoto2_download_that_is_not_a_jpeg_fails() {
     let fake = Fake::new("gphoto2-notjpeg");
-    let cam = gphoto2(&fake, "notjpeg", |c| c.retries = 2);
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::Failed, "{err}");
+    fake.capture_fails(&gphoto2(&fake, "notjpeg", |c| c.retries = 2), CameraErrorKind::Failed);
     assert_eq!(fake.runs(), 1);
     fake.assert_no_photo();
 }
@@ -371,8 +365,7 @@ fn gphoto2_missing_is_not_found() {
     let fake = Fake::new("gphoto2-missing");
     // PATH has the fake rpicam-still only.
     let cam = Gphoto2Camera::with_env(&cam_config(|_| {}), fake.env("ok", &["rpicam"]));
-    let err = cam.capture(&fake.dest(), 1).unwrap_err();
-    assert_eq!(err.kind, CameraErrorKind::NotFound);
+    let err = fake.capture_fails(&cam, CameraErrorKind::NotFound);
     assert!(err.message.contains("gphoto2"), "{err}");
 }
 

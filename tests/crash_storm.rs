@@ -6,7 +6,7 @@
 //! transactions it was told are performed. Afterwards, with the daemon left running, every one of
 //! them must be performed in CheckTransaction and in SQLite, and printed exactly once in distinct
 //! files; no order may be paid twice and the database must be sound.
-//! See `shared/payme-merchant-api.md` §4 and §10, and ARCHITECTURE.md "Invariants".
+//! See `docs/payme.md` (methods, repeats), and ARCHITECTURE.md "Invariants".
 //!
 //! Short by default. Long mode: `CRASH_STORM_ROUNDS=20 CRASH_STORM_ORDERS=200 cargo test --test
 //! crash_storm -- --nocapture`; `CRASH_STORM_WORKERS` sets the concurrency and `CRASH_STORM_SEED`

@@ -30,13 +30,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_DEADLINE: Duration = Duration::from_secs(15);
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon is running");
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
+    status_field(pid, "VmRSS:").expect("the daemon's VmRSS")
 }
 
 /// A daemon with one order, warmed up by one request, and its resident memory at that point.

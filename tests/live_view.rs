@@ -158,7 +158,7 @@ fn cam_config(timeout_s: u32) -> config::Camera {
     config::Camera {
         timeout_s,
         retries: 2,
-        ..config::Camera::default()
+        ..config::Config::built_in().unwrap().camera
     }
 }
 

@@ -1,4 +1,4 @@
-//! Model-based property test of the Payme merchant (`shared/payme-merchant-api.md` §4–§6, §9, §10),
+//! Model-based property test of the Payme merchant (`docs/payme.md`: methods, states, error codes, the 12-hour rule),
 //! in-process: a real SQLite file in a temp dir per case, a `Merchant` reading an injected clock,
 //! and a small reference model that predicts every reply exactly.
 //!

@@ -1,6 +1,6 @@
 //! Robustness of the real daemon: concurrent Payme duplicates, a SIGKILL right after a perform,
 //! malformed and hostile webhook input, the kiosk API's input checks, and keys staying out of the
-//! log. See `shared/payme-merchant-api.md` §1, §2, §4, §6 and §10.
+//! log. See `docs/payme.md` (transport, authentication, methods, error codes).
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! The sandbox checklist of `shared/payme-merchant-api.md` §9, case by case, against the real
-//! daemon. Case numbers in the comments are the digest's.
+//! The sandbox checklist of `docs/payme.md`, case by case, against the real
+//! daemon. Case numbers in the comments are the checklist's.
 
 mod common;
 

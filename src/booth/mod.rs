@@ -8,16 +8,30 @@ pub mod print_loop;
 pub mod service;
 pub mod session;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::clock;
 use crate::config::Config;
+use crate::hw::camera::Camera;
 use crate::hw::gpio::Gpio;
 use crate::payme::checkout::checkout_url;
 use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
+
+/// The booth's shared parts, built once at start-up and handed on as one value.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub config: Arc<Config>,
+    pub booth: Arc<Booth>,
+    pub health: Arc<Health>,
+    pub gpio: Arc<dyn Gpio>,
+    pub camera: Arc<dyn Camera>,
+    pub data_dir: PathBuf,
+}
 
 pub struct Booth {
     store: Arc<Store>,
@@ -181,17 +195,6 @@ impl Booth {
     pub fn order(&self, id: i64) -> Result<Option<OrderView>, StoreError> {
         let now = clock::now_ms();
         self.store.read(|conn| load_order_view(conn, &self.config, id, now))
-    }
-
-    pub fn checkout_url(&self, order_id: i64, amount_tiyin: i64) -> String {
-        let p = &self.config.payme;
-        checkout_url(
-            &p.checkout_base,
-            &p.merchant_id,
-            &p.account_field,
-            order_id,
-            amount_tiyin,
-        )
     }
 }
 

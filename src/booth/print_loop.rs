@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::health::Health;
-use super::session::{session_dir, PAGE_FILE};
+use super::session::SessionFiles;
 use crate::clock;
 use crate::hw::printer::{PrintError, PrintRequest, Printer, PrinterStatus};
 use crate::layout::receipt::{self, Receipt};
@@ -336,7 +336,7 @@ impl PrintLoop {
                 );
             }
         }
-        let path = session_dir(&self.data_dir, session.id).join(PAGE_FILE);
+        let path = SessionFiles::new(&self.data_dir, session.id).page();
         image::open(&path)
             .map(|img| Some(img.to_rgb8()))
             .map_err(|e| PrintError::permanent(format!("cannot read the session's page {}: {e}", path.display())))

@@ -65,7 +65,7 @@ pub async fn handle_buttons(
             ButtonEvent::Press => {
                 // A press the current stage does not take (mid-capture, say) does nothing.
                 if let Err(e) = sessions.input(super::session::Input::Button).await {
-                    tracing::debug!(reason = e.code, "button press ignored");
+                    tracing::debug!(reason = e.code.as_str(), "button press ignored");
                 }
             }
         }

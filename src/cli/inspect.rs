@@ -116,7 +116,7 @@ fn print_live_status(s: &Value) {
 fn since_ms(config: &Config, since: Option<&str>) -> Result<i64, String> {
     match since {
         None => Ok(0),
-        Some(date) => clock::days_from_date(date)
+        Some(date) => crate::date::days_from_date(date)
             .map(|d| d * 86_400_000 - config.local_time_ms(0))
             .ok_or_else(|| format!("--since {date:?} is not a date like 2026-11-01")),
     }

@@ -1,6 +1,6 @@
 //! The kiosk listener (loopback only): the touch UI itself, its session API, Server-Sent Events
 //! with the session's state, orders with their checkout QR, the booth's status.
-//! Errors are HTTP 4xx/5xx with `{"error": "...", "reason": "..."}`: the kiosk page is ours, not Payme.
+//! Errors are `ApiError` (`api_error.rs`): HTTP 4xx/5xx with `{"error": "...", "reason": "..."}`.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -14,13 +14,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 use serde_json::{json as j, Value};
 use tower_http::timeout::TimeoutLayer;
 
+use super::api_error::{ApiError, Reason};
 use super::json;
 use crate::booth::live::LiveHub;
-use crate::booth::session::{self, Input, SessionError, Sessions};
-use crate::booth::{Booth, OrderError, OrderView};
+use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
+use crate::booth::{Booth, OrderView};
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
 use crate::metrics::Metrics;
@@ -77,7 +79,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/session/{action}", post(session_input))
         .route("/api/sessions/{id}/{file}", get(session_file))
         .route("/api/dev/button", post(dev_button))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "not found") })
+        .fallback(|| async { ApiError::not_found("not found") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -88,178 +90,146 @@ pub fn router(kiosk: Kiosk) -> Router {
         .merge(live)
 }
 
-fn error(status: StatusCode, reason: &str, message: &str) -> Response {
-    json(status, &j!({ "error": message, "reason": reason }))
+/// `{"copies": N, "session_id": ID}` as the kiosk page sends it. Either member may be missing or
+/// of another type: that is answered per member (`bad_copies`; a `session_id` that is not an
+/// integer is as good as none), not as a malformed body.
+#[derive(Deserialize)]
+struct OrderRequest {
+    #[serde(default, deserialize_with = "lenient")]
+    copies: Option<u64>,
+    #[serde(default, deserialize_with = "lenient")]
+    session_id: Option<i64>,
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "kiosk API failed");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "the booth cannot reach its database; please call staff",
+/// A member of the wrong JSON type reads as absent.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+}
+
+/// `{"event": "press" | "hold"}` for the simulated button.
+#[derive(Deserialize)]
+struct ButtonRequest {
+    event: ButtonName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ButtonName {
+    Press,
+    Hold,
+}
+
+/// Runs `f` (SQLite, image work) on a blocking thread; any failure is an internal error.
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?.map_err(ApiError::internal)
+}
+
+async fn ui(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let (_, content_type, body) = UI_FILES
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .ok_or_else(|| ApiError::not_found("not found"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        *body,
     )
-}
-
-fn session_error(e: SessionError) -> Response {
-    let status = match e.code {
-        "store_failed" => StatusCode::INTERNAL_SERVER_ERROR,
-        "shutting_down" | "printer_stopped" | "printer_media_empty" | "printer_offline" | "media_counter_empty" => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => StatusCode::CONFLICT,
-    };
-    error(status, e.code, &e.message)
-}
-
-async fn ui(Path(file): Path<String>) -> Response {
-    match UI_FILES.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => error(StatusCode::NOT_FOUND, "not_found", "not found"),
-    }
+        .into_response())
 }
 
 /// `{"copies": N}` → an order awaiting payment, with its checkout link and QR. While a kiosk
 /// session is at the copies screen the order belongs to it (and prints its photos); with no
 /// session (the API used on its own, as in the quick start) it is a stand-alone order.
-async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Response {
-    let parsed = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the body must be JSON like {\"copies\": 2}",
-            )
-        }
-    };
+async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
     let max = k.booth.config().booth.max_copies;
-    let Some(copies) = parsed
-        .get("copies")
-        .and_then(Value::as_u64)
+    let request: OrderRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        // Valid JSON of another shape (an array, a number): there are no copies in it.
+        serde_json::error::Category::Data => ApiError::bad_copies(max),
+        _ => ApiError::bad_request("the body must be JSON like {\"copies\": 2}"),
+    })?;
+    let copies = request
+        .copies
         .and_then(|c| u32::try_from(c).ok())
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_copies",
-            &format!("copies must be a whole number from 1 to {max}"),
-        );
-    };
-    let requested_session = parsed.get("session_id").and_then(Value::as_i64);
+        .ok_or_else(|| ApiError::bad_copies(max))?;
     let current = k.sessions.view();
-    let result = match (requested_session, current.session_id) {
+    let order = match (request.session_id, current.session_id) {
         (Some(asked), Some(open)) if asked != open => {
-            return error(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "not_current_session",
+                Reason::NotCurrentSession,
                 "that session is not the booth's current session",
-            );
+            ));
         }
-        (Some(_), None) => return error(StatusCode::CONFLICT, "no_session", "no kiosk session is open"),
-        (_, Some(_)) => k.sessions.order(copies).await,
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Reason::NoSession,
+                "no kiosk session is open",
+            ))
+        }
+        (_, Some(_)) => k.sessions.order(copies).await?,
         (None, None) => {
             let booth = k.booth.clone();
-            tokio::task::spawn_blocking(move || booth.create_order(copies))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(OrderError::Store(crate::store::StoreError::Io(std::io::Error::other(
-                        e,
-                    ))))
-                })
+            tokio::task::spawn_blocking(move || booth.create_order(copies)).await??
         }
     };
-    order_reply(result, max)
-}
-
-fn order_reply(result: Result<OrderView, OrderError>, max: u32) -> Response {
-    match result {
-        Ok(view) => json(StatusCode::OK, &j!(view)),
-        Err(OrderError::InvalidCopies { max }) => error(
-            StatusCode::BAD_REQUEST,
-            "bad_copies",
-            &format!("copies must be a whole number from 1 to {max}"),
-        ),
-        Err(OrderError::OutOfService(blocker)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            blocker.reason.as_str(),
-            &blocker.message,
-        ),
-        Err(OrderError::Session(e)) => session_error(e),
-        Err(OrderError::Store(e)) => {
-            let _ = max;
-            internal(e)
-        }
-    }
+    Ok(json(StatusCode::OK, &j!(order)))
 }
 
 fn parse_id(id: &str) -> Option<i64> {
     id.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
-async fn order(State(k): State<Kiosk>, Path(id): Path<String>) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such order");
-    };
+/// The order the path names (read on a blocking thread), or 404.
+async fn find_order(k: &Kiosk, id: &str) -> Result<OrderView, ApiError> {
+    let no_such_order = || ApiError::not_found("no such order");
+    let id = parse_id(id).ok_or_else(no_such_order)?;
     let booth = k.booth.clone();
-    match tokio::task::spawn_blocking(move || booth.order(id)).await {
-        Ok(Ok(Some(view))) => json(StatusCode::OK, &j!(view)),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "no such order"),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+    blocking(move || booth.order(id)).await?.ok_or_else(no_such_order)
 }
 
-async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such order");
-    };
-    let booth = k.booth.clone();
-    let rendered =
-        tokio::task::spawn_blocking(move || booth.order(id).map(|view| view.map(|v| qr::png(&v.checkout_url)))).await;
-    match rendered {
-        Ok(Ok(Some(Ok(png)))) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "private, max-age=3600"),
-            ],
-            png,
-        )
-            .into_response(),
-        Ok(Ok(Some(Err(e)))) => internal(e),
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "not_found", "no such order"),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+async fn order(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = find_order(&k, &id).await?;
+    Ok(json(StatusCode::OK, &j!(view)))
 }
 
-async fn status(State(k): State<Kiosk>) -> Response {
-    let booth = k.booth.clone();
-    match tokio::task::spawn_blocking(move || booth.status()).await {
-        Ok(Ok(status)) => json(StatusCode::OK, &j!(status)),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let view = find_order(&k, &id).await?;
+    let png = blocking(move || qr::png(&view.checkout_url)).await?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        png,
+    )
+        .into_response())
 }
 
-async fn metrics(State(k): State<Kiosk>) -> Response {
-    let rendered = tokio::task::spawn_blocking(move || k.metrics.render(&k.store, k.booth.health())).await;
-    match rendered {
-        Ok(Ok(text)) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            text,
-        )
-            .into_response(),
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+async fn status(State(k): State<Kiosk>) -> Result<Response, ApiError> {
+    let booth = k.booth.clone();
+    let status = blocking(move || booth.status()).await?;
+    Ok(json(StatusCode::OK, &j!(status)))
+}
+
+async fn metrics(State(k): State<Kiosk>) -> Result<Response, ApiError> {
+    let text = blocking(move || k.metrics.render(&k.store, k.booth.health())).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }
 
 async fn session_view(State(k): State<Kiosk>) -> Response {
@@ -272,46 +242,28 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
 }
 
 /// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons.
-async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Response {
-    let input = match action.as_str() {
-        "start" => Input::Start,
-        "retake" => Input::Retake,
-        "accept" => Input::Accept,
-        "cancel" => Input::Cancel,
-        "dismiss" => Input::Dismiss,
-        _ => return error(StatusCode::NOT_FOUND, "not_found", "unknown session action"),
-    };
-    match k.sessions.input(input).await {
-        Ok(view) => json(StatusCode::OK, &j!(view)),
-        Err(e) => session_error(e),
-    }
+async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Result<Response, ApiError> {
+    let input = Input::from_action(&action).ok_or_else(|| ApiError::not_found("unknown session action"))?;
+    let view = k.sessions.input(input).await?;
+    Ok(json(StatusCode::OK, &j!(view)))
 }
 
 /// A session's photos and preview; only names the session manager writes are served.
-async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, String)>) -> Response {
-    let Some(id) = parse_id(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such file");
-    };
-    let allowed = file == "preview.jpg"
-        || file
-            .strip_prefix("shot-")
-            .and_then(|rest| rest.strip_suffix(".jpg"))
-            .is_some_and(|n| n.parse::<u32>().is_ok());
-    if !allowed {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such file");
-    }
-    let path = session::session_dir(&k.data_dir, id).join(&file);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => error(StatusCode::NOT_FOUND, "not_found", "no such file"),
-    }
+async fn session_file(State(k): State<Kiosk>, Path((id, file)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let no_such_file = || ApiError::not_found("no such file");
+    let id = parse_id(&id).ok_or_else(no_such_file)?;
+    let path = SessionFiles::new(&k.data_dir, id)
+        .servable(&file)
+        .ok_or_else(no_such_file)?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| no_such_file())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Server-Sent Events: the session view as JSON on every change, plus keep-alives.
@@ -334,38 +286,28 @@ async fn events(State(k): State<Kiosk>) -> Sse<impl futures_util::Stream<Item = 
 
 /// A button event for development and tests; exists only with the simulated GPIO backend.
 /// Body: `{"event": "press"}` (the default) or `{"event": "hold"}`.
-async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Response {
-    let Some(sim) = k.booth.gpio().as_sim() else {
-        return error(StatusCode::NOT_FOUND, "not_found", "only with gpio.backend = \"sim\"");
-    };
+async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
+    let sim = k
+        .booth
+        .gpio()
+        .as_sim()
+        .ok_or_else(|| ApiError::not_found("only with gpio.backend = \"sim\""))?;
     let event = if body.is_empty() {
-        Some(ButtonEvent::Press)
+        ButtonEvent::Press
     } else {
-        match serde_json::from_slice::<Value>(&body)
-            .ok()
-            .as_ref()
-            .and_then(|v| v.get("event"))
-            .and_then(Value::as_str)
-        {
-            Some("press") => Some(ButtonEvent::Press),
-            Some("hold") => Some(ButtonEvent::Hold),
-            _ => None,
+        let request: ButtonRequest = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("the body must be {\"event\": \"press\"} or {\"event\": \"hold\"}"))?;
+        match request.event {
+            ButtonName::Press => ButtonEvent::Press,
+            ButtonName::Hold => ButtonEvent::Hold,
         }
     };
-    let Some(event) = event else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the body must be {\"event\": \"press\"} or {\"event\": \"hold\"}",
-        );
-    };
-    if sim.press(event) {
-        json(StatusCode::OK, &j!({ "event": event }))
-    } else {
-        error(
+    if !sim.press(event) {
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            Reason::Session(Refusal::ShuttingDown),
             "the booth is shutting down",
-        )
+        ));
     }
+    Ok(json(StatusCode::OK, &j!({ "event": event })))
 }

@@ -1,6 +1,7 @@
 //! The two HTTP listeners. The webhook listener is what the tunnel exposes, and serves only
 //! `POST /payme`; the kiosk listener stays on loopback and serves the touch UI's API.
 
+mod api_error;
 mod kiosk;
 mod live;
 pub mod serve;

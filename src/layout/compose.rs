@@ -19,7 +19,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, Rgb, RgbImage};
 use jpeg_decoder::{Decoder, PixelFormat};
 
-use super::template::{format_time, Align, Slot, Template, TextKind};
+use super::template::{Align, Slot, Template, TextKind};
 use super::text;
 
 pub use super::template::LayoutError;
@@ -429,7 +429,7 @@ fn draw_texts(cell: &mut RgbImage, template: &Template, ctx: &Context<'_>) {
     for item in template.texts() {
         let content = match &item.kind {
             TextKind::BoothName => ctx.booth_name.trim().to_string(),
-            TextKind::Date { format } => format_time(ctx.time_ms, format),
+            TextKind::Date { format } => crate::date::format(ctx.time_ms, format),
             TextKind::Literal(s) => s.clone(),
         };
         if content.is_empty() {

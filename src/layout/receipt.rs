@@ -59,27 +59,7 @@ pub fn format_sum(tiyin: i64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM UTC` from UTC milliseconds, without a date library.
-pub fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
+pub use crate::date::format_utc;
 
 #[cfg(test)]
 mod tests {
@@ -90,9 +70,6 @@ mod tests {
         assert_eq!(format_sum(4_000_000), "40 000");
         assert_eq!(format_sum(50), "0.50");
         assert_eq!(format_sum(12_345_678_900), "123 456 789");
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_utc(1_795_000_000_000), "2026-11-18 11:06 UTC");
-        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00 UTC");
     }
 
     #[test]

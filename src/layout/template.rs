@@ -431,50 +431,6 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     TEMPLATES.iter().map(|(n, _)| *n)
 }
 
-/// Formats UTC milliseconds with `%Y %m %d %H %M %%` (the codes templates may use). Unknown codes
-/// are copied as they are; `Template::parse` refuses them before a print gets this far.
-pub fn format_time(ms: i64, format: &str) -> String {
-    let secs = ms.div_euclid(1000);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let mut out = String::with_capacity(format.len() + 8);
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&format!("{year:04}")),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('H') => out.push_str(&format!("{:02}", rem / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", rem % 3600 / 60)),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
-}
-
-/// Howard Hinnant's days-to-civil, as in `receipt::format_utc`, split out so the date can be
-/// formatted without the time.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 fn check_format(format: &str) -> Result<(), String> {
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -681,11 +637,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_dates_and_colours() {
-        assert_eq!(format_time(1_795_000_000_000, "%d.%m.%Y"), "18.11.2026");
-        assert_eq!(format_time(1_795_000_000_000, "%Y-%m-%d %H:%M"), "2026-11-18 11:06");
-        assert_eq!(format_time(951_782_400_000, "%d/%m/%Y 100%%"), "29/02/2000 100%");
-        assert_eq!(format_time(-1, "%Y-%m-%d %H:%M"), "1969-12-31 23:59");
+    fn parses_colours() {
         assert_eq!(parse_color("#1e1E1e"), Some(Rgb([30, 30, 30])));
         assert_eq!(parse_color("#fff"), Some(Rgb([255, 255, 255])));
         assert_eq!(parse_color("#ffff"), None);

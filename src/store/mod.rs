@@ -184,7 +184,8 @@ impl Store {
         Some(f(&conn).map_err(StoreError::from))
     }
 
-    /// `PRAGMA integrity_check` on the writer: used by health checks and tests.
+    /// `PRAGMA integrity_check` (the full check, not `quick_check`) on the writer: for health
+    /// checks and tests.
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
         let conn = lock(&self.writer);
         let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

@@ -16,12 +16,15 @@ use serde_json::{json, Value};
 
 /// A key with the characters real Payme keys carry, including a `:` (split on the first only).
 pub const KEY: &str = "Test:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT";
+/// How long a daemon may take to start, and to stop after SIGTERM, before a test or bench gives up.
+pub const START_LIMIT: Duration = Duration::from_secs(20);
+pub const STOP_LIMIT: Duration = Duration::from_secs(30);
 /// 20 000 sum per copy, in tiyin.
 pub const PRICE_TIYIN: i64 = 2_000_000;
 
 pub struct Daemon {
     pub dir: tempfile::TempDir,
-    child: Option<Child>,
+    process: Option<Process>,
     pub kiosk: SocketAddr,
     pub webhook: SocketAddr,
     /// TOML inside `[payme]` (may open further tables such as `[camera]`); used at each (re)start.
@@ -32,118 +35,183 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
 }
 
-pub fn config_text(data_dir: &Path, extra: &str) -> String {
-    config_text_full(data_dir, extra, "")
+/// The configuration tests and benches start from: the test key, ephemeral ports, the file
+/// printer. Every key it does not set has its built-in value (`assets/photobooth.toml`). Each
+/// `String` is TOML placed at the end of its table; `tail` may open further tables.
+pub struct TestConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub kiosk_listen: String,
+    pub webhook_listen: String,
+    pub booth: String,
+    pub payme: String,
+    pub printer: String,
+    pub tail: String,
 }
 
-pub fn config_text_full(data_dir: &Path, extra: &str, printer_extra: &str) -> String {
-    format!(
-        r#"
-[booth]
-name = "Test Booth"
-price_per_copy = 20000
-max_copies = 10
-order_ttl_s = 600
-data_dir = "{}"
+impl TestConfig {
+    pub fn new(data_dir: &Path) -> TestConfig {
+        TestConfig {
+            name: "Test Booth".into(),
+            data_dir: data_dir.to_path_buf(),
+            kiosk_listen: "127.0.0.1:0".into(),
+            webhook_listen: "127.0.0.1:0".into(),
+            booth: String::new(),
+            payme: String::new(),
+            printer: String::new(),
+            tail: String::new(),
+        }
+    }
 
+    pub fn text(&self) -> String {
+        format!(
+            r#"
+[booth]
+name = "{name}"
+price_per_copy = 20000
+data_dir = "{data}"
+{booth}
 [http]
-kiosk_listen = "127.0.0.1:0"
-webhook_listen = "127.0.0.1:0"
+kiosk_listen = "{kiosk}"
+webhook_listen = "{webhook}"
 
 [payme]
 merchant_id = "587f72c72cac0d162c722ae2"
 key = "{KEY}"
-checkout_base = "https://test.paycom.uz"
-account_field = "order_id"
-{extra}
+{payme}
 [printer]
 backend = "file"
-{printer_extra}
-"#,
-        data_dir.display()
-    )
+{printer}
+{tail}"#,
+            name = self.name,
+            data = self.data_dir.display(),
+            booth = self.booth,
+            kiosk = self.kiosk_listen,
+            webhook = self.webhook_listen,
+            payme = self.payme,
+            printer = self.printer,
+            tail = self.tail,
+        )
+    }
 }
 
-impl Daemon {
-    pub async fn start() -> Daemon {
-        Daemon::start_with("").await
-    }
+pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    config_text_full(data_dir, extra, "")
+}
 
-    /// `extra` is TOML placed inside the `[payme]` table (e.g. a `[payme.fiscal]` section).
-    pub async fn start_with(extra: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut d = Daemon {
-            dir,
-            child: None,
-            kiosk: "127.0.0.1:1".parse().unwrap(),
-            webhook: "127.0.0.1:1".parse().unwrap(),
-            extra: extra.to_string(),
-            printer_extra: String::new(),
-            env: Vec::new(),
-        };
-        d.spawn().await;
-        d
+/// `extra` inside `[payme]` (it may open further tables), `printer_extra` inside `[printer]`.
+pub fn config_text_full(data_dir: &Path, extra: &str, printer_extra: &str) -> String {
+    TestConfig {
+        payme: extra.to_string(),
+        printer: printer_extra.to_string(),
+        ..TestConfig::new(data_dir)
     }
+    .text()
+}
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
+/// The daemon binary: `PHOTOBOOTHD_BIN` (benches run a release build that way) or Cargo's.
+pub fn binary() -> PathBuf {
+    std::env::var_os("PHOTOBOOTHD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_photoboothd")))
+}
 
-    pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join("photobooth.toml")
-    }
+/// One `photoboothd run` child process on a written configuration, its stderr appended to `log`.
+/// Dropping it kills the process.
+pub struct Process {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
 
-    async fn spawn(&mut self) {
-        std::fs::write(
-            self.config_path(),
-            config_text_full(&self.data_dir(), &self.extra, &self.printer_extra),
-        )
-        .unwrap();
-        let log = std::fs::OpenOptions::new()
+impl Process {
+    /// `rust_log`: `RUST_LOG` for the daemon (`None`: its default).
+    pub fn spawn(
+        bin: &Path,
+        config: &Path,
+        data_dir: &Path,
+        log: &Path,
+        rust_log: Option<&str>,
+        env: &[(String, String)],
+    ) -> Process {
+        let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+            .open(log)
+            .expect("open the daemon log");
+        let mut command = Command::new(bin);
+        command
             .arg("run")
             .arg("--config")
-            .arg(self.config_path())
+            .arg(config)
+            .env_remove("RUST_LOG")
             .env_remove("PAYME_KEY")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("STATE_DIRECTORY")
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(rust_log.map(|l| ("RUST_LOG", l)))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(stderr);
+        let child = command
             .spawn()
-            .expect("spawn photoboothd");
-        let pid = child.id();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `cargo build --release` first)", bin.display()));
+        Process {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The runtime file this process wrote once ready; panics if it exited instead.
+    pub fn poll_ready(&mut self) -> Option<RuntimeInfo> {
+        let pid = self.pid();
+        if let Some(info) = RuntimeInfo::read(&self.data_dir).filter(|i| i.pid == pid) {
+            return Some(info);
+        }
+        if let Ok(Some(status)) = self.child.as_mut().expect("running").try_wait() {
+            panic!("photoboothd exited with {status} at start:\n{}", self.log_text());
+        }
+        None
+    }
+
+    /// Waits (sleeping the thread) until ready, at most `limit`.
+    pub fn wait_ready_blocking(&mut self, limit: Duration) -> RuntimeInfo {
+        let deadline = Instant::now() + limit;
         loop {
-            if let Some(info) = RuntimeInfo::read(&self.data_dir()) {
-                if info.pid == pid {
-                    self.kiosk = info.kiosk;
-                    self.webhook = info.webhook;
-                    return;
-                }
+            if let Some(info) = self.poll_ready() {
+                return info;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("photoboothd exited with {status} at start:\n{}", self.log());
+            assert!(Instant::now() < deadline, "photoboothd not ready:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits (on the runtime) until ready, at most `limit`.
+    pub async fn wait_ready(&mut self, limit: Duration) -> RuntimeInfo {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(info) = self.poll_ready() {
+                return info;
             }
             assert!(
                 Instant::now() < deadline,
                 "photoboothd did not become ready:\n{}",
-                self.log()
+                self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
+    /// SIGKILL: no shutdown code runs, like a power cut for the process.
     /// SIGKILL: no shutdown code runs, like a power cut for the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -157,7 +225,168 @@ impl Daemon {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) with a valid pid and signal has no memory effects.
         unsafe { libc_kill(child.id() as i32, 15) };
-        child.wait().unwrap()
+        child.wait().expect("wait for photoboothd")
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after `limit`); returns how long the stop took.
+    pub fn stop(&mut self, limit: Duration) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let started = Instant::now();
+        // SAFETY: kill(2) with a valid pid and signal has no memory effects.
+        unsafe { libc_kill(child.id() as i32, 15) };
+        while started.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("photoboothd did not stop within {limit:?} of SIGTERM; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+        started.elapsed()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A bench's knob: `--flag N` on the command line (`cargo bench --bench x -- --flag N`), else the
+/// environment variable `var`, else `default`. Unknown arguments (`--bench`) are ignored.
+pub fn knob(flag: &str, var: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let from_args = args
+        .windows(2)
+        .filter(|pair| pair[0] == flag)
+        .find_map(|pair| pair[1].parse().ok());
+    from_args
+        .or_else(|| std::env::var(var).ok()?.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values (NaN for none).
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A random 24-hex Payme transaction id.
+pub fn random_payme_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One JSON-RPC call to `/payme` with the `Authorization` value `auth`: the parsed reply of an
+/// HTTP 200 (a result or an error), or what went wrong.
+pub async fn payme_call(webhook: SocketAddr, auth: &str, method: &str, params: Value) -> Result<Value, String> {
+    let body = json!({ "method": method, "params": params, "id": 1 }).to_string();
+    let reply = client::request(
+        webhook,
+        "POST",
+        "/payme",
+        &[("authorization", auth), ("content-type", "text/json; charset=UTF-8")],
+        body,
+    )
+    .await
+    .map_err(|e| format!("{method}: {e}"))?;
+    if reply.status != 200 {
+        return Err(format!("{method}: HTTP {}", reply.status));
+    }
+    reply.json().map_err(|e| format!("{method}: reply is not JSON: {e}"))
+}
+
+/// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
+pub fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Daemon {
+    pub async fn start() -> Daemon {
+        Daemon::start_with("").await
+    }
+
+    /// `extra` is TOML placed inside the `[payme]` table (e.g. a `[payme.fiscal]` section).
+    pub async fn start_with(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut d = Daemon::new(dir);
+        d.extra = extra.to_string();
+        d.spawn().await;
+        d
+    }
+
+    fn new(dir: tempfile::TempDir) -> Daemon {
+        Daemon {
+            dir,
+            process: None,
+            kiosk: "127.0.0.1:1".parse().unwrap(),
+            webhook: "127.0.0.1:1".parse().unwrap(),
+            extra: String::new(),
+            printer_extra: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("photobooth.toml")
+    }
+
+    /// Writes the default configuration and starts the daemon on it.
+    async fn spawn(&mut self) {
+        std::fs::write(
+            self.config_path(),
+            config_text_full(&self.data_dir(), &self.extra, &self.printer_extra),
+        )
+        .unwrap();
+        self.spawn_on_written_config().await;
+    }
+
+    async fn spawn_on_written_config(&mut self) {
+        let mut process = Process::spawn(
+            &binary(),
+            &self.config_path(),
+            &self.data_dir(),
+            &self.dir.path().join("daemon.log"),
+            Some("info"),
+            &self.env,
+        );
+        let info = process.wait_ready(START_LIMIT).await;
+        self.kiosk = info.kiosk;
+        self.webhook = info.webhook;
+        self.process = Some(process);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs, like a power cut for the process.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful path systemd takes.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.process.take().expect("running").terminate()
     }
 
     pub async fn restart(&mut self) {
@@ -303,6 +532,18 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// A test that cannot run on this machine (no cupsd, no Chromium, not root...): prints
+/// `SKIPPED: <why>` straight to stdout, past the test harness's capture, so a `cargo test` that
+/// skipped something does not read as a full pass. With `CI` set it fails instead: CI installs
+/// everything the tests need.
+pub fn skip(why: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{why} (CI is set, so this is a failure, not a skip)");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "SKIPPED: {why}");
+}
+
 pub fn now_ms() -> i64 {
     photoboothd::clock::now_ms()
 }
@@ -329,15 +570,7 @@ impl Daemon {
     /// with `restart_same_config()`: `restart()` rewrites the default configuration.
     pub async fn start_with_config(full_toml: impl FnOnce(&Path) -> String) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut d = Daemon {
-            dir,
-            child: None,
-            kiosk: "127.0.0.1:1".parse().unwrap(),
-            webhook: "127.0.0.1:1".parse().unwrap(),
-            extra: String::new(),
-            printer_extra: String::new(),
-            env: Vec::new(),
-        };
+        let mut d = Daemon::new(dir);
         let text = full_toml(&d.data_dir());
         std::fs::write(d.config_path(), text).unwrap();
         d.spawn_on_written_config().await;
@@ -349,53 +582,11 @@ impl Daemon {
         self.kill();
         self.spawn_on_written_config().await;
     }
-
-    async fn spawn_on_written_config(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("daemon.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-            .arg("run")
-            .arg("--config")
-            .arg(self.config_path())
-            .env_remove("PAYME_KEY")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("STATE_DIRECTORY")
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn photoboothd");
-        let pid = child.id();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(info) = RuntimeInfo::read(&self.data_dir()) {
-                if info.pid == pid {
-                    self.kiosk = info.kiosk;
-                    self.webhook = info.webhook;
-                    return;
-                }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("photoboothd exited with {status} at start:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "photoboothd did not become ready:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 impl Daemon {
     /// The running daemon's process id, e.g. for `/proc/<pid>/status` (tests/hostile_clients.rs).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.process.as_ref().expect("running").pid()
     }
 }

@@ -293,7 +293,7 @@ mod tests {
     fn args_put_extra_args_before_the_capture_and_escape_percent() {
         let c = config::Camera {
             extra_args: vec!["--set-config".into(), "capturetarget=1".into()],
-            ..config::Camera::default()
+            ..config::Config::built_in().unwrap().camera
         };
         let cam = Gphoto2Camera::with_env(&c, ToolEnv::with_path("/nonexistent"));
         let args = cam.args(Path::new("/data/100%/shot.jpg"));
@@ -326,7 +326,10 @@ mod tests {
     #[test]
     fn missing_tool_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let cam = Gphoto2Camera::with_env(&config::Camera::default(), ToolEnv::with_path(dir.path()));
+        let cam = Gphoto2Camera::with_env(
+            &config::Config::built_in().unwrap().camera,
+            ToolEnv::with_path(dir.path()),
+        );
         let err = cam.capture(&dir.path().join("a.jpg"), 1).unwrap_err();
         assert_eq!(err.kind, CameraErrorKind::NotFound);
         assert!(err.message.contains("gphoto2"), "{err}");

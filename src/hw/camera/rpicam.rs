@@ -208,7 +208,7 @@ mod tests {
             height: 1520,
             immediate,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            ..config::Camera::default()
+            ..config::Config::built_in().unwrap().camera
         };
         RpicamCamera::with_env(&c, ToolEnv::with_path("/nonexistent"))
     }

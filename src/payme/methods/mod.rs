@@ -139,6 +139,18 @@ fn existing(conn: &Connection, p: &Params<'_>) -> Result<PaymeTx, Fail> {
     Ok(transactions::by_payme_id(conn, id)?.ok_or_else(RpcError::tx_not_found)?)
 }
 
+/// What CheckTransaction reports of a transaction (GetStatement adds Payme's own fields).
+fn report(tx: &PaymeTx) -> serde_json::Value {
+    serde_json::json!({
+        "create_time": tx.create_time,
+        "perform_time": tx.perform_time,
+        "cancel_time": tx.cancel_time,
+        "transaction": tx.id.to_string(),
+        "state": tx.state.code(),
+        "reason": tx.reason,
+    })
+}
+
 /// Lazily applies the 12-hour rule to a created transaction: past it, the transaction is
 /// cancelled with reason 4 (and its order is payable again until its own TTL). Returns whether
 /// it expired.

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Effects, Env, MethodResult};
+use super::{report, Effects, Env, MethodResult};
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::transactions;
 
@@ -19,20 +19,14 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, _: &Env<'_>, _: &mut Eff
     let items: Vec<Value> = transactions::statement(conn, from, to)?
         .into_iter()
         .map(|tx| {
-            json!({
-                "id": tx.payme_id,
-                "time": tx.payme_time,
-                "amount": tx.amount,
-                // Stored by us from a parsed object, so it parses back.
-                "account": serde_json::from_str::<Value>(&tx.account).unwrap_or(Value::Null),
-                "create_time": tx.create_time,
-                "perform_time": tx.perform_time,
-                "cancel_time": tx.cancel_time,
-                "transaction": tx.id.to_string(),
-                "state": tx.state.code(),
-                "reason": tx.reason,
-                "receivers": null,
-            })
+            let mut item = report(&tx);
+            item["id"] = json!(tx.payme_id);
+            item["time"] = json!(tx.payme_time);
+            item["amount"] = json!(tx.amount);
+            // Stored by us from a parsed object, so it parses back.
+            item["account"] = serde_json::from_str::<Value>(&tx.account).unwrap_or(Value::Null);
+            item["receivers"] = Value::Null;
+            item
         })
         .collect();
     Ok(json!({ "transactions": items }))

@@ -1,0 +1,123 @@
+//! The one place that names a session's files: its shots, the composed print page and the small
+//! preview, all under `data_dir/sessions/<id>/`. The session writes them, the print loop reads the
+//! page, the kiosk API serves the shots and the preview; all three ask here.
+
+use std::path::{Path, PathBuf};
+
+use crate::clock;
+use crate::config::Config;
+use crate::layout::{compose, template};
+
+/// The composed page of a session, printed by its paid order's job.
+pub const PAGE_FILE: &str = "page.png";
+const PREVIEW_FILE: &str = "preview.jpg";
+/// Written first and renamed over `PAGE_FILE`, so a crash never leaves half a page to print.
+const PAGE_TMP_FILE: &str = ".page.png.tmp";
+
+/// Where a session's photos and pages live.
+pub fn session_dir(data_dir: &Path, session_id: i64) -> PathBuf {
+    data_dir.join("sessions").join(session_id.to_string())
+}
+
+/// One session's files.
+#[derive(Debug, Clone)]
+pub struct SessionFiles {
+    id: i64,
+    dir: PathBuf,
+}
+
+impl SessionFiles {
+    pub fn new(data_dir: &Path, session_id: i64) -> SessionFiles {
+        SessionFiles {
+            id: session_id,
+            dir: session_dir(data_dir, session_id),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Shot `n` (1-based).
+    pub fn shot(&self, n: u32) -> PathBuf {
+        self.dir.join(shot_name(n))
+    }
+
+    pub fn page(&self) -> PathBuf {
+        self.dir.join(PAGE_FILE)
+    }
+
+    pub fn preview(&self) -> PathBuf {
+        self.dir.join(PREVIEW_FILE)
+    }
+
+    /// A file of this session the kiosk may fetch, if `name` is one (a shot or the preview).
+    pub fn servable(&self, name: &str) -> Option<PathBuf> {
+        let shot = name
+            .strip_prefix("shot-")
+            .and_then(|rest| rest.strip_suffix(".jpg"))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        (name == PREVIEW_FILE || shot).then(|| self.dir.join(name))
+    }
+
+    /// The URL the kiosk page loads shot `n` from.
+    pub fn shot_url(&self, n: u32) -> String {
+        format!("/api/sessions/{}/{}", self.id, shot_name(n))
+    }
+
+    pub fn preview_url(&self) -> String {
+        format!("/api/sessions/{}/{PREVIEW_FILE}", self.id)
+    }
+
+    /// Composes shots 1..=`shots` into the configured layout: the print page (PNG, lossless, at
+    /// the printer's resolution) and a small JPEG preview for the review screen. Blocking.
+    pub fn compose_page(&self, config: &Config, shots: u32) -> Result<(), String> {
+        let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+        let photos: Vec<PathBuf> = (1..=shots).map(|n| self.shot(n)).collect();
+        let ctx = compose::Context {
+            booth_name: &config.booth.name,
+            time_ms: config.local_time_ms(clock::now_ms()),
+        };
+        let page = compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string())?;
+        let tmp = self.dir.join(PAGE_TMP_FILE);
+        page.save_with_format(&tmp, image::ImageFormat::Png)
+            .map_err(|e| format!("cannot save the page: {e}"))?;
+        std::fs::rename(&tmp, self.page()).map_err(|e| format!("cannot save the page: {e}"))?;
+        let preview_width = 600.min(page.width());
+        let preview_height =
+            (u64::from(page.height()) * u64::from(preview_width) / u64::from(page.width().max(1))) as u32;
+        let preview = image::imageops::resize(
+            &page,
+            preview_width,
+            preview_height.max(1),
+            image::imageops::FilterType::Triangle,
+        );
+        preview
+            .save_with_format(self.preview(), image::ImageFormat::Jpeg)
+            .map_err(|e| format!("cannot save the preview: {e}"))
+    }
+}
+
+fn shot_name(n: u32) -> String {
+    format!("shot-{n}.jpg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_shots_and_the_preview_are_servable() {
+        let f = SessionFiles::new(Path::new("/data"), 7);
+        assert_eq!(
+            f.servable("shot-2.jpg"),
+            Some(PathBuf::from("/data/sessions/7/shot-2.jpg"))
+        );
+        assert_eq!(f.servable("preview.jpg"), Some(f.preview()));
+        for name in ["page.png", "shot-x.jpg", "../x", "shot-1.png", ".page.png.tmp"] {
+            assert_eq!(f.servable(name), None, "{name}");
+        }
+        assert_eq!(f.shot_url(1), "/api/sessions/7/shot-1.jpg");
+        assert_eq!(f.page(), PathBuf::from("/data/sessions/7/page.png"));
+    }
+}

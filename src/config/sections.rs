@@ -1,0 +1,175 @@
+//! The typed sections of the configuration file, one struct per `[section]`.
+//!
+//! No field has a default here: every key is given a value by `assets/photobooth.toml`, which is
+//! merged under the user's file before these are deserialised (see `config/mod.rs`). Only keys that
+//! are genuinely optional (`Option<_>`: absent means "not set") may be left out of that file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Booth {
+    pub name: String,
+    /// Whole sum; converted to tiyin with integer math only.
+    pub price_per_copy: i64,
+    pub max_copies: u32,
+    pub order_ttl_s: u32,
+    pub data_dir: Option<PathBuf>,
+    /// The kiosk's language until a customer switches it: uz, ru or en.
+    pub language: Language,
+    /// Offset of the booth's local time from UTC in minutes, for dates printed on photos
+    /// (Uzbekistan: +300, no daylight saving). Stored times stay UTC.
+    pub utc_offset_minutes: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Uz,
+    Ru,
+    En,
+}
+
+/// The kiosk flow's knobs: how many retakes, and how long each waiting screen waits for a
+/// customer before it gives up and returns to the attract screen.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub max_retakes: u32,
+    pub review_timeout_s: u32,
+    pub copies_timeout_s: u32,
+    pub done_timeout_s: u32,
+    pub error_timeout_s: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub kiosk_listen: SocketAddr,
+    pub webhook_listen: SocketAddr,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payme {
+    pub merchant_id: String,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub checkout_base: String,
+    pub account_field: String,
+    pub fiscal: Option<Fiscal>,
+}
+
+// Hand-written so that `{:?}` of a config can never print the key.
+impl fmt::Debug for Payme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payme")
+            .field("merchant_id", &self.merchant_id)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .field("checkout_base", &self.checkout_base)
+            .field("account_field", &self.account_field)
+            .field("fiscal", &self.fiscal)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fiscal {
+    pub title: String,
+    pub ikpu: String,
+    pub package_code: String,
+    pub vat_percent: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Printer {
+    pub backend: PrinterBackend,
+    /// A template name from `assets/templates/` (without `.toml`).
+    pub layout: String,
+    /// Prints per roll or pack; 0 means media is not counted.
+    pub capacity: u32,
+    /// Warn (log and status) when fewer prints than this are left.
+    pub warn_below: u32,
+    /// escpos: `tcp://host:port`, `/dev/usb/lpN` or a serial device.
+    pub device: Option<String>,
+    /// escpos: 384 (58 mm) or 576 (80 mm).
+    pub width_dots: u32,
+    /// cups: the queue name.
+    pub queue: Option<String>,
+    /// cups: the media keyword, e.g. `w288h432` or `w288h432-div2`.
+    pub media: Option<String>,
+    /// cups: extra `-o name=value` options, e.g. `["StpLaminate=Glossy"]`.
+    pub options: Vec<String>,
+    /// file: where PNGs go; default `data_dir/prints`.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrinterBackend {
+    File,
+    Escpos,
+    Cups,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    pub backend: CameraBackend,
+    /// Photos per session.
+    pub shots: u32,
+    pub countdown_s: u32,
+    /// A capture process still running after this is killed.
+    pub timeout_s: u32,
+    pub width: u32,
+    pub height: u32,
+    /// rpicam: pass `--immediate` (only right with fixed exposure, gain and white balance).
+    pub immediate: bool,
+    /// Appended to the capture command line, one argument per element.
+    pub extra_args: Vec<String>,
+    /// gphoto2: tries after a busy or I/O error, with backoff.
+    pub retries: u32,
+    /// Show the live mirror on the attract screen too (the camera then runs all day).
+    pub live_idle: bool,
+    /// Live view frame size and rate (rpicam-vid and the sim camera; gphoto2 uses the camera's own).
+    pub live_width: u32,
+    pub live_height: u32,
+    pub live_fps: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraBackend {
+    Sim,
+    Rpicam,
+    Gphoto2,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gpio {
+    pub backend: GpioBackend,
+    /// BCM number of the start/capture button (to ground; the internal pull-up is used).
+    pub button_pin: u8,
+    pub debounce_ms: u32,
+    /// Holding the button this long is a service action instead of a press.
+    pub service_hold_ms: u32,
+    /// BCM number of the status LED.
+    pub led_pin: Option<u8>,
+    /// BCM number of a flash or relay lit during capture.
+    pub flash_pin: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpioBackend {
+    Sim,
+    Rppal,
+}
