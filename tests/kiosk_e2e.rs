@@ -449,6 +449,8 @@ countdown_s = {countdown}
 timeout_s = 20
 width = 960
 height = 720
+live_width = 640
+live_height = 360
 
 [gpio]
 backend = "sim"
@@ -1455,8 +1457,8 @@ async fn every_screen_fits_every_screen_size() {
     let _turn = SERIAL.lock().await;
     let cfg = Cfg {
         shots: 1,
-        // Long enough to check the countdown at six sizes.
-        countdown_s: 25,
+        // Long enough to check the countdown at six sizes on a loaded machine (30 is the most).
+        countdown_s: 30,
         capacity: 1,
         done_timeout_s: 300,
         error_timeout_s: 300,
@@ -1515,7 +1517,8 @@ async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
     let fake = tempfile::tempdir().unwrap();
     let cfg = Cfg {
         shots: 1,
-        countdown_s: 4,
+        // Time to check and photograph it on a loaded machine.
+        countdown_s: 10,
         camera_backend: "rpicam",
         ..Cfg::default()
     };
@@ -1545,7 +1548,7 @@ async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
         .js("return getComputedStyle(document.querySelector('#screens > [data-screen=countdown] .live-stage')).visibility")
         .await;
     assert_eq!(mirror, "hidden", "no mirror without frames");
-    s.shoot(Some("countdown-no_live")).await;
+    s.shoot_tapped("countdown-no_live").await;
     s.follow_until("review", Duration::from_secs(60)).await;
     assert!(s.d.log().contains("live view failed"), "{}", s.d.log());
     s.close().await;
