@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::booth::health::Health;
+use crate::booth::health::{BlockReason, Health};
 use crate::booth::live::{self, LiveHub, PausingCamera};
 use crate::booth::print_loop::PrintLoop;
 use crate::booth::session::SessionManager;
@@ -75,26 +75,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let configured = auth::configured_key(&config, &data_dir).map_err(|e| DaemonError(e.to_string()))?;
     let key_store = store.clone();
     let configured_key = configured.key.clone();
-    let (effective, rotated) =
-        tokio::task::spawn_blocking(move || key_store.read(|c| auth::effective_key(c, &configured_key)))
-            .await
-            .map_err(|e| DaemonError(e.to_string()))??;
+    let (effective, rotated) = tokio::task::spawn_blocking(move || {
+        key_store.write(|tx| auth::forget_legacy_rotation(tx))?;
+        key_store.read(|c| auth::effective_key(c, &configured_key))
+    })
+    .await
+    .map_err(|e| DaemonError(e.to_string()))??;
     if rotated {
-        tracing::info!(origin = %configured.origin, "payme: using the key Payme set with ChangePassword, which replaced the configured key");
+        tracing::info!(origin = %configured.origin, replaced_key = %auth::fingerprint(&configured.key),
+            key = %auth::fingerprint(&effective),
+            "payme: using the key Payme set with ChangePassword, which replaced the configured key");
     } else {
-        tracing::info!(origin = %configured.origin, "payme: key loaded");
+        tracing::info!(origin = %configured.origin, key = %auth::fingerprint(&effective), "payme: key loaded");
     }
     warn_about_config(&config);
 
     let (wake_tx, wake_rx) = mpsc::channel(64);
     let service_wake = wake_tx.clone();
-    let merchant = Arc::new(Merchant::new(
-        store.clone(),
-        KeyRing::new(configured.key, &effective),
-        config.payme.account_field.clone(),
-        config.payme.fiscal.clone(),
-        wake_tx,
-    ));
     let printer: Arc<dyn printer::Printer> = printer::from_config(&config).map_err(DaemonError)?.into();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
     // One live view producer for every viewer; stills pause it when the camera cannot do both.
@@ -109,6 +106,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .into();
     let health = Arc::new(Health::new(printer.backend(), camera.backend(), gpio.backend()));
     health.watch_store(store.clone());
+    // "No payment without a printer": Check and a new Create answer -31008 while a blocker stops
+    // delivery. A store that cannot write is left out: Payme must get -32400 and retry.
+    let gate_health = health.clone();
+    let gate: crate::payme::DeliveryGate = Arc::new(move || {
+        gate_health
+            .blocker()
+            .filter(|b| b.reason != BlockReason::StoreFailed)
+            .map(|b| b.message)
+    });
+    let merchant = Arc::new(
+        Merchant::new(
+            store.clone(),
+            KeyRing::new(configured.key, &effective),
+            config.payme.account_field.clone(),
+            config.payme.fiscal.clone(),
+            wake_tx,
+        )
+        .with_simulations(crate::payme::checkout::is_sandbox(&config.payme.checkout_base))
+        .with_delivery_gate(gate),
+    );
     let capacity = config.printer.capacity;
     let media_store = store.clone();
     let media =

@@ -72,8 +72,9 @@ impl Metrics {
                     .collect()
             };
             Ok((
-                grouped("SELECT status, count(*) FROM orders GROUP BY status")?,
-                grouped("SELECT state, count(*) FROM payme_transactions GROUP BY state")?,
+                // Payments simulated by `photoboothd pay` are not money: never counted.
+                grouped("SELECT status, count(*) FROM orders WHERE simulated = 0 GROUP BY status")?,
+                grouped("SELECT state, count(*) FROM payme_transactions WHERE simulated = 0 GROUP BY state")?,
                 grouped("SELECT status, count(*) FROM print_jobs GROUP BY status")?,
                 c.query_row(
                     "SELECT coalesce(sum(copies), 0) FROM print_jobs WHERE status = 'printed'",

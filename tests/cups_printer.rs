@@ -507,3 +507,61 @@ fn after_a_restart_the_job_already_in_cups_is_not_sent_again() {
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[1].arg("title"), "photoboothd job 79 order 1079");
 }
+
+/// The daemon on a CUPS queue whose `lpstat` answers as `completed_list` says when asked for the
+/// finished jobs (everything else goes to the real `lpstat`): CUPS losing a job, or its history
+/// being unreadable. The paid order must end `print_failed`, never `printed`.
+async fn paid_order_on_cups_that_cannot_say_how_the_job_ended(completed_list: &str) {
+    let Some(q) = TestQueue::new() else { return };
+    let real = ["/usr/bin/lpstat", "/usr/sbin/lpstat", "/bin/lpstat"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("lpstat");
+    let tools = tempfile::tempdir().unwrap();
+    let wrapper = tools.path().join("lpstat");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\ncase \" $* \" in *\" -W completed \"*) {completed_list} ;; esac\nexec {real} \"$@\"\n"),
+    )
+    .unwrap();
+    set_mode(&wrapper, 0o755);
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let printer = format!("backend = \"cups\"\nqueue = \"{}\"\n", q.name);
+    let d = common::Daemon::start_with_config_env(vec![("PATH".into(), path)], |data| {
+        common::config_text(data, "").replace("backend = \"file\"\n", &printer)
+    })
+    .await;
+    let (order, amount) = d.new_order(1).await;
+    let id = common::payme_id(7);
+    let v = d
+        .rpc(
+            "CreateTransaction",
+            serde_json::json!({ "id": id, "time": common::now_ms(), "amount": amount, "account": common::account(&order) }),
+        )
+        .await;
+    assert_eq!(v["result"]["state"], 1, "{v}");
+    d.rpc("PerformTransaction", serde_json::json!({ "id": id })).await;
+    let v = d.wait_for_status(&order, "print_failed").await;
+    assert!(
+        v["print"]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not have printed"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_cups_loses_is_print_failed_not_printed() {
+    // CUPS keeps no record of the job: gone from the unfinished and the finished lists alike.
+    paid_order_on_cups_that_cannot_say_how_the_job_ended("exit 0").await;
+}
+
+#[tokio::test]
+async fn a_job_whose_end_cannot_be_read_is_print_failed_not_printed() {
+    paid_order_on_cups_that_cannot_say_how_the_job_ended("echo 'lpstat: Internal Server Error' >&2; exit 1").await;
+}

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{ImageEncoder, Rgb, RgbImage};
-use photoboothd::layout::compose::{compose, Context, LayoutError};
+use photoboothd::layout::compose::{compose, compose_prepared, prepare_photo, Context, LayoutError};
 use photoboothd::layout::template::{self, Template};
 
 /// The Pi HQ camera's full resolution, so the DCT-scale choice is the one a booth makes.
@@ -97,6 +97,36 @@ fn assert_slots(page: &RgbImage, t: &Template, colors: &[Rgb<u8>]) {
             }
         }
     }
+}
+
+/// The kiosk session prepares each shot as it is taken and assembles the page after the last one;
+/// that page must be the very page `compose` makes from the same files, in any preparation order.
+#[test]
+fn a_page_from_shots_prepared_one_by_one_is_the_composed_page() {
+    let f = fixture();
+    for name in template::names() {
+        let t = template::load(name).unwrap_or_else(|e| panic!("{e}"));
+        let whole = compose(&t, &f.rgb, &CTX).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut prepared: Vec<_> = (0..3)
+            .rev()
+            .map(|i| prepare_photo(&t, i, 3, &f.rgb[i]).unwrap_or_else(|e| panic!("{name}: {e}")))
+            .collect();
+        prepared.reverse();
+        let assembled = compose_prepared(&t, &prepared, &CTX);
+        assert!(
+            whole == assembled,
+            "{name}: the prepared page differs from the composed one"
+        );
+    }
+    let first = template::names().next().unwrap_or("classic");
+    let t = template::load(first).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(
+            prepare_photo(&t, 0, 3, &f.dir.join("missing.jpg")),
+            Err(LayoutError::Photo { .. })
+        ),
+        "a missing shot is an error naming the photo"
+    );
 }
 
 #[test]

@@ -623,9 +623,10 @@ impl Model {
                 Ok(json!({ "transaction": tx.rowid.to_string(), "perform_time": tx.perform_time, "state": 2 }))
             }
             "CancelTransaction" => {
-                let reason = p_int(p, "reason")?;
+                // An unknown transaction is -31003 whatever else the request lacks.
                 let id = p_id(p)?;
                 let ix = self.tx(&id).ok_or_else(not_found)?;
+                let reason = p_int(p, "reason")?;
                 match self.txs[ix].state {
                     1 => {
                         let tx = &mut self.txs[ix];
@@ -646,7 +647,10 @@ impl Model {
                         for job in self
                             .jobs
                             .iter_mut()
-                            .filter(|j| j.order_id == order_id && j.status == "queued")
+                            // A refund stops every print not on paper yet.
+                            .filter(|j| {
+                                j.order_id == order_id && ["queued", "failed", "printing"].contains(&j.status.as_str())
+                            })
                         {
                             job.status = "cancelled".into();
                         }

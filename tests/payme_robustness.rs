@@ -930,7 +930,7 @@ async fn kiosk_api_validates_copies_and_serves_orders_and_qr_pngs() {
         let decoded = base64::engine::general_purpose::STANDARD.decode(tail).unwrap();
         assert_eq!(
             String::from_utf8(decoded).unwrap(),
-            format!("m=587f72c72cac0d162c722ae2;ac.order_id={id};a={tiyin}")
+            format!("m=587f72c72cac0d162c722ae2;ac.order_id={id};a={tiyin};l=uz")
         );
         assert_eq!(v["qr_png"], format!("/api/orders/{id}/qr.png"));
         let created = v["created_at"].as_i64().unwrap();

@@ -549,6 +549,14 @@
     toastTimer = setTimeout(function () { el.hidden = true; }, 5000);
   }
 
+  // Every tap tells the daemon the customer's language: their order's Payme checkout opens in it.
+  function withLanguage(body) {
+    var out = {};
+    for (var k in body || {}) if (Object.prototype.hasOwnProperty.call(body, k)) out[k] = body[k];
+    out.language = lang();
+    return out;
+  }
+
   // One request at a time: a double tap must not pay twice or skip a screen.
   function act(path, body, onRefused) {
     if (state.busy) return;
@@ -557,7 +565,7 @@
     fetch(path, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: body ? JSON.stringify(body) : '{}'
+      body: JSON.stringify(withLanguage(body))
     })
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (data) {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, Language};
 use crate::hw::camera::Camera;
 use crate::hw::gpio::Gpio;
-use crate::payme::checkout::checkout_url;
+use crate::payme::checkout::{self, Link};
 use crate::store::{jobs, orders, sessions, transactions, Order, OrderStatus, Store, StoreError};
 use health::{Blocker, CameraView, Health, PrinterView};
 
@@ -38,6 +38,9 @@ pub struct Booth {
     config: Arc<Config>,
     health: Arc<Health>,
     gpio: Arc<dyn Gpio>,
+    /// The language the kiosk last reported with a session input, for an order it asks for
+    /// without one.
+    customer_language: std::sync::Mutex<Option<Language>>,
 }
 
 #[derive(Debug)]
@@ -113,6 +116,7 @@ impl Booth {
             config,
             health,
             gpio,
+            customer_language: std::sync::Mutex::new(None),
         }
     }
 
@@ -126,6 +130,18 @@ impl Booth {
 
     pub fn gpio(&self) -> &dyn Gpio {
         self.gpio.as_ref()
+    }
+
+    /// The customer's language as the kiosk reports it with a session input.
+    pub fn note_language(&self, language: Language) {
+        if let Ok(mut l) = self.customer_language.lock() {
+            *l = Some(language);
+        }
+    }
+
+    /// The language last reported by the kiosk, if any.
+    pub fn customer_language(&self) -> Option<Language> {
+        self.customer_language.lock().ok().and_then(|l| *l)
     }
 
     /// Everything `/api/status` shows. Blocking (SQLite).
@@ -145,13 +161,19 @@ impl Booth {
     }
 
     /// A new order awaiting payment, not tied to a kiosk session. Blocking (SQLite).
-    pub fn create_order(&self, copies: u32) -> Result<OrderView, OrderError> {
-        self.create_order_for(copies, None)
+    pub fn create_order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
+        self.create_order_for(copies, None, language)
     }
 
     /// A new order awaiting payment; with a session, the order prints that session's page and the
-    /// link is written in the same transaction. Blocking (SQLite).
-    pub fn create_order_for(&self, copies: u32, session_id: Option<i64>) -> Result<OrderView, OrderError> {
+    /// link is written in the same transaction. `language` is the customer's, which the checkout
+    /// link carries (the booth's default without it). Blocking (SQLite).
+    pub fn create_order_for(
+        &self,
+        copies: u32,
+        session_id: Option<i64>,
+        language: Option<Language>,
+    ) -> Result<OrderView, OrderError> {
         let max = self.config.booth.max_copies;
         if !(1..=max).contains(&copies) {
             return Err(OrderError::InvalidCopies { max });
@@ -164,7 +186,11 @@ impl Booth {
         let ttl_ms = i64::from(self.config.booth.order_ttl_s) * 1000;
         let price = self.config.price_per_copy_tiyin();
         let order = self.store.write(|tx| {
-            let order = orders::insert(tx, copies, price, now, ttl_ms)?;
+            let mut order = orders::insert(tx, copies, price, now, ttl_ms)?;
+            if let Some(language) = language {
+                orders::set_language(tx, order.id, language.code())?;
+                order.language = Some(language.code().to_string());
+            }
             if let Some(id) = session_id {
                 tx.execute(
                     "UPDATE sessions SET order_id = ?2 WHERE id = ?1",
@@ -198,15 +224,23 @@ impl Booth {
     }
 }
 
-fn checkout_link(config: &Config, order_id: i64, amount_tiyin: i64) -> String {
+/// The order's checkout link, rebuilt from the order (its language) and the configuration, so the
+/// QR image and the order view always agree.
+fn checkout_link(config: &Config, order: &Order) -> String {
     let p = &config.payme;
-    checkout_url(
-        &p.checkout_base,
-        &p.merchant_id,
-        &p.account_field,
-        order_id,
-        amount_tiyin,
-    )
+    let language = order
+        .language
+        .as_deref()
+        .and_then(Language::from_code)
+        .unwrap_or(config.booth.language);
+    let link = Link {
+        base: &p.checkout_base,
+        merchant_id: &p.merchant_id,
+        account_field: &p.account_field,
+        language: language.code(),
+        return_url: p.return_url.as_deref(),
+    };
+    checkout::checkout_link(&link, order.id, order.amount_tiyin)
 }
 
 /// The order as people see it (status from its transaction, job and the clock), read from `conn`.
@@ -248,7 +282,7 @@ pub fn order_view(
         created_at: order.created_at,
         expires_at: order.expires_at,
         paid_at: order.paid_at,
-        checkout_url: checkout_link(config, order.id, order.amount_tiyin),
+        checkout_url: checkout_link(config, order),
         qr_png: format!("/api/orders/{}/qr.png", order.id),
         print: job.map(|j| PrintView {
             job_id: j.id,

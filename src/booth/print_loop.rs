@@ -209,6 +209,13 @@ impl PrintLoop {
             may_have_printed = job.may_have_printed,
             "printing"
         );
+        if job.forced {
+            tracing::warn!(
+                order_id = job.order_id,
+                job_id = job.id,
+                "printing a reprint of a REFUNDED order, forced with `photoboothd reprint --force`"
+            );
+        }
         let job_id = job.id;
         self.health.print_started(clock::now_ms());
         let outcome = self.blocking(move |s| s.render_and_print(&job)).await;

@@ -11,7 +11,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::daemon::RuntimeInfo;
 use crate::layout::receipt::{format_sum, format_utc};
-use crate::store::{jobs, media, reports, sessions, transactions, Store, DB_FILE};
+use crate::store::{jobs, media, reports, sessions, transactions, OrderStatus, Store, DB_FILE};
 
 fn open_store(config: &Config) -> Result<Store, String> {
     let db = config.data_dir().join(DB_FILE);
@@ -220,7 +220,11 @@ pub fn order(config: &Config, id: i64) -> Result<(), String> {
             let what = if tx.perform_time > 0 { "refunded" } else { "cancelled" };
             events.push((
                 tx.cancel_time,
-                format!("Payme transaction {} {what}, reason {:?}", tx.payme_id, tx.reason),
+                format!(
+                    "Payme transaction {} {what}, reason {}",
+                    tx.payme_id,
+                    reason_words(tx.reason)
+                ),
             ));
         }
     }
@@ -241,6 +245,9 @@ pub fn order(config: &Config, id: i64) -> Result<(), String> {
         if job.may_have_printed {
             last.push_str(" (may have printed)");
         }
+        if job.forced {
+            last.push_str(" (forced past the refund with --force)");
+        }
         events.push((job.updated_at, last));
     }
     events.sort_by_key(|(at, _)| *at);
@@ -253,7 +260,25 @@ pub fn order(config: &Config, id: i64) -> Result<(), String> {
     Ok(())
 }
 
-pub fn reprint(config: &Config, id: i64, copies: Option<u32>) -> Result<(), String> {
+/// A Payme cancel reason in words with its code, e.g. `refund (5)`; codes Payme never defined
+/// are shown as they came.
+fn reason_words(reason: Option<i64>) -> String {
+    let words = match reason {
+        None => return "none given".into(),
+        Some(1) => "receiver not found or inactive",
+        Some(2) => "debit failed at the processing centre",
+        Some(3) => "transaction execution error",
+        Some(4) => "timeout",
+        Some(5) => "refund",
+        Some(10) => "unknown error",
+        Some(_) => "undefined by Payme",
+    };
+    format!("{words} ({})", reason.unwrap_or_default())
+}
+
+/// Queues another print of a paid order. A refunded order is refused unless `force` (and the
+/// forced reprint is logged); a cancelled or never-paid order is refused even then.
+pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Result<(), String> {
     let store = open_store(config)?;
     let now = clock::now_ms();
     let view = store
@@ -262,8 +287,14 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>) -> Result<(), Stri
         .ok_or_else(|| format!("order {id} does not exist"))?;
     if view.paid_at.is_none() {
         return Err(format!(
-            "order {id} was never paid (status {}); nothing to reprint",
+            "order {id} was never paid (status {}); nothing to reprint, even with --force",
             view.status.as_str()
+        ));
+    }
+    let refunded = view.status == OrderStatus::Refunded;
+    if refunded && !force {
+        return Err(format!(
+            "order {id} was refunded: its prints are stopped. To print it anyway, run `photoboothd reprint {id} --force` (it is logged)"
         ));
     }
     let copies = copies.unwrap_or(view.copies);
@@ -271,14 +302,24 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>) -> Result<(), Stri
         return Err(format!("--copies must be from 1 to {}", config.booth.max_copies));
     }
     let job = store
-        .write(|tx| reports::queue_reprint(tx, id, copies, now))
+        .write(|tx| reports::queue_reprint(tx, id, copies, refunded, now))
         .map_err(|e| e.to_string())?;
-    tracing::info!(
-        order_id = id,
-        job_id = job,
-        copies,
-        "reprint queued from the command line"
-    );
+    if refunded {
+        tracing::warn!(
+            order_id = id,
+            job_id = job,
+            copies,
+            "reprint of a REFUNDED order forced from the command line"
+        );
+        println!("order {id} was refunded; printing it anyway because of --force (logged)");
+    } else {
+        tracing::info!(
+            order_id = id,
+            job_id = job,
+            copies,
+            "reprint queued from the command line"
+        );
+    }
     println!("reprint of order {id} queued as job {job} ({copies} copies)");
     match running_daemon(&config.data_dir()) {
         Some(_) => println!("the running daemon prints it within a few seconds"),
@@ -314,4 +355,17 @@ pub fn stats(config: &Config, days: u32) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_words;
+
+    #[test]
+    fn cancel_reasons_are_words_with_their_code() {
+        assert_eq!(reason_words(Some(5)), "refund (5)");
+        assert_eq!(reason_words(Some(4)), "timeout (4)");
+        assert_eq!(reason_words(Some(7)), "undefined by Payme (7)");
+        assert_eq!(reason_words(None), "none given");
+    }
 }

@@ -30,10 +30,15 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Pay an order the way Payme would (Check, Create, Perform) against the running daemon.
+    /// Development tool: pay an order the way Payme would (Check, Create, Perform) against the
+    /// running daemon, with a simulated transaction that no report counts. Sandbox only.
     Pay {
         /// The order number shown by the kiosk.
         order_id: i64,
+        /// Run even though payme.checkout_base is not the sandbox (the daemon still refuses
+        /// simulated payments unless its checkout is the sandbox).
+        #[arg(long)]
+        force: bool,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -73,6 +78,9 @@ pub enum Command {
         /// Copies to print (default: as many as were paid for).
         #[arg(long)]
         copies: Option<u32>,
+        /// Print a refunded order all the same (logged). An order never paid is refused anyway.
+        #[arg(long)]
+        force: bool,
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -112,7 +120,11 @@ pub fn main(cli: Cli) -> i32 {
     let command = cli.command.unwrap_or(Command::Run { config: None });
     let result = match command {
         Command::Run { config } => run(config),
-        Command::Pay { order_id, config } => load(config).and_then(|c| block_on(pay::pay(c, order_id))),
+        Command::Pay {
+            order_id,
+            force,
+            config,
+        } => load(config).and_then(|c| block_on(pay::pay(c, order_id, force))),
         Command::CheckConfig { config } => load(config).map(|c| check_config(&c)),
         Command::Status { config } => load(config).and_then(|c| block_on(async move { inspect::status(&c).await })),
         Command::Orders {
@@ -125,8 +137,9 @@ pub fn main(cli: Cli) -> i32 {
         Command::Reprint {
             order_id,
             copies,
+            force,
             config,
-        } => load(config).and_then(|c| inspect::reprint(&c, order_id, copies)),
+        } => load(config).and_then(|c| inspect::reprint(&c, order_id, copies, force)),
         Command::Stats { days, config } => load(config).and_then(|c| inspect::stats(&c, days)),
         Command::Printer {
             command: PrinterCommand::Test { config },

@@ -1,6 +1,8 @@
-//! `photoboothd pay ORDER_ID`: plays Payme's side of a payment against the running daemon's
-//! webhook, with the key the daemon itself uses, and prints every reply. For technicians and the
-//! quick start; it goes through exactly the code path a real payment takes.
+//! `photoboothd pay ORDER_ID`: a development tool that plays Payme's side of a payment against the
+//! running daemon's webhook, with the key the daemon itself uses, and prints every reply. It goes
+//! through exactly the code path a real payment takes, but its transaction id carries
+//! `SIMULATED_PREFIX`: the daemon accepts it only while the checkout is Payme's sandbox and stores
+//! it as simulated, outside GetStatement, reports and metrics.
 
 use serde_json::{json, Value};
 
@@ -8,10 +10,21 @@ use crate::client;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::RuntimeInfo;
-use crate::payme::auth;
+use crate::payme::methods::SIMULATED_PREFIX;
+use crate::payme::{auth, checkout};
 use crate::store::{orders, Store, DB_FILE};
 
-pub async fn pay(config: Config, order_id: i64) -> Result<(), String> {
+pub async fn pay(config: Config, order_id: i64, force: bool) -> Result<(), String> {
+    if !checkout::is_sandbox(&config.payme.checkout_base) {
+        if !force {
+            return Err(format!(
+                "payme.checkout_base is {}, not Payme's sandbox (https://{}): `pay` only simulates payments for development and tests. Use --force to try anyway",
+                config.payme.checkout_base,
+                checkout::SANDBOX_HOST
+            ));
+        }
+        println!("warning: checkout is not the sandbox; the daemon refuses simulated payments unless its own checkout is the sandbox");
+    }
     let data_dir = config.data_dir();
     let db = data_dir.join(DB_FILE);
     if !db.exists() {
@@ -78,13 +91,14 @@ pub async fn pay(config: Config, order_id: i64) -> Result<(), String> {
             return Err(format!("{method} failed with code {}", error["code"]));
         }
     }
-    println!("order {order_id} is paid; the print loop has its job");
+    println!("order {order_id} is paid (simulated: no report or metric counts it); the print loop has its job");
     Ok(())
 }
 
-/// 24 lowercase hex characters, the shape of Payme's own ids.
+/// The simulated prefix and 24 lowercase hex characters (the shape of Payme's own ids).
 fn random_payme_id() -> Result<String, String> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{SIMULATED_PREFIX}{hex}"))
 }

@@ -34,6 +34,26 @@ pub enum Language {
     En,
 }
 
+impl Language {
+    /// The code the kiosk, the database and Payme's checkout (`l=`) use.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Uz => "uz",
+            Language::Ru => "ru",
+            Language::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Language> {
+        match code {
+            "uz" => Some(Language::Uz),
+            "ru" => Some(Language::Ru),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
+
 /// The kiosk flow's knobs: how many retakes, and how long each waiting screen waits for a
 /// customer before it gives up and returns to the attract screen.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,6 +81,8 @@ pub struct Payme {
     pub key_file: Option<PathBuf>,
     pub checkout_base: String,
     pub account_field: String,
+    /// Where Payme's checkout sends the customer after paying or cancelling (`c=` in the link).
+    pub return_url: Option<String>,
     pub fiscal: Option<Fiscal>,
 }
 
@@ -73,6 +95,7 @@ impl fmt::Debug for Payme {
             .field("key_file", &self.key_file)
             .field("checkout_base", &self.checkout_base)
             .field("account_field", &self.account_field)
+            .field("return_url", &self.return_url)
             .field("fiscal", &self.fiscal)
             .finish()
     }

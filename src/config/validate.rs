@@ -107,6 +107,14 @@ fn payme(c: &Config) -> Checked {
         "payme.checkout_base",
         "payme.checkout_base must be an http(s) URL",
     )?;
+    // The checkout link is `key=value` pairs joined by `;`: a `;` would end the URL early.
+    require(
+        p.return_url
+            .as_ref()
+            .is_none_or(|u| (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(';')),
+        "payme.return_url",
+        "payme.return_url must be an http(s) URL without ';'",
+    )?;
     // These end up inside the base64 checkout parameters, where `;` and `=` are separators.
     for (key, value) in [
         ("payme.merchant_id", &p.merchant_id),

@@ -20,6 +20,8 @@ pub enum Reason {
     /// The body is not the JSON the endpoint takes.
     BadRequest,
     BadCopies,
+    /// `language` is not one of the kiosk's languages (uz, ru, en).
+    BadLanguage,
     /// `session_id` names a session that is not the booth's current one.
     NotCurrentSession,
     NoSession,

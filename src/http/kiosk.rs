@@ -23,6 +23,7 @@ use super::json;
 use crate::booth::live::LiveHub;
 use crate::booth::session::{Input, Refusal, SessionFiles, Sessions};
 use crate::booth::{Booth, OrderView};
+use crate::config::Language;
 use crate::hw::gpio::ButtonEvent;
 use crate::layout::qr;
 use crate::metrics::Metrics;
@@ -99,6 +100,30 @@ struct OrderRequest {
     copies: Option<u64>,
     #[serde(default, deserialize_with = "lenient")]
     session_id: Option<i64>,
+    /// The customer's language, which the order's checkout page opens in.
+    #[serde(default, deserialize_with = "lenient")]
+    language: Option<String>,
+}
+
+/// The body a session input may carry: the customer's language.
+#[derive(Deserialize)]
+struct InputRequest {
+    #[serde(default, deserialize_with = "lenient")]
+    language: Option<String>,
+}
+
+/// `uz`, `ru` or `en`; absent is `None`, anything else a 400.
+fn language(code: Option<&str>) -> Result<Option<Language>, ApiError> {
+    code.map(|c| {
+        Language::from_code(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                Reason::BadLanguage,
+                "language must be \"uz\", \"ru\" or \"en\"",
+            )
+        })
+    })
+    .transpose()
 }
 
 /// A member of the wrong JSON type reads as absent.
@@ -152,7 +177,14 @@ async fn ui(Path(file): Path<String>) -> Result<Response, ApiError> {
 /// session (the API used on its own, as in the quick start) it is a stand-alone order.
 async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, ApiError> {
     let max = k.booth.config().booth.max_copies;
-    let request: OrderRequest = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    let parsed: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body must be JSON like {\"copies\": 2}"))?;
+    // Valid JSON of another shape (an array, a number): there are no copies in it. (Checked here:
+    // serde would read `[2]` as a struct in sequence form.)
+    if !parsed.is_object() {
+        return Err(ApiError::bad_copies(max));
+    }
+    let request: OrderRequest = serde_json::from_value(parsed).map_err(|e| match e.classify() {
         // Valid JSON of another shape (an array, a number): there are no copies in it.
         serde_json::error::Category::Data => ApiError::bad_copies(max),
         _ => ApiError::bad_request("the body must be JSON like {\"copies\": 2}"),
@@ -161,6 +193,8 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
         .copies
         .and_then(|c| u32::try_from(c).ok())
         .ok_or_else(|| ApiError::bad_copies(max))?;
+    // The kiosk sends the language; else the one it last reported with a session input.
+    let language = language(request.language.as_deref())?.or_else(|| k.booth.customer_language());
     let current = k.sessions.view();
     let order = match (request.session_id, current.session_id) {
         (Some(asked), Some(open)) if asked != open => {
@@ -177,10 +211,10 @@ async fn generate_qr(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Ap
                 "no kiosk session is open",
             ))
         }
-        (_, Some(_)) => k.sessions.order(copies).await?,
+        (_, Some(_)) => k.sessions.order(copies, language).await?,
         (None, None) => {
             let booth = k.booth.clone();
-            tokio::task::spawn_blocking(move || booth.create_order(copies)).await??
+            tokio::task::spawn_blocking(move || booth.create_order(copies, language)).await??
         }
     };
     Ok(json(StatusCode::OK, &j!(order)))
@@ -241,8 +275,16 @@ async fn session_view(State(k): State<Kiosk>) -> Response {
     json(StatusCode::OK, &j!(view))
 }
 
-/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons.
-async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>) -> Result<Response, ApiError> {
+/// `POST /api/session/{start|retake|accept|cancel|dismiss}`: the touch screen's buttons. The body
+/// may carry the customer's language (`{"language": "ru"}`), which their order's checkout uses.
+async fn session_input(State(k): State<Kiosk>, Path(action): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    if !body.is_empty() {
+        let request: InputRequest =
+            serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("the body must be JSON or empty"))?;
+        if let Some(language) = language(request.language.as_deref())? {
+            k.booth.note_language(language);
+        }
+    }
     let input = Input::from_action(&action).ok_or_else(|| ApiError::not_found("unknown session action"))?;
     let view = k.sessions.input(input).await?;
     Ok(json(StatusCode::OK, &j!(view)))

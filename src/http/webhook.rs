@@ -1,4 +1,5 @@
-//! `POST /payme`: reads the raw body itself (Payme sends `text/json`, and bad JSON must still get a
+//! `POST /payme`: checks the key before anything else (a stranger costs no body read and no blocking
+//! thread), then reads the raw body itself (Payme sends `text/json`, and bad JSON must still get a
 //! JSON-RPC -32700 with HTTP 200), bounds its size and its arrival time, and hands it to the
 //! merchant: point lookups in place, writes and scans on a blocking thread. Every reply on /payme is
 //! HTTP 200.
@@ -22,6 +23,10 @@ use crate::payme::{Merchant, Prepared, Reply, MAX_BODY_BYTES};
 
 /// A sender slower than this is not Payme; its connection must not hold a slot for long.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request without the right key has its body read (for the id to echo) only up to this size,
+/// a few times what Payme sends, and only if it arrives within this time.
+const STRANGER_BODY_BYTES: usize = 4 * 1024;
+const STRANGER_BODY_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Webhook {
@@ -54,17 +59,18 @@ async fn handle(
         return (ok(rpc::reply_err(&Value::Null, &RpcError::not_post())), None);
     }
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    // Credentials before the body: a stranger costs no body read and no blocking thread.
+    if !merchant.authorized(authorization.as_deref()) {
+        merchant.note_rejected();
+        let id = stranger_id(&headers, body).await;
+        return (ok(rpc::reply_err(&id, &RpcError::unauthorized())), None);
+    }
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) => {
             // Too large, or the connection broke mid-body. Without a body there is no id to echo.
-            let error = if merchant.authorized(authorization.as_deref()) {
-                tracing::warn!(error = %e, "payme: request body rejected");
-                RpcError::too_large()
-            } else {
-                RpcError::unauthorized()
-            };
-            return (ok(rpc::reply_err(&Value::Null, &error)), None);
+            tracing::warn!(error = %e, "payme: request body rejected");
+            return (ok(rpc::reply_err(&Value::Null, &RpcError::too_large())), None);
         }
         Err(_) => {
             tracing::warn!("payme: request body did not arrive in time");
@@ -94,6 +100,28 @@ async fn handle(
 fn finish(reply: Reply) -> (Response, Option<&'static str>) {
     tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
     (ok(reply.body), reply.method)
+}
+
+/// The id to echo in a -32504 (Payme expects its id back). Read only from a body that declares a
+/// size Payme's requests have and arrives at once; anything else gets `null` without a read.
+async fn stranger_id(headers: &HeaderMap, body: Body) -> Value {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_none_or(|n| n > STRANGER_BODY_BYTES) {
+        return Value::Null;
+    }
+    match tokio::time::timeout(STRANGER_BODY_TIMEOUT, Limited::new(body, STRANGER_BODY_BYTES).collect()).await {
+        Ok(Ok(collected)) => {
+            let bytes = collected.to_bytes();
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+            serde_json::from_slice::<Value>(bytes)
+                .map(|v| rpc::peek_id(&v))
+                .unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    }
 }
 
 fn ok(body: Value) -> Response {

@@ -55,40 +55,91 @@ pub fn compose(template: &Template, photos: &[impl AsRef<Path>], ctx: &Context<'
     if photos.is_empty() {
         return Err(LayoutError::NoPhotos);
     }
-    let slots = template.slots();
     // One job per photo actually used; each job fills every slot its photo goes into, so a reused
     // photo is decoded once.
-    let jobs: Vec<(&Path, Vec<Slot>)> = (0..photos.len().min(slots.len()))
-        .map(|p| {
-            let mine = slots.iter().skip(p).step_by(photos.len()).copied().collect();
-            (photos[p].as_ref(), mine)
-        })
+    let jobs: Vec<(&Path, Vec<Slot>)> = (0..photos.len().min(template.slots().len()))
+        .map(|p| (photos[p].as_ref(), slots_of(template, p, photos.len())))
         .collect();
     let filled = run_jobs(&jobs)?;
+    let prepared: Vec<PreparedPhoto> = jobs
+        .into_iter()
+        .zip(filled)
+        .map(|((_, slots), images)| PreparedPhoto {
+            slots: slots.into_iter().zip(images).collect(),
+        })
+        .collect();
+    Ok(compose_prepared(template, &prepared, ctx))
+}
 
-    let cell_w = template.cell_width();
+/// One photo decoded, cropped and scaled into every slot it fills on a page: the slow part of
+/// composing. The kiosk session prepares each shot while the customer poses for the next, so the
+/// review after the last shot waits only for that shot's decode and the assembly.
+pub struct PreparedPhoto {
+    slots: Vec<(Slot, RgbImage)>,
+}
+
+/// Prepares photo `index` (0-based, in shot order) of `count` for `template`. A photo beyond the
+/// template's slots fills nothing and costs nothing.
+pub fn prepare_photo(
+    template: &Template,
+    index: usize,
+    count: usize,
+    path: &Path,
+) -> Result<PreparedPhoto, LayoutError> {
+    let slots = slots_of(template, index, count);
+    if slots.is_empty() {
+        return Ok(PreparedPhoto { slots: Vec::new() });
+    }
+    let images = fill_slots_guarded(path, &slots)?;
+    Ok(PreparedPhoto {
+        slots: slots.into_iter().zip(images).collect(),
+    })
+}
+
+/// The page from prepared photos (any order; each knows its slots), with frame and texts.
+pub fn compose_prepared(template: &Template, photos: &[PreparedPhoto], ctx: &Context<'_>) -> RgbImage {
+    let mut page = assemble(template, photos);
+    finish_page(&mut page, template, ctx);
+    page
+}
+
+/// Slot *i* gets photo *i mod count*: the slots photo `index` fills.
+fn slots_of(template: &Template, index: usize, count: usize) -> Vec<Slot> {
+    template
+        .slots()
+        .iter()
+        .skip(index)
+        .step_by(count.max(1))
+        .copied()
+        .collect()
+}
+
+/// The background cell with every prepared photo in place (no frame or text yet).
+fn assemble(template: &Template, photos: &[PreparedPhoto]) -> RgbImage {
     let mut cell = match template.background_image() {
         Some(bg) => bg.clone(),
-        None => RgbImage::from_pixel(cell_w, template.height(), template.background()),
+        None => RgbImage::from_pixel(template.cell_width(), template.height(), template.background()),
     };
-    for ((_, job_slots), images) in jobs.iter().zip(filled) {
-        for (slot, img) in job_slots.iter().zip(images) {
-            imageops::replace(&mut cell, &img, i64::from(slot.x), i64::from(slot.y));
-        }
+    for (slot, img) in photos.iter().flat_map(|p| &p.slots) {
+        imageops::replace(&mut cell, img, i64::from(slot.x), i64::from(slot.y));
     }
-    if let Some(frame) = template.frame() {
-        blend_over(&mut cell, frame);
-    }
-    draw_texts(&mut cell, template, ctx);
+    cell
+}
 
-    if template.repeat_x() == 1 {
-        return Ok(cell);
+/// Frame and texts over the cell, then the cell repeated across the page (strips).
+fn finish_page(page: &mut RgbImage, template: &Template, ctx: &Context<'_>) {
+    if let Some(frame) = template.frame() {
+        blend_over(page, frame);
     }
-    let mut page = RgbImage::new(template.width(), template.height());
-    for i in 0..template.repeat_x() {
-        imageops::replace(&mut page, &cell, i64::from(i * cell_w), 0);
+    draw_texts(page, template, ctx);
+    if template.repeat_x() > 1 {
+        let cell_w = template.cell_width();
+        let mut full = RgbImage::new(template.width(), template.height());
+        for i in 0..template.repeat_x() {
+            imageops::replace(&mut full, page, i64::from(i * cell_w), 0);
+        }
+        *page = full;
     }
-    Ok(page)
 }
 
 /// Runs `fill_slots` for every job on up to `available_parallelism` threads (the Pi has 4 cores,
@@ -97,17 +148,7 @@ fn run_jobs(jobs: &[(&Path, Vec<Slot>)]) -> Result<Vec<Vec<RgbImage>>, LayoutErr
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(jobs.len());
-    let run = |i: usize| {
-        let (path, slots) = &jobs[i];
-        // jpeg-decoder is fuzzed, but a panic on a hostile file must still be an error, not a
-        // dead print loop.
-        catch_unwind(AssertUnwindSafe(|| fill_slots(path, slots))).unwrap_or_else(|_| {
-            Err(LayoutError::Photo {
-                path: path.to_path_buf(),
-                message: "the JPEG decoder panicked on this file".into(),
-            })
-        })
-    };
+    let run = |i: usize| fill_slots_guarded(jobs[i].0, &jobs[i].1);
     let mut results: Vec<Option<Result<Vec<RgbImage>, LayoutError>>> = (0..jobs.len()).map(|_| None).collect();
     if threads <= 1 {
         for (i, slot) in results.iter_mut().enumerate() {
@@ -154,6 +195,17 @@ fn run_jobs(jobs: &[(&Path, Vec<Slot>)]) -> Result<Vec<Vec<RgbImage>>, LayoutErr
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(LayoutError::Internal("a photo was not decoded".into()))))
         .collect()
+}
+
+/// `fill_slots`, with a decoder panic turned into an error: jpeg-decoder is fuzzed, but a panic on
+/// a hostile file must still be an error, not a dead print loop or session.
+fn fill_slots_guarded(path: &Path, slots: &[Slot]) -> Result<Vec<RgbImage>, LayoutError> {
+    catch_unwind(AssertUnwindSafe(|| fill_slots(path, slots))).unwrap_or_else(|_| {
+        Err(LayoutError::Photo {
+            path: path.to_path_buf(),
+            message: "the JPEG decoder panicked on this file".into(),
+        })
+    })
 }
 
 /// Decodes the photo at `path` once, at the smallest DCT scale that covers the largest of `slots`,

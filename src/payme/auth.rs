@@ -25,7 +25,10 @@ const CREDENTIAL_NAME: &str = "payme-key";
 /// Where the .deb keeps the key it hands to systemd as the credential.
 const PACKAGED_KEY_FILE: &str = "/etc/photobooth/payme.key";
 const ROTATED_KEY: &str = "payme.rotated_key";
-const ROTATED_FROM: &str = "payme.rotated_from";
+/// The SHA-256 (hex) of the configured key a rotation replaced; the key itself is never stored.
+const ROTATED_FROM_HASH: &str = "payme.rotated_from_sha256";
+/// Older versions stored the replaced key itself here; it is turned into the hash at start-up.
+const LEGACY_ROTATED_FROM: &str = "payme.rotated_from";
 
 /// Where the configured key came from: logged at start, so a technician knows which file to edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,21 +186,52 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// SHA-256 of a key, in hex: what the store keeps of a replaced key, and (its first 8 digits) how
+/// logs name a key without revealing it.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A short, non-secret name for a key in logs.
+pub fn fingerprint(key: &str) -> String {
+    key_hash(key)[..8].to_string()
+}
+
 /// The key requests must carry now: a rotation stored by ChangePassword, if it replaced the key
 /// that is configured today, otherwise the configured key.
 pub fn effective_key(conn: &Connection, configured: &str) -> rusqlite::Result<(String, bool)> {
     let rotated = settings::get(conn, ROTATED_KEY)?;
-    let from = settings::get(conn, ROTATED_FROM)?;
-    Ok(match (rotated, from) {
-        (Some(rotated), Some(from)) if from == configured => (rotated, true),
+    let replaced = match settings::get(conn, ROTATED_FROM_HASH)? {
+        Some(hash) => Some(hash),
+        None => settings::get(conn, LEGACY_ROTATED_FROM)?.map(|key| key_hash(&key)),
+    };
+    Ok(match (rotated, replaced) {
+        (Some(rotated), Some(hash)) if bool::from(hash.as_bytes().ct_eq(key_hash(configured).as_bytes())) => {
+            (rotated, true)
+        }
         _ => (configured.to_string(), false),
     })
 }
 
-/// Persists a rotation inside the caller's transaction.
+/// Replaces a replaced key that an older version stored in clear by its hash. Run once at start-up.
+pub fn forget_legacy_rotation(conn: &Connection) -> rusqlite::Result<()> {
+    if let Some(key) = settings::get(conn, LEGACY_ROTATED_FROM)? {
+        settings::set(conn, ROTATED_FROM_HASH, &key_hash(&key))?;
+        settings::delete(conn, LEGACY_ROTATED_FROM)?;
+    }
+    Ok(())
+}
+
+/// Persists a rotation inside the caller's transaction: the new key, and only the hash of the
+/// configured key it replaced.
 pub fn store_rotation(conn: &Connection, configured: &str, new_key: &str) -> rusqlite::Result<()> {
     settings::set(conn, ROTATED_KEY, new_key)?;
-    settings::set(conn, ROTATED_FROM, configured)
+    settings::set(conn, ROTATED_FROM_HASH, &key_hash(configured))?;
+    settings::delete(conn, LEGACY_ROTATED_FROM)
 }
 
 /// The live key, checked on every request and swapped by ChangePassword.
@@ -223,6 +257,21 @@ impl KeyRing {
     pub fn replace(&self, new_key: &str) {
         let mut guard = self.expected.write().unwrap_or_else(|p| p.into_inner());
         *guard = expected_credentials(new_key);
+    }
+
+    /// Runs `write` (ChangePassword's store transaction, given a test for "is this the key in
+    /// force") while holding the key lock, and switches to the key it returns before releasing it.
+    /// Requests wait on the lock meanwhile, so none is checked against the old key once the new
+    /// one is committed, nor against the new one before.
+    pub fn rotate_with<T>(&self, write: impl FnOnce(&dyn Fn(&str) -> bool) -> (T, Option<String>)) -> T {
+        let mut guard = self.expected.write().unwrap_or_else(|p| p.into_inner());
+        let current = guard.clone();
+        let is_current = move |candidate: &str| bool::from(expected_credentials(candidate).ct_eq(&current));
+        let (out, new_key) = write(&is_current);
+        if let Some(key) = new_key {
+            *guard = expected_credentials(&key);
+        }
+        out
     }
 
     /// Whether the request's `Authorization` header carries `Basic base64(Paycom:<key>)`.
@@ -283,6 +332,58 @@ mod tests {
         ring.replace("new");
         assert!(!ring.authorized(Some(basic_header("old").as_bytes())));
         assert!(ring.authorized(Some(basic_header("new").as_bytes())));
+        assert!(ring.is_current("new"));
+    }
+
+    #[test]
+    fn a_rotation_keeps_only_the_hash_of_the_replaced_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open_in(dir.path()).unwrap();
+        store
+            .write(|tx| store_rotation(tx, "configured-secret", "new-secret"))
+            .unwrap();
+        let rows: Vec<String> = store
+            .read(|c| {
+                c.prepare("SELECT key || '=' || value FROM settings")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert!(rows.iter().all(|r| !r.contains("configured-secret")), "{rows:?}");
+        assert_eq!(
+            store.read(|c| effective_key(c, "configured-secret")).unwrap(),
+            ("new-secret".to_string(), true)
+        );
+        // The owner configured another key since: it wins.
+        assert_eq!(
+            store.read(|c| effective_key(c, "other")).unwrap(),
+            ("other".to_string(), false)
+        );
+        // A replaced key an older version kept in clear becomes its hash.
+        store
+            .write(|tx| {
+                settings::delete(tx, ROTATED_FROM_HASH)?;
+                settings::set(tx, LEGACY_ROTATED_FROM, "configured-secret")
+            })
+            .unwrap();
+        assert!(store.read(|c| effective_key(c, "configured-secret")).unwrap().1);
+        store.write(|tx| forget_legacy_rotation(tx)).unwrap();
+        assert_eq!(store.read(|c| settings::get(c, LEGACY_ROTATED_FROM)).unwrap(), None);
+        assert!(store.read(|c| effective_key(c, "configured-secret")).unwrap().1);
+    }
+
+    #[test]
+    fn a_rotation_switches_the_key_before_the_lock_is_released() {
+        let ring = KeyRing::new("old".into(), "old");
+        let out = ring.rotate_with(|is_current| {
+            assert!(is_current("old") && !is_current("new"));
+            ("committed", Some("new".to_string()))
+        });
+        assert_eq!(out, "committed");
+        assert!(ring.authorized(Some(basic_header("new").as_bytes())));
+        assert!(!ring.authorized(Some(basic_header("old").as_bytes())));
+        // A failed write switches nothing.
+        ring.rotate_with(|_| ((), None));
         assert!(ring.is_current("new"));
     }
 

@@ -24,6 +24,12 @@ use rpc::{Params, RpcError};
 /// Payme's requests are a few hundred bytes; anything near this is not Payme.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// "No payment without a printer": `Some(reason)` while something stops the booth from delivering
+/// a print (printer stopped, empty or offline, media counter at 0, and any later blocker), so
+/// Check and a new Create answer -31008. The daemon supplies it from `booth::health`; a store that
+/// cannot write is not its business (that stays -32400, so Payme retries).
+pub type DeliveryGate = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 pub struct Merchant {
     store: Arc<Store>,
     keys: KeyRing,
@@ -33,6 +39,11 @@ pub struct Merchant {
     print_wake: mpsc::Sender<i64>,
     /// UTC ms. Replaceable so model tests can jump past the 12-hour rule without waiting.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    delivery: DeliveryGate,
+    /// Whether `photoboothd pay`'s simulated transactions are accepted: only while the checkout is
+    /// Payme's sandbox.
+    simulations: bool,
+    rejected: RejectedLog,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -57,7 +68,22 @@ impl Merchant {
             fiscal,
             print_wake,
             clock: Arc::new(clock::now_ms),
+            delivery: Arc::new(|| None),
+            simulations: false,
+            rejected: RejectedLog::default(),
         }
+    }
+
+    /// The same merchant refusing new payments while `gate` says the booth cannot deliver.
+    pub fn with_delivery_gate(mut self, gate: DeliveryGate) -> Merchant {
+        self.delivery = gate;
+        self
+    }
+
+    /// The same merchant accepting (or not) the simulated transactions of `photoboothd pay`.
+    pub fn with_simulations(mut self, accepted: bool) -> Merchant {
+        self.simulations = accepted;
+        self
     }
 
     /// The same merchant reading time from `clock` (tests).
@@ -71,6 +97,12 @@ impl Merchant {
         self.keys.authorized(authorization)
     }
 
+    /// Logs a request refused for its credentials: at most one line a minute, with a count, so a
+    /// stranger hammering the tunnel cannot flood journald.
+    pub fn note_rejected(&self) {
+        self.rejected.note();
+    }
+
     /// Handles one webhook body. Blocking (SQLite): call from `spawn_blocking`.
     pub fn handle(&self, body: &[u8], authorization: Option<&[u8]>) -> Reply {
         match self.prepare(body, authorization) {
@@ -82,22 +114,29 @@ impl Merchant {
     /// Everything short of the store: auth, JSON, envelope, method. Cheap and non-blocking, so the
     /// webhook runs it on the async thread and only the store work may need a blocking one.
     pub fn prepare(&self, body: &[u8], authorization: Option<&[u8]>) -> Prepared {
+        // Some HTTP stacks put a UTF-8 byte order mark before the JSON.
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
         let parsed: Result<Value, _> = serde_json::from_slice(body);
         let id = parsed.as_ref().map(rpc::peek_id).unwrap_or(Value::Null);
         // Credentials first, for every request, before anything reads the store.
         if !self.keys.authorized(authorization) {
-            tracing::warn!("payme: request rejected, missing or wrong credentials (-32504)");
+            self.note_rejected();
             return Prepared::Done(error(&id, None, RpcError::unauthorized()));
         }
         let Ok(value) = parsed else {
             return Prepared::Done(error(&Value::Null, None, RpcError::parse()));
         };
-        let request = match rpc::parse_request(value) {
+        // The method is checked before the params: an unknown one is -32601 even without params.
+        let request = match rpc::parse_request(value, |m| methods::find(m).is_some()) {
             Ok(r) => r,
-            Err(e) => return Prepared::Done(error(&id, None, e)),
+            Err(e) => {
+                if e.code == rpc::code::METHOD_NOT_FOUND {
+                    tracing::warn!("payme: unknown method (-32601)");
+                }
+                return Prepared::Done(error(&id, None, e));
+            }
         };
         let Some(method) = methods::find(&request.method) else {
-            tracing::warn!(method = %request.method.chars().take(64).collect::<String>(), "payme: unknown method (-32601)");
             return Prepared::Done(error(&request.id, None, RpcError::method_not_found(&request.method)));
         };
         // Payme asks Check to vouch for everything Create and Perform need: with a disk that takes
@@ -106,6 +145,15 @@ impl Merchant {
             if let Some(fault) = self.store.write_fault() {
                 tracing::error!(fault = %fault, "payme: CheckPerformTransaction refused while the store cannot write (-32400)");
                 return Prepared::Done(error(&request.id, Some(method.name), RpcError::system()));
+            }
+        }
+        if let Some(Value::String(payme_id)) = request.params.get("id") {
+            if methods::is_simulated(payme_id) && !self.simulations {
+                tracing::warn!(
+                    method = method.name,
+                    "payme: a simulated transaction (photoboothd pay) refused: the checkout is not the sandbox"
+                );
+                return Prepared::Done(error(&request.id, Some(method.name), RpcError::invalid("id")));
             }
         }
         Prepared::Call(Call {
@@ -122,18 +170,35 @@ impl Merchant {
             return None;
         }
         let mut fx = Effects::default();
-        let outcome = self.store.try_read(|conn| self.apply(call, conn, &mut fx))?;
+        let is_current = |k: &str| self.keys.is_current(k);
+        let outcome = self
+            .store
+            .try_read(|conn| self.apply(call, conn, &mut fx, &is_current))?;
         Some(self.finish(call, outcome.map_err(|e| e.to_string()), fx))
     }
 
     /// Runs a prepared call on the store. Blocking (SQLite, and an fsync for writes).
     pub fn call(&self, call: &Call) -> Reply {
-        let mut fx = Effects::default();
-        let outcome = match call.method.access {
-            Access::Lookup | Access::Read => self.store.read(|conn| self.apply(call, conn, &mut fx)),
-            Access::Write => self.store.write(|tx| self.apply(call, tx, &mut fx)),
+        let run = |is_current: &dyn Fn(&str) -> bool| {
+            let mut fx = Effects::default();
+            let outcome = match call.method.access {
+                Access::Lookup | Access::Read => self.store.read(|conn| self.apply(call, conn, &mut fx, is_current)),
+                Access::Write => self.store.write(|tx| self.apply(call, tx, &mut fx, is_current)),
+            };
+            (outcome.map_err(|e| e.to_string()), fx)
         };
-        self.finish(call, outcome.map_err(|e| e.to_string()), fx)
+        let (outcome, fx) = if call.method.name == "ChangePassword" {
+            // The key switches under the same lock the write runs under: no request is checked
+            // against the old key once the new one is committed, nor against the new one before.
+            self.keys.rotate_with(|is_current| {
+                let (outcome, mut fx) = run(is_current);
+                let new_key = fx.new_key.take().filter(|_| matches!(outcome, Ok(Ok(_))));
+                ((outcome, fx), new_key)
+            })
+        } else {
+            run(&|k: &str| self.keys.is_current(k))
+        };
+        self.finish(call, outcome, fx)
     }
 
     /// The method itself. Rpc errors are replies and commit (only the 12-hour expiry writes before
@@ -143,14 +208,16 @@ impl Merchant {
         call: &Call,
         conn: &rusqlite::Connection,
         fx: &mut Effects,
+        key_is_current: &dyn Fn(&str) -> bool,
     ) -> rusqlite::Result<Result<Value, RpcError>> {
-        let key_is_current = |k: &str| self.keys.is_current(k);
+        let delivery = || (self.delivery)();
         let env = Env {
             now: (self.clock)(),
             account_field: &self.account_field,
             fiscal: self.fiscal.as_ref(),
             configured_key: self.keys.configured(),
-            key_is_current: &key_is_current,
+            key_is_current,
+            delivery_blocked: &delivery,
         };
         match (call.method.run)(conn, &Params(&call.params), &env, fx) {
             Ok(result) => Ok(Ok(result)),
@@ -160,16 +227,13 @@ impl Merchant {
     }
 
     /// Effects after the commit, then the reply.
-    fn finish(&self, call: &Call, outcome: Result<Result<Value, RpcError>, String>, mut fx: Effects) -> Reply {
+    fn finish(&self, call: &Call, outcome: Result<Result<Value, RpcError>, String>, fx: Effects) -> Reply {
         let name = call.method.name;
         match outcome {
             Ok(Ok(result)) => {
                 if let Some(job_id) = fx.job_queued {
                     // Full or closed only means the loop is busy or stopping; it rescans the store.
                     let _ = self.print_wake.try_send(job_id);
-                }
-                if let Some(key) = fx.new_key.take() {
-                    self.keys.replace(&key);
                 }
                 Reply {
                     body: rpc::reply_ok(&call.id, result),
@@ -186,6 +250,29 @@ impl Merchant {
                 error(&call.id, Some(name), RpcError::system())
             }
         }
+    }
+}
+
+/// The rate limit of the "wrong credentials" warning.
+#[derive(Default)]
+struct RejectedLog(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
+
+impl RejectedLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn note(&self) {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, suppressed) = &mut *state;
+        if last.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            *suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            rejected_since_last_line = *suppressed,
+            "payme: request rejected, missing or wrong credentials (-32504); further ones are counted, one line a minute"
+        );
+        *last = Some(std::time::Instant::now());
+        *suppressed = 0;
     }
 }
 

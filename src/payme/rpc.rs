@@ -198,9 +198,10 @@ pub fn peek_id(body: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Checks the envelope: an object with a string `method` and an object `params`.
-/// Extra members (such as `"jsonrpc": "2.0"`) are tolerated: Payme may add fields.
-pub fn parse_request(body: Value) -> Result<Request, RpcError> {
+/// Checks the envelope: an object with a string `method` that `known` knows (else -32601, before
+/// anything about `params`), and an object `params`. Extra members (such as `"jsonrpc": "2.0"`) are
+/// tolerated: Payme may add fields.
+pub fn parse_request(body: Value, known: impl Fn(&str) -> bool) -> Result<Request, RpcError> {
     let id = peek_id(&body);
     let Value::Object(mut obj) = body else {
         return Err(RpcError::invalid("request"));
@@ -209,6 +210,9 @@ pub fn parse_request(body: Value) -> Result<Request, RpcError> {
         Some(Value::String(m)) => m,
         _ => return Err(RpcError::invalid("method")),
     };
+    if !known(&method) {
+        return Err(RpcError::method_not_found(&method));
+    }
     let params = match obj.remove("params") {
         Some(Value::Object(p)) => p,
         _ => return Err(RpcError::invalid("params")),
@@ -267,11 +271,15 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// An amount in tiyin: a JSON integer above zero. A string, a fraction or a negative is a wrong
-    /// amount (-31001), never rounded or coerced.
+    /// An amount in tiyin: a whole number above zero. An integer-valued float (`4000000.0`) is that
+    /// integer; a string, a fraction, an exponent or a negative is a wrong amount (-31001), never
+    /// rounded or coerced.
     pub fn amount(&self) -> Result<i64, RpcError> {
-        match self.0.get("amount").and_then(Value::as_i64) {
-            Some(a) if a > 0 => Ok(a),
+        match self.0.get("amount") {
+            Some(Value::Number(n)) => match whole_number(n) {
+                Some(a) if a > 0 => Ok(a),
+                _ => Err(RpcError::wrong_amount()),
+            },
             _ => Err(RpcError::wrong_amount()),
         }
     }
@@ -284,19 +292,37 @@ impl<'a> Params<'a> {
     }
 }
 
+/// The integer a JSON number spells: `123` or `123.000`, from its digits (never through a float).
+fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    let text = n.to_string();
+    let (int, frac) = text.split_once('.')?;
+    let digits = !int.is_empty() && int.bytes().all(|c| c.is_ascii_digit());
+    if !digits || frac.is_empty() || !frac.bytes().all(|c| c == b'0') {
+        return None;
+    }
+    int.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn envelope_needs_method_and_params_and_keeps_the_id() {
-        let e = parse_request(json!({"id": 7, "params": {}})).err().unwrap();
+        let known = |m: &str| m == "X";
+        let e = parse_request(json!({"id": 7, "params": {}}), known).err().unwrap();
         assert_eq!((e.code, e.data), (code::INVALID_REQUEST, Some(json!("method"))));
-        let e = parse_request(json!({"id": 7, "method": "X", "params": []}))
+        let e = parse_request(json!({"id": 7, "method": "X", "params": []}), known)
             .err()
             .unwrap();
         assert_eq!(e.data, Some(json!("params")));
-        let r = parse_request(json!({"jsonrpc": "2.0", "id": 7, "method": "X", "params": {}}))
+        // The method is checked before the params.
+        let e = parse_request(json!({"id": 7, "method": "Y"}), known).err().unwrap();
+        assert_eq!((e.code, e.data), (code::METHOD_NOT_FOUND, Some(json!("Y"))));
+        let r = parse_request(json!({"jsonrpc": "2.0", "id": 7, "method": "X", "params": {}}), known)
             .ok()
             .unwrap();
         assert_eq!((r.id, r.method.as_str()), (json!(7), "X"));
@@ -305,12 +331,25 @@ mod tests {
 
     #[test]
     fn amounts_must_be_positive_json_integers() {
-        for bad in [json!("500"), json!(-5), json!(0), json!(1.5), json!(null), json!(1e30)] {
-            let p = json!({ "amount": bad }).as_object().unwrap().clone();
+        for bad in [
+            "\"500\"",
+            "-5",
+            "0",
+            "1.5",
+            "4000000.5",
+            "null",
+            "1e30",
+            "4e6",
+            "-0.0",
+            "0.0",
+        ] {
+            let p: Map<String, Value> = serde_json::from_str(&format!("{{\"amount\": {bad}}}")).unwrap();
             assert_eq!(Params(&p).amount().unwrap_err().code, code::WRONG_AMOUNT, "{bad}");
         }
-        let p = json!({ "amount": 500000 }).as_object().unwrap().clone();
-        assert_eq!(Params(&p).amount().unwrap(), 500000);
+        for (good, value) in [("500000", 500000), ("4000000.0", 4000000), ("4000000.000", 4000000)] {
+            let p: Map<String, Value> = serde_json::from_str(&format!("{{\"amount\": {good}}}")).unwrap();
+            assert_eq!(Params(&p).amount().unwrap(), value, "{good}");
+        }
     }
 
     #[test]

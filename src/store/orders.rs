@@ -18,6 +18,8 @@ pub struct Order {
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub closed_at: Option<i64>,
+    /// The customer's language code (`uz`, `ru`, `en`) when the kiosk sent it.
+    pub language: Option<String>,
 }
 
 /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
@@ -102,6 +104,7 @@ impl Order {
             expires_at: row.get("expires_at")?,
             paid_at: row.get("paid_at")?,
             closed_at: row.get("closed_at")?,
+            language: row.get("language")?,
         })
     }
 
@@ -171,6 +174,21 @@ pub fn mark_paid(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Records the customer's language, which the checkout link carries.
+pub fn set_language(conn: &Connection, id: i64, language: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET language = ?2 WHERE id = ?1")?
+        .execute(params![id, language])?;
+    Ok(())
+}
+
+/// Records that the order was paid by a simulated transaction (`photoboothd pay`), which revenue
+/// reports and metrics leave out.
+pub fn mark_simulated(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE orders SET simulated = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 /// Ends an order for good: refunded after payment, or cancelled before it.
 pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusqlite::Result<()> {
     debug_assert!(matches!(status, StoredStatus::Refunded | StoredStatus::Cancelled));
@@ -202,6 +220,7 @@ mod tests {
             expires_at: 1_000,
             paid_at: None,
             closed_at: None,
+            language: None,
         }
     }
 

@@ -28,10 +28,11 @@ pub fn jobs_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Vec<
     Ok(out)
 }
 
-/// The last performed payments: (order id, amount in tiyin, perform time), newest first.
+/// The last performed payments by Payme: (order id, amount in tiyin, perform time), newest first.
+/// Simulated ones (`photoboothd pay`) are not payments and are left out.
 pub fn last_payments(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
     conn.prepare(
-        "SELECT order_id, amount, perform_time FROM payme_transactions WHERE perform_time > 0
+        "SELECT order_id, amount, perform_time FROM payme_transactions WHERE perform_time > 0 AND simulated = 0
          ORDER BY perform_time DESC LIMIT ?1",
     )?
     .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -76,16 +77,25 @@ pub fn daily(conn: &Connection, since_day: i64, offset_ms: i64) -> rusqlite::Res
     run(grouped("started_at", "sessions", "", "count(*)"), &|d, n| {
         d.sessions = n
     })?;
-    run(grouped("paid_at", "orders", "", "count(*)"), &|d, n| d.paid_orders = n)?;
+    // Orders paid by `photoboothd pay` (simulated) are no money: left out of every figure.
     run(
-        grouped("closed_at", "orders", "AND status = 'refunded'", "count(*)"),
+        grouped("paid_at", "orders", "AND simulated = 0", "count(*)"),
+        &|d, n| d.paid_orders = n,
+    )?;
+    run(
+        grouped(
+            "closed_at",
+            "orders",
+            "AND status = 'refunded' AND simulated = 0",
+            "count(*)",
+        ),
         &|d, n| d.refunded_orders = n,
     )?;
     run(
         grouped(
             "paid_at",
             "orders",
-            "AND status = 'paid'",
+            "AND status = 'paid' AND simulated = 0",
             "coalesce(sum(amount_tiyin), 0)",
         ),
         &|d, n| d.revenue_tiyin = n,
@@ -110,12 +120,13 @@ pub fn daily(conn: &Connection, since_day: i64, offset_ms: i64) -> rusqlite::Res
     Ok(days.into_values().collect())
 }
 
-/// Queues a reprint of an order's page. Returns the new job's id.
-pub fn queue_reprint(conn: &Connection, order_id: i64, copies: u32, now: i64) -> rusqlite::Result<i64> {
+/// Queues a reprint of an order's page; `forced` lets it print although the order was refunded.
+/// Returns the new job's id.
+pub fn queue_reprint(conn: &Connection, order_id: i64, copies: u32, forced: bool, now: i64) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO print_jobs (order_id, kind, copies, status, created_at, updated_at, next_attempt_at)
-         VALUES (?1, 'reprint', ?2, 'queued', ?3, ?3, ?3)",
-        params![order_id, copies, now],
+        "INSERT INTO print_jobs (order_id, kind, copies, status, created_at, updated_at, next_attempt_at, forced)
+         VALUES (?1, 'reprint', ?2, 'queued', ?3, ?3, ?3, ?4)",
+        params![order_id, copies, now, forced],
     )?;
     Ok(conn.last_insert_rowid())
 }

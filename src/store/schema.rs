@@ -106,6 +106,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_open ON sessions (ended_at);
     CREATE UNIQUE INDEX sessions_by_order ON sessions (order_id) WHERE order_id IS NOT NULL;
     "#,
+    // 4: money edges. A reprint forced past a refund (`reprint --force`); payments simulated by
+    // `photoboothd pay`, which no statement, report or metric counts; the customer's language,
+    // which the checkout link carries.
+    r#"
+    ALTER TABLE print_jobs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE payme_transactions ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders ADD COLUMN language TEXT;
+    "#,
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -70,6 +70,8 @@ pub struct NewTx<'a> {
     pub amount: i64,
     pub account: &'a str,
     pub payme_time: i64,
+    /// Made by `photoboothd pay`, not by Payme: never in a statement, a report or a metric.
+    pub simulated: bool,
 }
 
 pub fn by_payme_id(conn: &Connection, payme_id: &str) -> rusqlite::Result<Option<PaymeTx>> {
@@ -93,8 +95,8 @@ pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Vec<Payme
 
 pub fn insert(conn: &Connection, new: &NewTx<'_>, create_time: i64) -> rusqlite::Result<PaymeTx> {
     conn.prepare_cached(
-        "INSERT INTO payme_transactions (payme_id, order_id, amount, account, payme_time, create_time, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+        "INSERT INTO payme_transactions (payme_id, order_id, amount, account, payme_time, create_time, state, simulated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
     )?
     .execute(params![
         new.payme_id,
@@ -102,7 +104,8 @@ pub fn insert(conn: &Connection, new: &NewTx<'_>, create_time: i64) -> rusqlite:
         new.amount,
         new.account,
         new.payme_time,
-        create_time
+        create_time,
+        new.simulated
     ])?;
     by_payme_id(conn, new.payme_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
@@ -124,11 +127,15 @@ pub fn mark_cancelled(conn: &Connection, id: i64, to: TxState, reason: i64, now:
     Ok(())
 }
 
-/// Every successfully created transaction with `from <= payme_time <= to`, oldest first.
+/// Every transaction Payme created with `from <= payme_time <= to`, oldest first (simulated ones
+/// are not Payme's and are left out).
 pub fn statement(conn: &Connection, from: i64, to: i64) -> rusqlite::Result<Vec<PaymeTx>> {
-    conn.prepare_cached("SELECT * FROM payme_transactions WHERE payme_time BETWEEN ?1 AND ?2 ORDER BY payme_time, id")?
-        .query_map(params![from, to], PaymeTx::from_row)?
-        .collect()
+    conn.prepare_cached(
+        "SELECT * FROM payme_transactions WHERE payme_time BETWEEN ?1 AND ?2 AND simulated = 0
+         ORDER BY payme_time, id",
+    )?
+    .query_map(params![from, to], PaymeTx::from_row)?
+    .collect()
 }
 
 pub fn save_fiscal(conn: &Connection, payme_id: &str, kind: &str, data: &str, now: i64) -> rusqlite::Result<()> {

@@ -2,6 +2,7 @@
 //! a temporary directory, and talks to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod fake_escpos;
 pub mod live;
 
 use std::net::SocketAddr;
@@ -569,8 +570,14 @@ impl Daemon {
     /// text; it may create files next to it (under the data folder's parent). Restart such a daemon
     /// with `restart_same_config()`: `restart()` rewrites the default configuration.
     pub async fn start_with_config(full_toml: impl FnOnce(&Path) -> String) -> Daemon {
+        Daemon::start_with_config_env(Vec::new(), full_toml).await
+    }
+
+    /// As `start_with_config`, with extra environment for the daemon process (kept on restarts).
+    pub async fn start_with_config_env(env: Vec<(String, String)>, full_toml: impl FnOnce(&Path) -> String) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut d = Daemon::new(dir);
+        d.env = env;
         let text = full_toml(&d.data_dir());
         std::fs::write(d.config_path(), text).unwrap();
         d.spawn_on_written_config().await;
@@ -588,5 +595,56 @@ impl Daemon {
     /// The running daemon's process id, e.g. for `/proc/<pid>/status` (tests/hostile_clients.rs).
     pub fn pid(&self) -> u32 {
         self.process.as_ref().expect("running").pid()
+    }
+}
+
+impl Daemon {
+    /// Runs `photoboothd ARGS --config <this daemon's config>`; returns success and stdout+stderr.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("PAYME_KEY")
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// Waits until no print job is queued or printing: whatever the print loop was going to send
+    /// has been sent.
+    pub async fn wait_queue_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.count("SELECT count(*) FROM print_jobs WHERE status IN ('queued', 'printing')") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the print queue never emptied:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `/api/status` until `accepting_orders` is `accepting`.
+    pub async fn wait_accepting(&self, accepting: bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = self.kiosk("GET", "/api/status", "").await;
+            if v["accepting_orders"] == accepting {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "accepting_orders never became {accepting}: {v}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

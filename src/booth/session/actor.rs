@@ -15,8 +15,10 @@ use super::view::SessionView;
 use super::{Command, Refusal, SessionError, Sessions};
 use crate::booth::{OrderError, OrderView, Shared};
 use crate::clock;
+use crate::config::Language;
 use crate::hw::camera::{CameraError, CameraErrorKind};
 use crate::hw::gpio::LedMode;
+use crate::layout::compose::PreparedPhoto;
 use crate::store::sessions::{self, Stage};
 use crate::store::{orders, transactions, Store, StoreError};
 
@@ -25,9 +27,16 @@ const TICK: Duration = Duration::from_millis(500);
 
 /// What a capture task hands back: the shot, and for the last shot the composed page.
 struct Captured {
+    /// Which shot (1-based) of which session.
+    number: u32,
+    session_id: i64,
     shot: Result<(), CameraError>,
     page: Option<Result<(), String>>,
 }
+
+/// A shot being decoded and fitted into its slots on a blocking thread while the customer poses
+/// for the next one (`layout::compose::PreparedPhoto`).
+type Preparing = JoinHandle<Result<PreparedPhoto, String>>;
 
 pub struct SessionManager {
     shared: Shared,
@@ -36,6 +45,8 @@ pub struct SessionManager {
     /// The session's order as last read (on a blocking thread), for the view.
     order: Option<OrderView>,
     capture: Option<JoinHandle<Captured>>,
+    /// Shot n's preparation at index n-1; emptied when the shots are removed (retake, end).
+    preparing: Vec<Option<Preparing>>,
     view: watch::Sender<SessionView>,
 }
 
@@ -84,6 +95,7 @@ impl SessionManager {
             },
             order,
             capture: None,
+            preparing: Vec::new(),
             view: view_tx,
         };
         manager.publish();
@@ -111,8 +123,8 @@ impl SessionManager {
                         let result = self.handle(Event::Input(input)).await;
                         let _ = reply.send(result.map(|()| self.view.borrow().clone()));
                     }
-                    Some(Command::Order(copies, reply)) => {
-                        let _ = reply.send(self.on_order(copies).await);
+                    Some(Command::Order(copies, language, reply)) => {
+                        let _ = reply.send(self.on_order(copies, language).await);
                     }
                     None => break,
                 },
@@ -170,6 +182,7 @@ impl SessionManager {
     async fn perform(&mut self, action: Action) -> Result<Option<Event>, SessionError> {
         match action {
             Action::CreateSession { shots_total } => {
+                self.forget_prepared();
                 let now = clock::now_ms();
                 let session = self
                     .blocking(move |store| store.write(|tx| sessions::insert(tx, shots_total, now)))
@@ -186,12 +199,16 @@ impl SessionManager {
                 Ok(None)
             }
             Action::RemoveShots(session_id) => {
+                self.forget_prepared();
                 let files = SessionFiles::new(&self.shared.data_dir, session_id);
                 let _ = tokio::fs::remove_dir_all(files.dir()).await;
                 Ok(None)
             }
             Action::Capture { session_id, shot, last } => {
-                self.start_capture(session_id, shot, last);
+                // The earlier shots were prepared during the countdowns; their tasks are done (or
+                // nearly), so this wait is short and the last capture composes at once.
+                let prepared = if last { self.take_prepared().await } else { Vec::new() };
+                self.start_capture(session_id, shot, last, prepared);
                 Ok(None)
             }
             Action::AbortCapture => {
@@ -207,7 +224,7 @@ impl SessionManager {
     }
 
     /// An order for the session at the copies screen; the order's view is the reply.
-    async fn on_order(&mut self, copies: u32) -> Result<OrderView, OrderError> {
+    async fn on_order(&mut self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
         let ctx = Ctx {
             rules: &self.rules,
             blocker: self.shared.health.blocker(),
@@ -221,7 +238,7 @@ impl SessionManager {
             )));
         };
         let booth = self.shared.booth.clone();
-        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id)))
+        let order = tokio::task::spawn_blocking(move || booth.create_order_for(copies, Some(session_id), language))
             .await
             .map_err(|e| OrderError::Store(StoreError::Io(std::io::Error::other(e))))??;
         self.order = Some(order.clone());
@@ -257,7 +274,51 @@ impl SessionManager {
         Ok(Some(Event::OrderCancelled))
     }
 
-    fn start_capture(&mut self, session_id: i64, shot: u32, last: bool) {
+    /// Prepares a shot just taken for the page, on a blocking thread, while the next countdown runs.
+    fn prepare_in_background(&mut self, session_id: i64, number: u32) {
+        let Some(shots) = self
+            .state
+            .session
+            .as_ref()
+            .filter(|s| s.id == session_id)
+            .map(|s| s.shots_total)
+        else {
+            return;
+        };
+        let files = SessionFiles::new(&self.shared.data_dir, session_id);
+        let config = self.shared.config.clone();
+        let index = number.saturating_sub(1) as usize;
+        if self.preparing.len() <= index {
+            self.preparing.resize_with(index + 1, || None);
+        }
+        if let Some(old) = self.preparing[index].take() {
+            old.abort();
+        }
+        self.preparing[index] = Some(tokio::task::spawn_blocking(move || {
+            files.prepare_shot(&config, number, shots)
+        }));
+    }
+
+    /// The prepared shots so far, in shot order; a failed or missing one is `None` (the composer
+    /// then decodes that shot itself and reports its error).
+    async fn take_prepared(&mut self) -> Vec<Option<PreparedPhoto>> {
+        let mut ready = Vec::with_capacity(self.preparing.len());
+        for task in std::mem::take(&mut self.preparing) {
+            ready.push(match task {
+                Some(task) => task.await.ok().and_then(Result::ok),
+                None => None,
+            });
+        }
+        ready
+    }
+
+    fn forget_prepared(&mut self) {
+        for task in self.preparing.drain(..).flatten() {
+            task.abort();
+        }
+    }
+
+    fn start_capture(&mut self, session_id: i64, shot: u32, last: bool, prepared: Vec<Option<PreparedPhoto>>) {
         let files = SessionFiles::new(&self.shared.data_dir, session_id);
         let (camera, gpio, config) = (
             self.shared.camera.clone(),
@@ -275,8 +336,10 @@ impl SessionManager {
                 })
                 .and_then(|()| camera.capture(&files.shot(shot), shot));
             gpio.set_flash(false);
-            let page = (last && shot_result.is_ok()).then(|| files.compose_page(&config, shot));
+            let page = (last && shot_result.is_ok()).then(|| files.compose_page(&config, shot, prepared));
             Captured {
+                number: shot,
+                session_id,
                 shot: shot_result,
                 page,
             }
@@ -285,7 +348,12 @@ impl SessionManager {
 
     async fn on_captured(&mut self, captured: Result<Captured, tokio::task::JoinError>) {
         let (shot, page) = match captured {
-            Ok(c) => (c.shot, c.page),
+            Ok(c) => {
+                if c.shot.is_ok() && c.page.is_none() {
+                    self.prepare_in_background(c.session_id, c.number);
+                }
+                (c.shot, c.page)
+            }
             Err(e) => (Err(CameraError::new(CameraErrorKind::Failed, e.to_string())), None),
         };
         let event = match shot {

@@ -69,20 +69,40 @@ impl SessionFiles {
         format!("/api/sessions/{}/{PREVIEW_FILE}", self.id)
     }
 
-    /// Composes shots 1..=`shots` into the configured layout: the print page (PNG, lossless, at
-    /// the printer's resolution) and a small JPEG preview for the review screen. Blocking.
-    pub fn compose_page(&self, config: &Config, shots: u32) -> Result<(), String> {
+    /// Prepares shot `n` of `shots` for the configured layout (decoded and fitted into its slots),
+    /// the slow part of composing, done while the customer poses for the next shot. Blocking.
+    pub fn prepare_shot(&self, config: &Config, n: u32, shots: u32) -> Result<compose::PreparedPhoto, String> {
         let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
-        let photos: Vec<PathBuf> = (1..=shots).map(|n| self.shot(n)).collect();
+        let index = n.saturating_sub(1) as usize;
+        compose::prepare_photo(&template, index, shots as usize, &self.shot(n)).map_err(|e| e.to_string())
+    }
+
+    /// Composes shots 1..=`shots` into the configured layout: the print page (PNG, lossless, at
+    /// the printer's resolution) and a small JPEG preview for the review screen. `prepared[i]`, when
+    /// present, is shot i+1 already prepared; the others are decoded here. Blocking.
+    pub fn compose_page(
+        &self,
+        config: &Config,
+        shots: u32,
+        mut prepared: Vec<Option<compose::PreparedPhoto>>,
+    ) -> Result<(), String> {
+        let template = template::load(&config.printer.layout).map_err(|e| e.to_string())?;
+        prepared.resize_with(shots as usize, || None);
+        let photos = (1..=shots)
+            .zip(prepared)
+            .map(|(n, ready)| match ready {
+                Some(photo) => Ok(photo),
+                None => compose::prepare_photo(&template, (n - 1) as usize, shots as usize, &self.shot(n))
+                    .map_err(|e| e.to_string()),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let ctx = compose::Context {
             booth_name: &config.booth.name,
             time_ms: config.local_time_ms(clock::now_ms()),
         };
-        let page = compose::compose(&template, &photos, &ctx).map_err(|e| e.to_string())?;
-        let tmp = self.dir.join(PAGE_TMP_FILE);
-        page.save_with_format(&tmp, image::ImageFormat::Png)
-            .map_err(|e| format!("cannot save the page: {e}"))?;
-        std::fs::rename(&tmp, self.page()).map_err(|e| format!("cannot save the page: {e}"))?;
+        let page = compose::compose_prepared(&template, &photos, &ctx);
+        drop(photos);
+        // The preview first: it is what the review screen waits for, and it is small.
         let preview_width = 600.min(page.width());
         let preview_height =
             (u64::from(page.height()) * u64::from(preview_width) / u64::from(page.width().max(1))) as u32;
@@ -94,8 +114,30 @@ impl SessionFiles {
         );
         preview
             .save_with_format(self.preview(), image::ImageFormat::Jpeg)
-            .map_err(|e| format!("cannot save the preview: {e}"))
+            .map_err(|e| format!("cannot save the preview: {e}"))?;
+        let tmp = self.dir.join(PAGE_TMP_FILE);
+        save_png_fast(&page, &tmp).map_err(|e| format!("cannot save the page: {e}"))?;
+        std::fs::rename(&tmp, self.page()).map_err(|e| format!("cannot save the page: {e}"))
     }
+}
+
+/// The page as PNG with fast deflate: it is read once by the print loop from local storage, so a
+/// few percent of file size are not worth the 3-4× encoding time of the default level on the path
+/// between the last shot and the review screen.
+fn save_png_fast(page: &image::RgbImage, path: &Path) -> Result<(), String> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(file);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
+        .write_image(
+            page.as_raw(),
+            page.width(),
+            page.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| e.to_string())?;
+    std::io::Write::flush(&mut out).map_err(|e| e.to_string())
 }
 
 fn shot_name(n: u32) -> String {

@@ -31,6 +31,7 @@ pub use view::{ErrorView, SessionView};
 
 use super::health::BlockReason;
 use super::{OrderError, OrderView};
+use crate::config::Language;
 
 /// What the customer asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +156,8 @@ impl ErrorKind {
 
 enum Command {
     Input(Input, oneshot::Sender<Result<SessionView, SessionError>>),
-    Order(u32, oneshot::Sender<Result<OrderView, OrderError>>),
+    /// Copies and the customer's language (for the checkout page).
+    Order(u32, Option<Language>, oneshot::Sender<Result<OrderView, OrderError>>),
 }
 
 /// The handle the HTTP layer and the button use.
@@ -174,11 +176,11 @@ impl Sessions {
         rx.await.unwrap_or_else(|_| Err(SessionError::shutting_down()))
     }
 
-    /// An order for the current session (which must be choosing copies).
-    pub async fn order(&self, copies: u32) -> Result<OrderView, OrderError> {
+    /// An order for the current session (which must be choosing copies), in the customer's language.
+    pub async fn order(&self, copies: u32, language: Option<Language>) -> Result<OrderView, OrderError> {
         let (tx, rx) = oneshot::channel();
         let gone = || OrderError::Session(SessionError::shutting_down());
-        if self.commands.send(Command::Order(copies, tx)).await.is_err() {
+        if self.commands.send(Command::Order(copies, language, tx)).await.is_err() {
             return Err(gone());
         }
         rx.await.unwrap_or_else(|_| Err(gone()))

@@ -343,13 +343,21 @@ impl CupsPrinter {
         self.journal.remove(job_id);
         match ended {
             Ended::Completed => Ok(()),
+            // Lost by CUPS (purged, a wiped spool) or its state unreadable: it may not have printed,
+            // and a paid print is never counted done on a guess. The technician looks at the tray
+            // and decides (`printer resume` prints it again).
             Ended::Vanished | Ended::Unknown(_) => {
-                tracing::warn!(
-                    request,
-                    ?ended,
-                    "cups: the job left the queue but CUPS does not say how; counted as printed"
-                );
-                Ok(())
+                let why = match &ended {
+                    Ended::Unknown(e) => format!("its state cannot be read ({e})"),
+                    _ => "CUPS has no record of how it ended".to_string(),
+                };
+                Err(PrintError {
+                    message: format!(
+                        "cups: job {request} left the queue but {why}: it may not have printed; check the printer, then `photoboothd printer resume` prints it again"
+                    ),
+                    transient: false,
+                    may_have_printed: true,
+                })
             }
             // Someone cancelled it in CUPS (web page, `cancel`): they had a reason, so no automatic
             // retry; the technician decides.

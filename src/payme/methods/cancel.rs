@@ -1,6 +1,6 @@
 //! CancelTransaction: Payme cancels a created transaction (card declined, timeout) or refunds a
 //! performed one. A cancel before perform leaves the order payable until its TTL; a refund closes
-//! the order and stops its print job if it has not started.
+//! the order and stops every print of it that is not on paper yet (see `store::jobs`).
 
 use serde_json::{json, Value};
 
@@ -11,8 +11,9 @@ use crate::store::orders::{self, StoredStatus};
 use crate::store::transactions::{self, PaymeTx, TxState};
 
 pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut Effects) -> MethodResult {
-    let reason = p.integer("reason")?;
+    // An unknown transaction is -31003 whatever else the request lacks.
     let tx = existing(conn, p)?;
+    let reason = p.integer("reason")?;
     let now = env.now;
     match tx.state {
         TxState::CancelledBeforePerform | TxState::CancelledAfterPerform => {
@@ -28,9 +29,9 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
         TxState::Performed => {
             transactions::mark_cancelled(conn, tx.id, TxState::CancelledAfterPerform, reason, now)?;
             orders::close(conn, tx.order_id, StoredStatus::Refunded, now)?;
-            let stopped = jobs::cancel_unprinted(conn, tx.order_id, now)?;
+            let stopped = jobs::cancel_for_refund(conn, tx.order_id, now)?;
             tracing::warn!(order_id = tx.order_id, payme_id = %tx.payme_id, transaction = tx.id, reason,
-                print_job_stopped = stopped, "payme: performed transaction refunded, order refunded");
+                print_jobs_stopped = stopped, "payme: performed transaction refunded, order refunded, its prints stopped");
             Ok(reply(&tx, now, TxState::CancelledAfterPerform))
         }
     }

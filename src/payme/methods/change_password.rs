@@ -1,5 +1,6 @@
-//! ChangePassword: Payme rotates the cashbox key. The new key is committed to the store first and
-//! switched in after the commit, so the old key stops working at once and a restart keeps the new one.
+//! ChangePassword: Payme rotates the cashbox key. The new key is committed to the store and switched
+//! in under the same lock (`KeyRing::rotate_with`), so the old key stops working at once and a
+//! restart keeps the new one. Of the key it replaced only a hash is stored.
 
 use serde_json::json;
 
@@ -18,6 +19,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
     }
     auth::store_rotation(conn, env.configured_key, password)?;
     fx.new_key = Some(password.to_string());
-    tracing::warn!("payme: cashbox key changed by ChangePassword; the previous key no longer works");
+    tracing::warn!(configured_key = %auth::fingerprint(env.configured_key), key = %auth::fingerprint(password),
+        "payme: cashbox key changed by ChangePassword; the previous key no longer works");
     Ok(json!({ "success": true }))
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Effects, Env, MethodResult};
+use super::{refuse_if_undeliverable, Effects, Env, MethodResult};
 use crate::config::Fiscal;
 use crate::payme::account::payable_order;
 use crate::payme::rpc::Params;
@@ -12,6 +12,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
     let amount = p.amount()?;
     let account = p.object("account")?;
     let order = payable_order(conn, account, env.account_field, amount, env.now)?;
+    refuse_if_undeliverable(env, order.id, "CheckPerformTransaction")?;
     tracing::info!(order_id = order.id, amount, "payme: CheckPerformTransaction allowed");
     let mut result = json!({ "allow": true });
     if let Some(fiscal) = env.fiscal {

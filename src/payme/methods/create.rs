@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{expire_if_due, Effects, Env, Fail, MethodResult, TIMEOUT_MS};
+use super::{expire_if_due, is_simulated, refuse_if_undeliverable, Effects, Env, Fail, MethodResult, TIMEOUT_MS};
 use crate::payme::account::payable_order;
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::transactions::{self, NewTx, PaymeTx, TxState};
@@ -36,6 +36,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
         );
         return Err(Fail::Rpc(RpcError::bad_state()));
     }
+    refuse_if_undeliverable(env, order.id, "CreateTransaction")?;
     // The order was judged payable, so a live transaction still on it can only be one past its
     // 12 hours: record its expiry now, or the new row would break "one live transaction per order".
     if let Some(stale) = transactions::live_for_order(conn, order.id)? {
@@ -48,6 +49,7 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, _: &mut E
         amount,
         account: &account_json,
         payme_time: time,
+        simulated: is_simulated(payme_id),
     };
     let tx = transactions::insert(conn, &new, env.now)?;
     tracing::info!(

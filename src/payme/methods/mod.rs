@@ -31,6 +31,29 @@ pub struct Env<'a> {
     /// The configured key, recorded with a rotation so a restart knows what it replaced.
     pub configured_key: &'a str,
     pub key_is_current: &'a dyn Fn(&str) -> bool,
+    /// `Some(reason)` while the booth cannot deliver a print (see `payme::DeliveryGate`).
+    pub delivery_blocked: &'a dyn Fn() -> Option<String>,
+}
+
+/// Ids of the transactions `photoboothd pay` simulates start with this; Payme's own ids are 24
+/// hex digits and never do.
+pub const SIMULATED_PREFIX: &str = "photoboothd-pay-";
+
+pub fn is_simulated(payme_id: &str) -> bool {
+    payme_id.starts_with(SIMULATED_PREFIX)
+}
+
+/// "No payment without a printer": a new payment is refused with -31008 while the booth cannot
+/// turn it into a print. Only Check and a new Create ask; Perform of a created transaction goes on
+/// (the customer has confirmed in the app) and its job waits for the printer.
+fn refuse_if_undeliverable(env: &Env<'_>, order_id: i64, method: &str) -> Result<(), Fail> {
+    match (env.delivery_blocked)() {
+        Some(why) => {
+            tracing::warn!(order_id, reason = %why, "payme: {method} refused (-31008): the booth cannot print now");
+            Err(RpcError::bad_state().into())
+        }
+        None => Ok(()),
+    }
 }
 
 /// What must happen after the method's transaction commits, and only then.

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{existing, expire_if_due, Effects, Env, MethodResult};
+use super::{existing, expire_if_due, is_simulated, Effects, Env, MethodResult};
 use crate::payme::rpc::{Params, RpcError};
 use crate::store::jobs;
 use crate::store::orders::{self, StoredStatus};
@@ -30,6 +30,9 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
             }
             transactions::mark_performed(conn, tx.id, env.now)?;
             orders::mark_paid(conn, order.id, env.now)?;
+            if is_simulated(&tx.payme_id) {
+                orders::mark_simulated(conn, order.id)?;
+            }
             let job_id = jobs::insert_paid(conn, order.id, order.copies, env.now)?;
             fx.job_queued = Some(job_id);
             tracing::info!(order_id = order.id, payme_id = %tx.payme_id, transaction = tx.id,
