@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::booth::health::{BlockReason, Health};
+use crate::booth::live::{self, LiveHub, PausingCamera};
 use crate::booth::print_loop::PrintLoop;
 use crate::booth::session::SessionManager;
 use crate::booth::{Booth, Shared};
@@ -96,6 +97,12 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
     let event_wake = wake_tx.clone();
     let menu_wake = wake_tx.clone();
     let camera: Arc<dyn Camera> = camera::from_config(&config).into();
+    // One live view producer for every viewer; stills pause it when the camera cannot do both.
+    let live = LiveHub::new(camera.clone(), config.camera.live_idle);
+    let camera: Arc<dyn Camera> = Arc::new(PausingCamera {
+        inner: camera,
+        hub: live.clone(),
+    });
     let (button_tx, button_rx) = mpsc::unbounded_channel();
     let gpio: Arc<dyn Gpio> = gpio::from_config(&config, button_tx)
         .map_err(|e| DaemonError(e.to_string()))?
@@ -179,6 +186,19 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         data_dir: data_dir.clone(),
     };
     let (sessions, session_task) = SessionManager::start(shared, shutdown_rx.clone())?;
+
+    tokio::spawn(live::follow_sessions(
+        live.clone(),
+        sessions.subscribe(),
+        shutdown_rx.clone(),
+    ));
+    let live_closer = live.clone();
+    let mut live_shutdown = shutdown_rx.clone();
+    tokio::spawn(async move {
+        // Viewers' streams end at shutdown, or the listener's drain would wait for them.
+        let _ = live_shutdown.wait_for(|stop| *stop).await;
+        let _ = tokio::task::spawn_blocking(move || live_closer.close()).await;
+    });
 
     let webhook_listener = bind(config.http.webhook_listen, "http.webhook_listen").await?;
     let kiosk_listener = bind(config.http.kiosk_listen, "http.kiosk_listen").await?;
@@ -303,6 +323,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         metrics,
         service: service_menu,
         events: Kiosk::events_cap(),
+        live,
     };
     let kiosk_connections = kiosk_state.max_connections();
     let kiosk = serve(

@@ -162,10 +162,16 @@ impl Browser {
             .await
             .map_err(|e| format!("no WebDriver session: {e}"))?;
         browser.client = Some(client);
-        // --window-size sizes the window; make sure the page itself gets exactly the screen's size.
-        let (w, h) = browser.viewport().await;
+        browser.fit_viewport(size).await?;
+        Ok(browser)
+    }
+
+    /// Makes the page itself exactly `size` (--window-size sizes the window, not the viewport).
+    async fn fit_viewport(&mut self, size: (u32, u32)) -> Result<(), String> {
+        self.size = size;
+        let (w, h) = self.viewport().await;
         if (w, h) != size {
-            let c = browser.c();
+            let c = self.c();
             let (ow, oh) = c.get_window_size().await.map_err(|e| e.to_string())?;
             let target = (
                 ow as i64 + i64::from(size.0) - w as i64,
@@ -174,12 +180,12 @@ impl Browser {
             c.set_window_size(target.0 as u32, target.1 as u32)
                 .await
                 .map_err(|e| e.to_string())?;
-            let got = browser.viewport().await;
+            let got = self.viewport().await;
             if got != size {
                 return Err(format!("viewport is {got:?}, wanted {size:?}"));
             }
         }
-        Ok(browser)
+        Ok(())
     }
 
     fn c(&self) -> &Client {
@@ -290,7 +296,7 @@ impl Browser {
         let v = self
             .js(
                 "var bad = [], vw = window.innerWidth, vh = window.innerHeight;
-                 var skip = '.countdown-number, .paper, .paper-out, .flash, .strip, .strip *, .spinner';
+                 var skip = '.countdown-number, .paper, .paper-out, .flash, .strip, .strip *, .spinner, .progress > div';
                  var all = document.querySelectorAll('#topbar *, #screens > [data-screen]:not([hidden]) *, .toast');
                  function name(el) {
                    return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
@@ -391,6 +397,10 @@ struct Cfg {
     printer_dir: Option<PathBuf>,
     /// A fixed kiosk port, for a page that must find the daemon again after a restart.
     kiosk_port: u16,
+    shots: u32,
+    countdown_s: u32,
+    review_timeout_s: u32,
+    camera_backend: &'static str,
 }
 
 impl Default for Cfg {
@@ -402,6 +412,10 @@ impl Default for Cfg {
             capacity: 0,
             printer_dir: None,
             kiosk_port: 0,
+            shots: 3,
+            countdown_s: 1,
+            review_timeout_s: 120,
+            camera_backend: "sim",
         }
     }
 }
@@ -423,24 +437,30 @@ fn booth_config(data_dir: &Path, c: &Cfg) -> String {
             r#"
 [session]
 max_retakes = 2
-review_timeout_s = 120
-copies_timeout_s = 120
+review_timeout_s = {review}
+copies_timeout_s = {review}
 done_timeout_s = {done}
 error_timeout_s = {error}
 
 [camera]
-backend = "sim"
-shots = 3
-countdown_s = 1
+backend = "{camera}"
+shots = {shots}
+countdown_s = {countdown}
 timeout_s = 20
 width = 960
 height = 720
+live_width = 640
+live_height = 360
 
 [gpio]
 backend = "sim"
 "#,
             done = c.done_timeout_s,
             error = c.error_timeout_s,
+            shots = c.shots,
+            countdown = c.countdown_s,
+            review = c.review_timeout_s,
+            camera = c.camera_backend,
         ),
         ..TestConfig::new(data_dir)
     }
@@ -1452,4 +1472,320 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
     let saves = phone.js("return document.querySelectorAll('a[download]').length").await;
     assert_eq!(saves, json!(2 * 4), "save and full size for the page and three shots");
     phone.close().await;
+}
+
+// Every screen shape: one session walked at each of the booth's screen sizes.
+
+/// The screens a booth is built with: the first Pi display, the common 7" and 10" panels, a TV,
+/// the Pi Touch Display 2 standing (its native way) and a monitor on end.
+const SIZES: [(u32, u32); 6] = [
+    (800, 480),
+    (1024, 600),
+    (1280, 800),
+    (1920, 1080),
+    (720, 1280),
+    (1080, 1920),
+];
+
+/// How the walk gets from one stop to the next.
+#[derive(Clone, Copy, Debug)]
+enum Reach {
+    /// The booth shows it by itself (first screen, or the next stage after a wait).
+    Wait,
+    Tap(&'static str),
+    /// The sessions folder becomes a file, then start: the first still cannot be saved.
+    CameraFails,
+    /// Back from the camera error: the folder again, dismiss.
+    CameraBack,
+    /// The printer's folder becomes a file, then Payme pays: the print waits on "printing".
+    PayWithPrinterAway,
+    /// The printer's folder again: the print goes out, "done".
+    PrinterBack,
+}
+
+/// One stop of the walk: the screen the page must show (`error-<code>` for an error), and whether
+/// it is checked and photographed at every size there.
+struct Stop {
+    screen: &'static str,
+    reach: Reach,
+    check: bool,
+}
+
+const fn stop(screen: &'static str, reach: Reach) -> Stop {
+    Stop {
+        screen,
+        reach,
+        check: true,
+    }
+}
+
+/// The customer's screens in the order one session meets them. A screen added to the kiosk joins
+/// here (with a `Reach` for how to get to it), and is then checked at every size like the rest.
+const WALK: &[Stop] = &[
+    stop("idle", Reach::Wait),
+    stop("error-camera_failed", Reach::CameraFails),
+    Stop {
+        screen: "idle",
+        reach: Reach::CameraBack,
+        check: false,
+    },
+    stop("countdown", Reach::Tap("#start")),
+    stop("review", Reach::Wait),
+    stop("choose_copies", Reach::Tap("#accept")),
+    stop("awaiting_payment", Reach::Tap("#pay")),
+    stop("printing", Reach::PayWithPrinterAway),
+    stop("done", Reach::PrinterBack),
+    // The walk's print used the one-print roll.
+    stop("out_of_service", Reach::Tap("#done-ok")),
+];
+
+/// What is wrong with the pictures on the screen: an image box not at its image's aspect ratio
+/// (stretched or letterboxed), a frame that does not hug its image, a picture smaller than its
+/// area allows, an unmirrored live view.
+const IMAGE_PROBLEMS: &str = "
+    var bad = [];
+    var imgs = document.querySelectorAll('#screens > [data-screen]:not([hidden]) img.fit-img');
+    for (var i = 0; i < imgs.length; i++) {
+      var img = imgs[i];
+      var name = img.id || img.className;
+      if (img.getClientRects().length === 0 || getComputedStyle(img).visibility === 'hidden') continue;
+      if (!img.complete || !img.naturalWidth) { bad.push(name + ': not loaded'); continue; }
+      var r = img.getBoundingClientRect();
+      var ratio = (r.width / r.height) / (img.naturalWidth / img.naturalHeight);
+      if (Math.abs(ratio - 1) > 0.02) {
+        bad.push(name + ': box ' + Math.round(r.width) + 'x' + Math.round(r.height) + ' for an image of ' +
+          img.naturalWidth + 'x' + img.naturalHeight);
+      }
+      var frame = img.parentElement.classList.contains('fit-frame') ? img.parentElement : img;
+      var f = frame.getBoundingClientRect();
+      var pad = parseFloat(getComputedStyle(frame).paddingLeft) || 0;
+      if (f.width - r.width > 2 * pad + 2 || f.height - r.height > 2 * pad + 2) {
+        bad.push(name + ': its frame ' + Math.round(f.width) + 'x' + Math.round(f.height) + ' does not hug it');
+      }
+      var a = img.closest('.fit').getBoundingClientRect();
+      if (Math.abs(f.width - a.width) > 2 && Math.abs(f.height - a.height) > 2) {
+        bad.push(name + ': ' + Math.round(f.width) + 'x' + Math.round(f.height) + ' in an area of ' +
+          Math.round(a.width) + 'x' + Math.round(a.height) + ': not as large as it could be');
+      }
+      if (img.hasAttribute('data-live') && getComputedStyle(img).transform !== 'matrix(-1, 0, 0, 1, 0, 0)') {
+        bad.push(name + ': the live view is not mirrored');
+      }
+    }
+    return bad;";
+
+impl Browser {
+    async fn image_problems(&self) -> Vec<String> {
+        let v = self.js(IMAGE_PROBLEMS).await;
+        v.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every visible picture loaded (a resize never reloads one, but the screen may be new).
+    async fn images_loaded(&self) -> bool {
+        self.js(
+            "var imgs = document.querySelectorAll('#screens > [data-screen]:not([hidden]) img.fit-img');
+             for (var i = 0; i < imgs.length; i++) {
+               var img = imgs[i];
+               if (img.getClientRects().length === 0 || getComputedStyle(img).visibility === 'hidden') continue;
+               if (!img.complete || !img.naturalWidth) return false;
+             }
+             return true;",
+        )
+        .await
+            == Value::Bool(true)
+    }
+}
+
+struct Walk {
+    d: Daemon,
+    b: Browser,
+    problems: Vec<String>,
+    shots: usize,
+}
+
+impl Walk {
+    async fn wait_screen(&self, screen: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.b.screen().await != screen {
+            if Instant::now() > deadline {
+                let (_, v) = self.d.kiosk("GET", "/api/session", "").await;
+                panic!(
+                    "walk: never reached {screen}; the page shows {}; the daemon's view: {v}\n{}",
+                    self.b.screen().await,
+                    timeline(&self.d.log())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn reach(&mut self, reach: Reach) {
+        let data = self.d.data_dir();
+        match reach {
+            Reach::Wait => {}
+            Reach::Tap(css) => self.b.tap(css).await,
+            Reach::CameraFails => {
+                let sessions = data.join("sessions");
+                let _ = std::fs::remove_dir(&sessions);
+                std::fs::write(&sessions, "not a folder").unwrap();
+                self.b.tap("#start").await;
+            }
+            Reach::CameraBack => {
+                std::fs::remove_file(data.join("sessions")).unwrap();
+                self.b.tap("#error-ok").await;
+            }
+            Reach::PayWithPrinterAway => {
+                let prints = data.join("prints");
+                let _ = std::fs::remove_dir(&prints);
+                std::fs::write(&prints, "not a folder").unwrap();
+                let (_, v) = self.d.kiosk("GET", "/api/session", "").await;
+                pay_with_cli(&self.d, v["order"]["order_id"].as_i64().expect("an order")).await;
+            }
+            Reach::PrinterBack => {
+                let prints = data.join("prints");
+                std::fs::remove_file(&prints).unwrap();
+                std::fs::create_dir(&prints).unwrap();
+            }
+        }
+    }
+
+    /// The current screen at every size: laid out, photographed, checked.
+    async fn check(&mut self, label: &str) {
+        for size in SIZES {
+            self.b
+                .fit_viewport(size)
+                .await
+                .unwrap_or_else(|e| panic!("resize to {size:?}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self.b.images_loaded().await {
+                assert!(Instant::now() < deadline, "{label} at {size:?}: pictures never loaded");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            self.b.settle(label == "countdown").await;
+            let png = self.b.c().screenshot().await.expect("screenshot");
+            let file = format!("walk-{label}-{}.png", self.b.size_label());
+            std::fs::write(screens_dir().join(&file), png).expect("save screenshot");
+            self.shots += 1;
+            let shown = self.b.screen().await;
+            assert_eq!(shown, label, "the screen changed during the check at {size:?}");
+            for p in self
+                .b
+                .layout_problems()
+                .await
+                .into_iter()
+                .chain(self.b.image_problems().await)
+            {
+                self.problems.push(format!("{file}: {p}"));
+            }
+        }
+    }
+}
+
+/// Acceptance: at each of the six screen sizes, on every customer screen of a session, no button,
+/// text, QR or picture is cut off or outside the screen, nothing scrolls, buttons are at least
+/// 64 px, and every picture is shown at its own aspect ratio, as large as its area allows, in a
+/// frame that hugs it. The countdown shows the mirrored live view. Screenshots:
+/// `target/ui-screens/walk-<screen>-<W>x<H>.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_screen_fits_every_screen_size() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let cfg = Cfg {
+        shots: 1,
+        // Long enough to check the countdown at six sizes on a loaded machine (30 is the most).
+        countdown_s: 30,
+        capacity: 1,
+        done_timeout_s: 300,
+        error_timeout_s: 300,
+        review_timeout_s: 300,
+        ..Cfg::default()
+    };
+    let d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
+    let b = Browser::launch(&tools, SIZES[3]).await;
+    b.open(&format!("http://{}/", d.kiosk)).await;
+    let mut walk = Walk {
+        d,
+        b,
+        problems: Vec::new(),
+        shots: 0,
+    };
+    for stop in WALK {
+        walk.reach(stop.reach).await;
+        walk.wait_screen(stop.screen, Duration::from_secs(90)).await;
+        if stop.screen == "countdown" {
+            let b = &walk.b;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let probe = "var i = document.querySelector('#screens > [data-screen=countdown] img[data-live]');
+                         return [booth.liveOn, i.naturalWidth, booth.liveFrames, i.src, booth.mirror]";
+            loop {
+                let v = b.js(probe).await;
+                if v[0] == Value::Bool(true) && v[1].as_u64().unwrap_or(0) >= 320 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the countdown never showed live frames >= 320 px wide: [on, width, frames, src, mirror] = {v}"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        if stop.check {
+            walk.check(stop.screen).await;
+        }
+    }
+    assert!(
+        walk.problems.is_empty(),
+        "{} layout problems in {} screenshots:\n{}",
+        walk.problems.len(),
+        walk.shots,
+        walk.problems.join("\n")
+    );
+    walk.b.close().await;
+}
+
+/// The live view fails (the fake `rpicam-vid` finds the camera busy, every time): the countdown is
+/// the plain one, without the mirror, and the session goes on to its review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let fake = tempfile::tempdir().unwrap();
+    let cfg = Cfg {
+        shots: 1,
+        // Time to check and photograph it on a loaded machine.
+        countdown_s: 10,
+        camera_backend: "rpicam",
+        ..Cfg::default()
+    };
+    let mut d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/camera");
+    d.env = vec![
+        ("PATH".into(), fixtures.join("rpicam").display().to_string()),
+        ("FAKE_DIR".into(), fake.path().display().to_string()),
+        ("FAKE_MARKER".into(), format!("e2e-{}", std::process::id())),
+        ("FAKE_LIVE_MODE".into(), "busy".into()),
+    ];
+    d.restart_same_config().await;
+    let mut s = Scenario::with_daemon("nolive", &tools, d).await;
+    s.follow_until("idle", Duration::from_secs(10)).await;
+    s.b().tap("#start").await;
+    s.reach("countdown", Duration::from_secs(10)).await;
+    let b = s.b();
+    s.wait_for("the page to try the live view", Duration::from_secs(10), async || {
+        b.js("return booth.mirror.retryAt > 0").await == Value::Bool(true)
+            || std::fs::read_to_string(fake.path().join("live-count")).is_ok()
+    })
+    .await;
+    assert_eq!(s.b().js("return booth.liveOn").await, Value::Bool(false));
+    assert!(s.b().displayed("#countdown-number").await);
+    let mirror = s
+        .b()
+        .js("return getComputedStyle(document.querySelector('#screens > [data-screen=countdown] .live-stage')).visibility")
+        .await;
+    assert_eq!(mirror, "hidden", "no mirror without frames");
+    s.shoot_tapped("countdown-no_live").await;
+    s.follow_until("review", Duration::from_secs(60)).await;
+    assert!(s.d.log().contains("live view failed"), "{}", s.d.log());
+    s.close().await;
 }

@@ -569,6 +569,7 @@
       state.lang = null;
       render();
     }
+    mirrorTick();
     var offline = !live && state.failures >= OFFLINE_AFTER_FAILURES;
     $('offline').hidden = !offline;
     state.wasOffline = state.wasOffline || offline;
@@ -692,6 +693,139 @@
       });
   }
 
+  // ---------- every screen shape: pictures at their own aspect ratio ----------
+  // A `.fit-img` is sized by CSS from `--ar`; once an image has loaded, its own ratio replaces the
+  // guess, so the box around it hugs it at any screen size.
+
+  function fitImages() {
+    var imgs = document.querySelectorAll('img.fit-img');
+    for (var i = 0; i < imgs.length; i++) {
+      imgs[i].addEventListener('load', function () {
+        if (this.naturalWidth > 0 && this.naturalHeight > 0) {
+          this.style.setProperty('--ar', String(this.naturalWidth / this.naturalHeight));
+        }
+      });
+    }
+  }
+
+  // ---------- live view: the mirror while posing ----------
+  // While a screen shows the mirror (the countdown; the attract screen too with [camera]
+  // live_idle), one fetch reads the MJPEG stream of /api/camera/live and each frame is shown as it
+  // comes; a frame that arrives while the last one is still being decoded is skipped. With no frame
+  // for LIVE_STALL_MS (the stream failed, the camera is busy with a still) `live-on` goes and the
+  // plain countdown shows: the session never waits for the mirror.
+  var LIVE_STALL_MS = 1500;
+  var LIVE_RETRY_MS = 1000;
+  var mirror = { idle: false, ctl: null, lastFrame: 0, url: null, decoding: false, retryAt: 0 };
+  booth.liveFrames = 0;
+  booth.liveOn = false;
+  booth.mirror = mirror;
+
+  function mirrorWanted() {
+    return state.screen === 'countdown' || (state.screen === 'idle' && mirror.idle);
+  }
+
+  function mirrorTick() {
+    var want = mirrorWanted();
+    if (want && !mirror.ctl && Date.now() >= mirror.retryAt) mirrorStart();
+    if (!want && mirror.ctl) mirrorStop();
+    var on = want && Date.now() - mirror.lastFrame < LIVE_STALL_MS;
+    if (on !== booth.liveOn) {
+      booth.liveOn = on;
+      document.body.classList.toggle('live-on', on);
+    }
+  }
+
+  function mirrorStart() {
+    if (!window.fetch || !window.AbortController || !window.ReadableStream) return;
+    var ctl = new AbortController();
+    mirror.ctl = ctl;
+    fetch('/api/camera/live', { cache: 'no-store', signal: ctl.signal })
+      .then(function (r) {
+        if (!r.ok || !r.body) throw new Error('live view: HTTP ' + r.status);
+        return mirrorRead(r.body.getReader(), ctl);
+      })
+      .catch(function () { /* the plain countdown shows; tried again in a moment */ })
+      .then(function () {
+        if (mirror.ctl !== ctl) return;
+        mirror.ctl = null;
+        mirror.retryAt = Date.now() + LIVE_RETRY_MS;
+      });
+  }
+
+  function mirrorStop() {
+    var ctl = mirror.ctl;
+    mirror.ctl = null;
+    mirror.lastFrame = 0;
+    if (ctl) ctl.abort();
+  }
+
+  function concatBytes(a, b) {
+    var out = new Uint8Array(a.length + b.length);
+    out.set(a, 0);
+    out.set(b, a.length);
+    return out;
+  }
+
+  function headEnd(buf) {
+    for (var i = 0; i + 3 < buf.length; i++) {
+      if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+    }
+    return -1;
+  }
+
+  // Each part: "--frame", its headers (with Content-Length), a blank line, the JPEG, CRLF.
+  function mirrorRead(reader, ctl) {
+    var buf = new Uint8Array(0);
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done || mirror.ctl !== ctl) return undefined;
+        buf = concatBytes(buf, chunk.value);
+        for (;;) {
+          var end = headEnd(buf);
+          if (end < 0) break;
+          var head = String.fromCharCode.apply(null, buf.subarray(0, end));
+          var m = /content-length:\s*(\d+)/i.exec(head);
+          if (!m) throw new Error('live view: a part without Content-Length');
+          var start = end + 4;
+          var len = Number(m[1]);
+          if (buf.length < start + len) break;
+          mirrorShow(buf.slice(start, start + len));
+          buf = buf.slice(start + len);
+        }
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  // The mirror counts as live from a frame on screen, not one merely received.
+  function mirrorShow(bytes) {
+    booth.liveFrames++;
+    var img = document.querySelector('#screens > [data-screen]:not([hidden]) img[data-live]');
+    if (!img || mirror.decoding) return;
+    mirror.decoding = true;
+    var url = URL.createObjectURL(new Blob([bytes], { type: 'image/jpeg' }));
+    img.onload = function () {
+      if (mirror.url) URL.revokeObjectURL(mirror.url);
+      mirror.url = url;
+      mirror.decoding = false;
+      mirror.lastFrame = Date.now();
+    };
+    img.onerror = function () {
+      URL.revokeObjectURL(url);
+      mirror.decoding = false;
+    };
+    img.src = url;
+  }
+
+  function mirrorInit() {
+    fetch('/api/camera', { cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (c) { mirror.idle = !!(c && c.live_idle); })
+      .catch(function () { /* no mirror on the attract screen */ });
+  }
+
   function on(id, handler) {
     $(id).addEventListener('click', function (e) {
       e.stopPropagation();
@@ -742,6 +876,8 @@
     on('done-ok', function () { act('/api/session/dismiss'); });
     on('error-ok', function () { act('/api/session/dismiss'); });
 
+    fitImages();
+    mirrorInit();
     setInterval(tick, 200);
     showSandboxBadge();
     connect();

@@ -5,6 +5,7 @@
 pub mod event;
 pub mod health;
 pub mod janitor;
+pub mod live;
 pub mod open_hours;
 pub mod print_loop;
 pub mod service;

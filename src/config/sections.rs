@@ -179,6 +179,12 @@ pub struct Camera {
     pub extra_args: Vec<String>,
     /// gphoto2: tries after a busy or I/O error, with backoff.
     pub retries: u32,
+    /// Show the live mirror on the attract screen too (the camera then runs all day).
+    pub live_idle: bool,
+    /// Live view frame size and rate (rpicam-vid and the sim camera; gphoto2 uses the camera's own).
+    pub live_width: u32,
+    pub live_height: u32,
+    pub live_fps: u32,
 }
 
 choice!(CameraBackend { Sim, Rpicam, Gphoto2 });

@@ -295,7 +295,17 @@ fn camera(c: &Config) -> Checked {
         "camera.width",
         "camera.width and camera.height must be between 64 and 10000 pixels",
     )?;
-    require(cam.retries <= 10, "camera.retries", "camera.retries must be at most 10")
+    require(cam.retries <= 10, "camera.retries", "camera.retries must be at most 10")?;
+    require(
+        (160..=4096).contains(&cam.live_width) && (120..=4096).contains(&cam.live_height),
+        "camera.live_width",
+        "camera.live_width must be 160..=4096 and camera.live_height 120..=4096 pixels",
+    )?;
+    require(
+        (1..=60).contains(&cam.live_fps),
+        "camera.live_fps",
+        "camera.live_fps must be between 1 and 60",
+    )
 }
 
 fn gpio(c: &Config) -> Checked {

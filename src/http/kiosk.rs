@@ -21,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::api_error::{ApiError, Reason};
 use super::json;
 use super::streams::StreamCap;
+use crate::booth::live::LiveHub;
 use crate::booth::session::{Input, OrderRequest as OrderRequestKind, Refusal, SessionFiles, Sessions};
 use crate::booth::{Booth, OrderError, OrderView};
 use crate::config::Language;
@@ -79,6 +80,8 @@ pub struct Kiosk {
     pub service: Option<Arc<crate::booth::service_menu::ServiceMenu>>,
     /// The cap on `/api/events` streams (see `http::streams`).
     pub events: StreamCap,
+    /// The camera's live view (`/api/camera/live`).
+    pub live: LiveHub,
 }
 
 impl Kiosk {
@@ -87,10 +90,10 @@ impl Kiosk {
         StreamCap::new("event", EVENT_STREAMS, EVENT_STREAM_LIFETIME)
     }
 
-    /// The kiosk listener's connection limit: the API's share plus every stream cap, so open
-    /// streams can never take the API's connections.
+    /// The kiosk listener's connection limit: the API's share plus every stream cap (event
+    /// streams, live-view viewers), so open streams can never take the API's connections.
     pub fn max_connections(&self) -> usize {
-        API_CONNECTIONS + self.events.max()
+        API_CONNECTIONS + self.events.max() + super::live::MAX_VIEWERS
     }
 }
 
@@ -99,6 +102,8 @@ pub fn router(kiosk: Kiosk) -> Router {
     let events = Router::new()
         .route("/api/events", get(events))
         .with_state(kiosk.clone());
+    // So is the live view (MJPEG), with its own cap on viewers.
+    let live = super::live::router(super::live::Live::new(kiosk.live.clone()));
     Router::new()
         .route("/", get(|| ui(Path("index.html".to_string()))))
         .route("/ui/{file}", get(ui))
@@ -122,6 +127,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         ))
         .with_state(kiosk)
         .merge(events)
+        .merge(live)
 }
 
 /// `{"copies": N, "session_id": ID}` as the kiosk page sends it. Either member may be missing or

@@ -5,6 +5,7 @@
 mod api_error;
 mod download;
 mod kiosk;
+mod live;
 pub mod metrics;
 pub mod serve;
 mod service;

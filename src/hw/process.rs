@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -180,33 +180,10 @@ pub fn run<A: AsRef<std::ffi::OsStr>>(
         .unwrap_or(program.as_os_str())
         .to_string_lossy()
         .into_owned();
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .arg0(&name)
-        .env("PATH", &env.path)
-        // Error patterns are matched in English; gphoto2 and the CUPS tools are translated, and a
-        // booth in Tashkent may well run with a ru_RU or uz_UZ locale. With LC_ALL=C gettext also
-        // ignores $LANGUAGE.
-        .env("LANG", "C")
-        .env("LC_ALL", "C")
-        .env_remove("LANGUAGE")
-        .envs(env.vars.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())))
-        // A closed stdin turns any interactive prompt ("File exists. Overwrite?") into an error
-        // instead of a hang.
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group (pgid = its pid), so a timeout can kill every process it started.
-        .process_group(0);
+    let mut cmd = command(program, args, env);
+    cmd.stdout(Stdio::piped());
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            RunErrorKind::NotFound
-        } else {
-            RunErrorKind::Failed
-        };
-        RunError::new(kind, format!("cannot start {}: {e}", program.display()))
-    })?;
+    let mut child = spawn_command(cmd, program)?;
     let stdout = Capture::start(child.stdout.take(), "tool-stdout");
     let stderr = Capture::start(child.stderr.take(), "tool-stderr");
 
@@ -253,6 +230,98 @@ pub fn run<A: AsRef<std::ffi::OsStr>>(
     })
 }
 
+/// The command line as every tool runs: never through a shell, `env`'s PATH and variables, the C
+/// locale, stdin closed, stderr piped, in a process group of its own.
+fn command<A: AsRef<std::ffi::OsStr>>(program: &Path, args: &[A], env: &ToolEnv) -> Command {
+    let name = program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .arg0(&name)
+        .env("PATH", &env.path)
+        // Error patterns are matched in English; gphoto2 and the CUPS tools are translated, and a
+        // booth in Tashkent may well run with a ru_RU or uz_UZ locale. With LC_ALL=C gettext also
+        // ignores $LANGUAGE.
+        .env("LANG", "C")
+        .env("LC_ALL", "C")
+        .env_remove("LANGUAGE")
+        .envs(env.vars.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str())))
+        // A closed stdin turns any interactive prompt ("File exists. Overwrite?") into an error
+        // instead of a hang.
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        // Its own group (pgid = its pid), so a timeout can kill every process it started.
+        .process_group(0);
+    cmd
+}
+
+/// Starting a tool, with the error a missing program gets.
+fn spawn_command(mut cmd: Command, program: &Path) -> Result<Child, RunError> {
+    cmd.spawn().map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            RunErrorKind::NotFound
+        } else {
+            RunErrorKind::Failed
+        };
+        RunError::new(kind, format!("cannot start {}: {e}", program.display()))
+    })
+}
+
+/// A tool that runs until it is stopped (the live view): its stdout is the caller's to read, the
+/// tail of its stderr is kept for the error message.
+pub struct Streaming {
+    child: Child,
+    stderr: Capture,
+}
+
+/// Starts `program args…` like `run` does, but hands back its stdout instead of waiting.
+pub fn spawn(program: &Path, args: &[OsString], env: &ToolEnv) -> Result<(Streaming, ChildStdout), RunError> {
+    let mut cmd = command(program, args, env);
+    cmd.stdout(Stdio::piped());
+    let mut child = spawn_command(cmd, program)?;
+    let stderr = Capture::start(child.stderr.take(), "live-stderr");
+    let Some(stdout) = child.stdout.take() else {
+        kill_group(&mut child);
+        let _ = child.wait();
+        return Err(RunError::new(RunErrorKind::Failed, "the live view tool has no stdout"));
+    };
+    Ok((Streaming { child, stderr }, stdout))
+}
+
+impl Streaming {
+    /// The process group (= the tool's pid) to signal while the tool is not yet reaped.
+    pub fn pgid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reaps the tool once its stdout is done with: waits up to `grace` for it to exit, then
+    /// kills its group. Returns how it ended, with the tail of stderr.
+    pub fn finish(mut self, grace: Duration) -> Finished {
+        let status = match wait_until(&mut self.child, Instant::now() + grace) {
+            Ok(Some(status)) => Some(status),
+            _ => None,
+        };
+        let status = match status {
+            Some(status) => status,
+            None => {
+                kill_group(&mut self.child);
+                self.child.wait().unwrap_or_else(|_| ExitStatus::from_raw(9))
+            }
+        };
+        if !self.stderr.wait_closed(PIPE_GRACE) {
+            kill_group_id(self.child.id());
+        }
+        Finished {
+            status,
+            stdout: String::new(),
+            stderr: self.stderr.finish(PIPE_GRACE),
+        }
+    }
+}
+
 /// Polls until the child exits (`Some`) or `deadline` passes (`None`). Polling rather than a waiter
 /// thread keeps the child unreaped until we have decided whether to kill its group.
 fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
@@ -269,6 +338,10 @@ fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<Ex
         thread::sleep(interval.min(deadline - now));
         interval = (interval * 2).min(Duration::from_millis(50));
     }
+}
+
+fn kill_group_id(pgid: u32) {
+    signal_group(pgid, libc::SIGKILL);
 }
 
 /// SIGKILL to the child's whole process group, then to the child itself in case the group signal

@@ -13,12 +13,18 @@
 //! as well (some Canon bodies refuse to capture to internal RAM); `["--port", "usb:001,004"]` with
 //! several cameras attached. The camera should be set to JPEG only: with RAW+JPEG the download may be
 //! the RAW file, which fails the JPEG check.
+//!
+//! The live view is `gphoto2 --capture-movie --stdout` (the camera's preview frames, split without
+//! decoding), with the same recovery: busy or I/O trouble before the first frame is retried with
+//! the same backoff, a stream that stops delivering is killed after `timeout_s`. The USB camera
+//! serves one process at a time, so the live hub stops it (SIGINT) for each still.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
+use super::live::{self, LiveControl, StreamEnd};
 use super::{accept_jpeg, check_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
 use crate::config;
 use crate::hw::process::{self, Finished, ToolEnv};
@@ -77,6 +83,23 @@ impl Gphoto2Camera {
         args
     }
 
+    /// The live view command line: `extra_args` first, as for a capture (`--port` matters here too).
+    pub fn live_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = self.extra_args.iter().map(OsString::from).collect();
+        args.push("--capture-movie".into());
+        args.push("--stdout".into());
+        args
+    }
+
+    fn program(&self) -> Result<PathBuf, CameraError> {
+        self.env.find(TOOL).ok_or_else(|| {
+            CameraError::new(
+                CameraErrorKind::NotFound,
+                "gphoto2 is not on PATH; install it (apt install gphoto2)",
+            )
+        })
+    }
+
     fn attempt(&self, program: &Path, part: &Path, dest: &Path) -> Result<(), CameraError> {
         remove_if_present(part);
         let finished = process::run(program, &self.args(part), &self.env, self.timeout)?;
@@ -99,12 +122,7 @@ impl Camera for Gphoto2Camera {
     }
 
     fn capture(&self, dest: &Path, _shot: u32) -> Result<(), CameraError> {
-        let program: PathBuf = self.env.find(TOOL).ok_or_else(|| {
-            CameraError::new(
-                CameraErrorKind::NotFound,
-                "gphoto2 is not on PATH; install it (apt install gphoto2)",
-            )
-        })?;
+        let program = self.program()?;
         let part = prepare(dest)?;
         let attempts = self.retries.saturating_add(1);
         let mut wait = self.backoff;
@@ -131,6 +149,31 @@ impl Camera for Gphoto2Camera {
                     }
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    fn live(&self, ctl: &LiveControl) -> Result<(), CameraError> {
+        let program = self.program()?;
+        let (attempts, mut wait, mut attempt) = (self.retries.saturating_add(1), self.backoff, 1);
+        loop {
+            let end = live::run_stream(&program, &self.live_args(), &self.env, self.timeout, ctl)?;
+            // Busy or I/O trouble before any frame: the camera was not ready (a capture just
+            // finished, gvfs let go late); the same backoff as for a capture.
+            let retry = matches!(&end, StreamEnd::Exited { frames: 0, finished }
+                if is_retryable(classify(&finished.all_output())));
+            let error = live::ended_error(TOOL, end, self.timeout, |f| error(classify(&f.all_output()), f));
+            match error {
+                None => return Ok(()),
+                Some(e) if retry && attempt < attempts => {
+                    tracing::warn!(attempt, attempts, error = %e, "camera: gphoto2 live view failed; retrying");
+                    if ctl.wait(wait) {
+                        return Ok(());
+                    }
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                Some(e) => return Err(e),
             }
         }
     }

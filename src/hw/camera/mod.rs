@@ -1,8 +1,12 @@
 //! The camera trait and the choice of backend from the configuration. One backend per file:
 //! `sim` (a generated picture), `rpicam` (`rpicam-still`), `gphoto2` (a DSLR over USB); the two CLI
-//! backends share `hw::process`, the one child-process runner of `hw/`.
+//! backends share `hw::process`, the one child-process runner of `hw/`. Each also streams a live
+//! view (`live`, frames split by `mjpeg`), which the live hub in `booth::live` runs on a thread of
+//! its own.
 
 mod gphoto2;
+pub mod live;
+mod mjpeg;
 mod rpicam;
 mod sim;
 
@@ -15,6 +19,7 @@ use serde::Serialize;
 use crate::config::{CameraBackend, Config};
 pub use crate::hw::process::ToolEnv;
 pub use gphoto2::Gphoto2Camera;
+pub use live::LiveControl;
 pub use rpicam::RpicamCamera;
 pub use sim::SimCamera;
 
@@ -74,6 +79,15 @@ pub trait Camera: Send + Sync {
     /// Takes photo number `shot` (1-based) and writes it as a JPEG to `dest`. Blocks, at most
     /// about the configured `timeout_s` per attempt; callers run it on a blocking thread.
     fn capture(&self, dest: &Path, shot: u32) -> Result<(), CameraError>;
+    /// Streams the live view: every frame, a whole JPEG, goes to `ctl.publish` until `ctl.stop()`
+    /// (then `Ok`) or the stream fails (`Err`; the hub decides about a restart). Blocks; the live
+    /// hub runs it on a thread of its own.
+    fn live(&self, ctl: &LiveControl) -> Result<(), CameraError>;
+    /// Whether a still can be taken while the live view runs. The Pi camera and a USB camera serve
+    /// one process at a time, so for them the live view is stopped for each still.
+    fn live_during_capture(&self) -> bool {
+        false
+    }
 }
 
 /// The configured backend. The CLI backends look their tool up on this process's `PATH` at each

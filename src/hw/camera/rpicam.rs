@@ -1,17 +1,26 @@
 //! The `rpicam` camera: a Raspberry Pi camera module through `rpicam-still` (Bookworm), or
 //! `libcamera-still` on Bullseye, where the tools had their old names. One process per shot: simple
 //! and robust, at the cost of starting the camera each time (about a second on a Pi 4).
+//!
+//! The live view is `rpicam-vid --codec mjpeg -o -` (frames split from stdout without decoding).
+//! The camera serves one process at a time ("Pipeline handler in use by another process"), so the
+//! live hub stops it before each still and starts it again after; docs/live-view.md has the gap.
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
+use super::live::{self, LiveControl};
 use super::{accept_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
 use crate::config;
 use crate::hw::process::{self, Finished, ToolEnv};
 
 /// Tried in this order on `PATH`.
 const TOOLS: [&str; 2] = ["rpicam-still", "libcamera-still"];
+/// The live view tools, in the same order.
+const LIVE_TOOLS: [&str; 2] = ["rpicam-vid", "libcamera-vid"];
+/// Live JPEG quality: a screen-sized mirror needs no more, and it keeps the encoder's CPU low.
+const LIVE_QUALITY: u8 = 70;
 
 /// JPEG quality: visually lossless for a print, about a third of the size of `-q 100`.
 const QUALITY: u8 = 93;
@@ -22,6 +31,8 @@ pub struct RpicamCamera {
     height: u32,
     immediate: bool,
     extra_args: Vec<String>,
+    live_size: (u32, u32),
+    live_fps: u32,
     env: ToolEnv,
 }
 
@@ -39,8 +50,51 @@ impl RpicamCamera {
             height: c.height,
             immediate: c.immediate,
             extra_args: c.extra_args.clone(),
+            live_size: (c.live_width, c.live_height),
+            live_fps: c.live_fps,
             env,
         }
+    }
+
+    /// The live view command line: endless (`-t 0`), MJPEG to stdout, flushed per frame (stdout is
+    /// a pipe, so stdio would otherwise buffer it). `extra_args` are for stills and not passed.
+    pub fn live_args(&self) -> Vec<OsString> {
+        let (w, h) = self.live_size;
+        [
+            "-n".to_string(),
+            "-t".into(),
+            "0".into(),
+            "--codec".into(),
+            "mjpeg".into(),
+            "--width".into(),
+            w.to_string(),
+            "--height".into(),
+            h.to_string(),
+            "--framerate".into(),
+            self.live_fps.to_string(),
+            "-q".into(),
+            LIVE_QUALITY.to_string(),
+            "--flush".into(),
+            "-o".into(),
+            "-".into(),
+        ]
+        .map(OsString::from)
+        .to_vec()
+    }
+
+    fn find(&self, names: [&'static str; 2]) -> Result<(&'static str, std::path::PathBuf), CameraError> {
+        names
+            .iter()
+            .find_map(|name| self.env.find(name).map(|path| (*name, path)))
+            .ok_or_else(|| {
+                CameraError::new(
+                    CameraErrorKind::NotFound,
+                    format!(
+                        "neither {} nor {} is on PATH; install rpicam-apps (apt install rpicam-apps)",
+                        names[0], names[1]
+                    ),
+                )
+            })
     }
 
     /// The command line after the program name, writing to `out`.
@@ -88,18 +142,7 @@ impl Camera for RpicamCamera {
     }
 
     fn capture(&self, dest: &Path, _shot: u32) -> Result<(), CameraError> {
-        let (tool, program) = TOOLS
-            .iter()
-            .find_map(|name| self.env.find(name).map(|path| (*name, path)))
-            .ok_or_else(|| {
-                CameraError::new(
-                    CameraErrorKind::NotFound,
-                    format!(
-                        "neither {} nor {} is on PATH; install rpicam-apps (apt install rpicam-apps)",
-                        TOOLS[0], TOOLS[1]
-                    ),
-                )
-            })?;
+        let (tool, program) = self.find(TOOLS)?;
         let part = prepare(dest)?;
         let finished = match process::run(&program, &self.args(&part), &self.env, self.timeout) {
             Ok(f) => f,
@@ -114,6 +157,15 @@ impl Camera for RpicamCamera {
         }
         accept_jpeg(tool, &part, dest)
     }
+
+    fn live(&self, ctl: &LiveControl) -> Result<(), CameraError> {
+        let (tool, program) = self.find(LIVE_TOOLS)?;
+        let end = live::run_stream(&program, &self.live_args(), &self.env, self.timeout, ctl)?;
+        match live::ended_error(tool, end, self.timeout, |f| classify(tool, f)) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
 }
 
 /// Turns a failed run into an error kind from what the tool printed.
@@ -122,7 +174,10 @@ fn classify(tool: &str, f: &Finished) -> CameraError {
     let kind = if output.contains("no cameras available") {
         // "ERROR: *** no cameras available ***": ribbon cable loose, or camera not enabled.
         CameraErrorKind::NotFound
-    } else if output.contains("device or resource busy") || output.contains("failed to acquire camera") {
+    } else if output.contains("device or resource busy")
+        || output.contains("failed to acquire camera")
+        || output.contains("in use by another process")
+    {
         // Another process (a second daemon, a preview left running) holds the camera.
         CameraErrorKind::Busy
     } else {

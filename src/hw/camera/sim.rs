@@ -2,14 +2,21 @@
 //! whose camera is not connected yet. It has the configured size, so layouts, encoding and printing
 //! are exercised with real 12 MP data, and it shows the shot number and the UTC time in large type,
 //! so a print can be matched to its session by eye.
+//!
+//! Its live view is a loop of `LIVE_LOOP` frames at the live size, drawn and JPEG-encoded once (on
+//! the first pass) and then replayed at `live_fps`: a moving picture that costs almost no CPU.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{Rgb, RgbImage};
 
-use super::{prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
+use super::{prepare, remove_if_present, Camera, CameraError, CameraErrorKind, LiveControl};
 use crate::config;
 use crate::layout::text;
 
@@ -19,15 +26,23 @@ const QUALITY: u8 = 85;
 const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 const DARK: Rgb<u8> = Rgb([24, 24, 28]);
 
+/// Frames in the live loop: two seconds at 15 frames/s.
+const LIVE_LOOP: usize = 30;
+const LIVE_QUALITY: u8 = 75;
+
 pub struct SimCamera {
     width: u32,
     height: u32,
+    live_size: (u32, u32),
+    live_fps: u32,
+    /// The encoded live loop, filled on the first pass and kept for later runs.
+    live_frames: Mutex<Vec<Bytes>>,
 }
 
 impl SimCamera {
-    /// At the configured `width` × `height`.
+    /// At the configured `width` × `height`; the live view at `live_width` × `live_height`.
     pub fn new(c: &config::Camera) -> SimCamera {
-        SimCamera::with_size(c.width, c.height)
+        SimCamera::with_size(c.width, c.height).with_live(c.live_width, c.live_height, c.live_fps)
     }
 
     pub fn with_size(width: u32, height: u32) -> SimCamera {
@@ -35,7 +50,58 @@ impl SimCamera {
         SimCamera {
             width: width.max(1),
             height: height.max(1),
+            live_size: (640, 360),
+            live_fps: 15,
+            live_frames: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The live view's frame size and rate.
+    pub fn with_live(mut self, width: u32, height: u32, fps: u32) -> SimCamera {
+        self.live_size = (width.max(16), height.max(16));
+        self.live_fps = fps.clamp(1, 120);
+        self
+    }
+
+    /// Live frame `n` of the loop: a gradient with a disc circling and a bar sweeping across, so
+    /// motion, frame rate and mirroring are plain to see.
+    pub fn render_live(&self, n: usize) -> RgbImage {
+        let (w, h) = self.live_size;
+        let mut img = RgbImage::from_fn(w, h, |x, y| {
+            Rgb([(40 + x * 120 / w) as u8, (30 + y * 100 / h) as u8, 110])
+        });
+        let phase = n as f64 / LIVE_LOOP as f64 * std::f64::consts::TAU;
+        let (cx, cy) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
+        let r = f64::from(w.min(h)) * 0.3;
+        let bar = (n as u64 * u64::from(w) / LIVE_LOOP as u64) as u32;
+        fill_rect(&mut img, bar, 0, bar + (w / 40).max(2), h, Rgb([255, 210, 63]));
+        fill_disc(
+            &mut img,
+            (cx + r * phase.cos()) as i64,
+            (cy + r * phase.sin()) as i64,
+            i64::from(w.min(h) / 10),
+            WHITE,
+        );
+        let size = fit("LIVE → sim", h as f32 / 8.0, w as f32 * 0.8);
+        draw_centered(&mut img, "LIVE → sim", h as f32 * 0.06, size, WHITE);
+        img
+    }
+
+    /// Frame `n` of the loop, encoded the first time it is asked for.
+    fn live_frame(&self, n: usize) -> Result<Bytes, CameraError> {
+        if let Some(frame) = self.live_frames.lock().unwrap_or_else(|p| p.into_inner()).get(n) {
+            return Ok(frame.clone());
+        }
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, LIVE_QUALITY)
+            .encode_image(&self.render_live(n))
+            .map_err(|e| CameraError::new(CameraErrorKind::Failed, format!("sim camera: cannot encode: {e}")))?;
+        let frame = Bytes::from(jpeg);
+        let mut frames = self.live_frames.lock().unwrap_or_else(|p| p.into_inner());
+        if frames.len() == n {
+            frames.push(frame.clone());
+        }
+        Ok(frame)
     }
 
     /// The test picture for `shot` taken at `now_ms` (UTC milliseconds).
@@ -132,6 +198,24 @@ impl Camera for SimCamera {
         out.flush().map_err(|e| failed("write", &e))?;
         drop(out);
         std::fs::rename(&part, dest).map_err(|e| failed("write", &e))
+    }
+
+    fn live(&self, ctl: &LiveControl) -> Result<(), CameraError> {
+        let period = Duration::from_secs(1) / self.live_fps;
+        let started = Instant::now();
+        for tick in 0u32.. {
+            ctl.publish(self.live_frame(tick as usize % LIVE_LOOP)?);
+            // Paced from the start, so a slow frame does not slow the rate down for good.
+            let due = started + period * (tick + 1);
+            if ctl.wait(due.saturating_duration_since(Instant::now())) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn live_during_capture(&self) -> bool {
+        true
     }
 }
 
