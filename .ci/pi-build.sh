@@ -210,6 +210,8 @@ inspect() {
     file "$BIN" 2>/dev/null || true
     # The glibc floor of the binary: the newest GLIBC_x.y symbol version it needs.
     echo "needs glibc $(aarch64-linux-gnu-objdump -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1 | cut -d_ -f2)"
+    # The size budget for the Pi (issue 17: at most 8 MiB); printed, so every CI run records it.
+    echo "binary size: $(stat -c %s "$BIN") bytes (budget 8388608 = 8 MiB)"
     # Through the runner, as cargo would.
     qemu-aarch64 -L "$QEMU_LD_PREFIX" "$BIN" --version
 }
@@ -243,6 +245,7 @@ arm64_deb() {
     tree=$(mktemp -d)
     dpkg-deb -x "$deb" "$tree"
     qemu-aarch64 -L "$QEMU_LD_PREFIX" "$tree/usr/bin/photoboothd" --version || { rm -rf "$tree"; return 1; }
+    echo "the .deb's binary: $(stat -c %s "$tree/usr/bin/photoboothd") bytes (budget 8388608 = 8 MiB)"
     rm -rf "$tree"
     ls -l "$deb"
 }

@@ -1549,7 +1549,11 @@ const IMAGE_PROBLEMS: &str = "
       var img = imgs[i];
       var name = img.id || img.className;
       if (img.getClientRects().length === 0 || getComputedStyle(img).visibility === 'hidden') continue;
-      if (!img.complete || !img.naturalWidth) { bad.push(name + ': not loaded'); continue; }
+      // A live view is a stream: `complete` stays false and a frame may be between loads; the walk
+      // has already waited for live frames of at least 320 px, so only its box is judged here.
+      var live = img.hasAttribute('data-live');
+      if (live && !img.naturalWidth) continue;
+      if ((!live && !img.complete) || !img.naturalWidth) { bad.push(name + ': not loaded'); continue; }
       var r = img.getBoundingClientRect();
       var ratio = (r.width / r.height) / (img.naturalWidth / img.naturalHeight);
       if (Math.abs(ratio - 1) > 0.02) {

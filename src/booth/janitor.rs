@@ -42,6 +42,8 @@ pub struct SessionFacts {
     /// `None` while the session is on screen.
     pub ended_at: Option<i64>,
     pub order: Option<OrderFacts>,
+    /// When the session's download link expires (digital copies), if it has one not yet purged.
+    pub link_expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,10 @@ pub fn needed(facts: &SessionFacts, storage: &Storage, now: i64) -> Needed {
         return Needed::Everything;
     }
     if now < facts.started_at.saturating_add(i64::from(storage.keep_hours) * HOUR_MS) {
+        return Needed::Everything;
+    }
+    // A live download link serves every shot and the page until it expires.
+    if facts.link_expires_at.is_some_and(|expires| now < expires) {
         return Needed::Everything;
     }
     let Some(order) = &facts.order else {
@@ -159,10 +165,14 @@ pub fn session_facts(conn: &Connection, session_id: i64) -> rusqlite::Result<Opt
         Some(order_id) => order_facts(conn, order_id)?,
         None => None,
     };
+    let link_expires_at = conn
+        .prepare_cached("SELECT max(expires_at) FROM download_links WHERE session_id = ?1 AND purged_at IS NULL")?
+        .query_row([session_id], |r| r.get::<_, Option<i64>>(0))?;
     Ok(Some(SessionFacts {
         started_at: s.started_at,
         ended_at: s.ended_at,
         order,
+        link_expires_at,
     }))
 }
 
@@ -258,7 +268,29 @@ mod tests {
             started_at: NOW - HOUR_MS,
             ended_at: Some(NOW - HOUR_MS / 2),
             order,
+            link_expires_at: None,
         }
+    }
+
+    #[test]
+    fn a_live_download_link_keeps_every_photo_until_it_expires() {
+        let s = storage();
+        let mut paid = order(StoredStatus::Paid);
+        paid.paid_at = Some(NOW - HOUR_MS);
+        let mut facts = ended(Some(paid));
+        assert_eq!(needed(&facts, &s, NOW), Needed::PageOnly, "printed: the shots may go");
+        facts.link_expires_at = Some(NOW + HOUR_MS);
+        assert_eq!(
+            needed(&facts, &s, NOW),
+            Needed::Everything,
+            "the link still serves the shots"
+        );
+        facts.link_expires_at = Some(NOW - 1);
+        assert_eq!(
+            needed(&facts, &s, NOW),
+            Needed::PageOnly,
+            "expired: back to the paid rule"
+        );
     }
 
     fn order(status: StoredStatus) -> OrderFacts {
