@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-/// One small shot on the thermal-58 page: quick sessions.
+/// One small shot on the thermal-58 page: quick sessions. Digital copies are off, so a printed
+/// session's shots follow the print-only rule (a live download link keeps them: janitor unit tests
+/// and tests/digital_copies.rs).
 const QUICK: &str = "[camera]\ncountdown_s = 0\nshots = 1\nwidth = 320\nheight = 240\n\
-                     [session]\nreview_timeout_s = 60\ncopies_timeout_s = 60\ndone_timeout_s = 2\nerror_timeout_s = 2\n";
+                     [session]\nreview_timeout_s = 60\ncopies_timeout_s = 60\ndone_timeout_s = 2\nerror_timeout_s = 2\n\
+                     [digital]\nenabled = false\n";
 
 async fn quick_daemon(extra: &str) -> Daemon {
     let extra = format!("{QUICK}{extra}");

@@ -190,7 +190,7 @@ const MIGRATIONS: &[&str] = &[
         label TEXT NOT NULL DEFAULT '',
         value INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (name, label)
-    ) WITHOUT ROWID;
+    );
     "#,
 ];
 
