@@ -3,26 +3,13 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
 
 fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-        .args(args)
-        .arg("--config")
-        .arg(d.config_path())
-        .env_remove("PAYME_KEY")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_cli(&d.config_path(), args, None)
 }
 
 async fn paid_order(d: &Daemon, copies: u32) -> String {

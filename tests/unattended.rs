@@ -210,20 +210,7 @@ fn paid_days_ago(d: &mut Daemon, order_id: &str, days: i64) {
 }
 
 fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-        .args(args)
-        .arg("--config")
-        .arg(d.config_path())
-        .env_remove("PAYME_KEY")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_cli(&d.config_path(), args, None)
 }
 
 #[tokio::test]

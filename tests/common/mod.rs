@@ -773,20 +773,7 @@ impl Daemon {
 
     /// Runs `photoboothd ARGS --config <this daemon's config>`; returns success and stdout+stderr.
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-            .args(args)
-            .arg("--config")
-            .arg(self.config_path())
-            .env_remove("PAYME_KEY")
-            .env("RUST_LOG", "info")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        run_cli(&self.config_path(), args, Some("info"))
     }
 
     /// Waits until no print job is queued or printing: whatever the print loop was going to send
@@ -819,4 +806,25 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `photoboothd ARGS --config CONFIG` as a technician runs it, with no key from the environment or
+/// a systemd credential: whether it succeeded, and stdout then stderr.
+pub fn run_cli(config: &Path, args: &[&str], rust_log: Option<&str>) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("PAYME_KEY")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .envs(rust_log.map(|l| ("RUST_LOG", l)))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
