@@ -13,21 +13,11 @@ const FAST: &str = "[camera]\ncountdown_s = 0\nshots = 3\nwidth = 800\nheight = 
                     [session]\nmax_retakes = 1\nreview_timeout_s = 30\ncopies_timeout_s = 30\ndone_timeout_s = 2\nerror_timeout_s = 2\n";
 
 async fn session(d: &Daemon) -> Value {
-    let (status, v) = d.kiosk("GET", "/api/session", "").await;
-    assert_eq!(status, 200);
-    v
+    d.session_view().await
 }
 
 async fn wait_stage(d: &Daemon, stage: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = session(d).await;
-        if v["stage"] == stage {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    d.wait_stage(stage).await
 }
 
 /// Starts a session and waits for its photos on the review screen.

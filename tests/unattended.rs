@@ -29,19 +29,11 @@ async fn quick_daemon(extra: &str) -> Daemon {
 }
 
 async fn session(d: &Daemon) -> Value {
-    d.kiosk("GET", "/api/session", "").await.1
+    d.session_view().await
 }
 
 async fn wait_stage(d: &Daemon, stage: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = session(d).await;
-        if v["stage"] == stage {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", d.log());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    d.wait_stage(stage).await
 }
 
 async fn act(d: &Daemon, action: &str) -> (u16, Value) {
