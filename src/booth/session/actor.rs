@@ -139,9 +139,17 @@ impl SessionManager {
                     }
                     None => break,
                 },
-                captured = wait_capture(&mut self.capture) => {
+                captured = wait_task(&mut self.capture) => {
                     self.capture = None;
                     self.on_captured(captured).await;
+                }
+                saved = wait_task(&mut self.page_saving) => {
+                    self.page_saving = None;
+                    if let Err(e) = saved.map_err(|e| e.to_string()).and_then(|saved| saved) {
+                        if let Err(e) = self.handle(Event::PageFailed(e)).await {
+                            tracing::error!(error = %e.message, "cannot record the page failure");
+                        }
+                    }
                 }
                 _ = sleep_opt(deadline) => {
                     if let Err(e) = self.handle(Event::Deadline).await {
@@ -535,8 +543,9 @@ fn store_error(e: StoreError) -> SessionError {
     SessionError::new(Refusal::StoreFailed, "the booth cannot reach its database")
 }
 
-async fn wait_capture(capture: &mut Option<JoinHandle<Captured>>) -> Result<Captured, tokio::task::JoinError> {
-    match capture {
+/// The task's result once it finishes; never, when there is none.
+async fn wait_task<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
         Some(handle) => handle.await,
         None => std::future::pending().await,
     }
