@@ -41,6 +41,33 @@ async fn status_of(d: &Daemon, path: &str) -> u16 {
     d.public_get(path, &[]).await.status
 }
 
+/// Restarts the daemon and waits for the janitor's start-up pass to end: a stray folder left in
+/// `sessions/` is removed by it and logged when the pass is over, so every session folder has
+/// been judged by then.
+async fn restart_and_sweep(d: &mut Daemon) {
+    let stray = d.data_dir().join("sessions").join("stray");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("x.jpg"), b"x").unwrap();
+    let swept = |d: &Daemon| d.log().matches("janitor removed photos").count();
+    let before = swept(d);
+    d.restart().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while swept(d) == before || stray.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the janitor never swept:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The session folder of `order_id`.
+fn session_dir(d: &Daemon, order_id: i64) -> std::path::PathBuf {
+    let id = d.count(&format!("SELECT id FROM sessions WHERE order_id = {order_id}"));
+    d.data_dir().join("sessions").join(id.to_string())
+}
+
 /// The names in a ZIP, read from its central directory, each entry's CRC checked against its data.
 fn zip_names(zip: &[u8]) -> Vec<String> {
     let u16_at = |i: usize| u16::from_le_bytes([zip[i], zip[i + 1]]) as usize;
@@ -183,7 +210,11 @@ async fn guests_get_download_links_and_the_event_gallery_serves_every_photo_and_
         .unwrap();
     let link = path_of(&d, &first["download_url"]);
     assert_eq!(status_of(&d, &link).await, 410);
-    d.restart().await;
+    restart_and_sweep(&mut d).await;
+    assert!(
+        session_dir(&d, ids[0]).join("shot-1.jpg").exists(),
+        "the janitor kept the shots"
+    );
     let shot = d.public_get(&format!("{gallery}/{}/photo-1.jpg", ids[0]), &[]).await;
     assert_eq!(
         shot.status, 200,
@@ -204,6 +235,12 @@ async fn guests_get_download_links_and_the_event_gallery_serves_every_photo_and_
     assert!(String::from_utf8_lossy(&gone.body).contains("This link has expired"));
     assert_eq!(status_of(&d, &format!("{gallery}/photos-1.zip")).await, 410);
     assert_eq!(status_of(&d, &format!("{gallery}/{}/page.jpg", ids[1])).await, 410);
+
+    // Once the gallery has ended, the janitor applies the usual rules: the shots of the order whose
+    // link expired go, its page stays for reprints.
+    restart_and_sweep(&mut d).await;
+    let dir = session_dir(&d, ids[0]);
+    assert!(!dir.join("shot-1.jpg").exists() && dir.join("page.png").exists());
 
     // Payme never heard of any of it.
     assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
