@@ -1474,6 +1474,49 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
     phone.close().await;
 }
 
+/// At a prepaid event a guest's done screen shows the same download QR as a paying customer's.
+#[tokio::test]
+async fn an_event_guests_done_screen_shows_the_download_qr() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let d = Daemon::start_with_config(|data| {
+        let cfg = Cfg {
+            done_timeout_s: 60,
+            ..Cfg::default()
+        };
+        booth_config(data, &cfg).replace("language = \"uz\"\n", "language = \"uz\"\nmode = \"event\"\n")
+    })
+    .await;
+    d.session_act("start").await;
+    d.wait_stage("review").await;
+    d.session_act("accept").await;
+    d.wait_stage("choose_copies").await;
+    let (status, order) = d.kiosk("POST", "/api/session/print", r#"{"copies": 1}"#).await;
+    assert_eq!((status, order["amount_tiyin"].as_i64()), (200, Some(0)), "{order}");
+    let done = d.wait_stage("done").await;
+    assert!(done["order"]["download_url"].is_string(), "{done}");
+
+    let kiosk = Browser::launch(&tools, SMALL).await;
+    kiosk.open(&format!("http://{}/", d.kiosk)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
+        assert!(Instant::now() < deadline, "no QR on the event's done screen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(kiosk.displayed("#done-digital").await);
+    kiosk.settle(false).await;
+    let problems = kiosk.layout_problems().await;
+    let png = kiosk.c().screenshot().await.expect("screenshot");
+    std::fs::write(
+        screens_dir().join(format!("event-done-{}.png", kiosk.size_label())),
+        png,
+    )
+    .unwrap();
+    assert!(problems.is_empty(), "event done screen with QR: {problems:?}");
+    assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
+    kiosk.close().await;
+}
+
 // Every screen shape: one session walked at each of the booth's screen sizes.
 
 /// The screens a booth is built with: the first Pi display, the common 7" and 10" panels, a TV,
