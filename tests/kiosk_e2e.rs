@@ -1392,6 +1392,26 @@ async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
 
 // Digital copies: the done screen's QR and the download page on a phone.
 
+/// The kiosk, opened on a booth whose session is on its done screen, shows the download link's QR
+/// with its words, laid out without faults; saved as `<shot>-<W>x<H>.png`.
+async fn done_screen_shows_the_download_qr(tools: &Tools, d: &Daemon, shot: &str) {
+    let kiosk = Browser::launch(tools, SMALL).await;
+    kiosk.open(&format!("http://{}/", d.kiosk)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
+        assert!(Instant::now() < deadline, "no QR on the done screen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(kiosk.displayed("#done-digital").await);
+    assert!(!kiosk.text("#done-digital").await.is_empty());
+    kiosk.settle(false).await;
+    let problems = kiosk.layout_problems().await;
+    let png = kiosk.c().screenshot().await.expect("screenshot");
+    std::fs::write(screens_dir().join(format!("{shot}-{}.png", kiosk.size_label())), png).unwrap();
+    assert!(problems.is_empty(), "done screen with QR: {problems:?}");
+    kiosk.close().await;
+}
+
 /// A phone's screen (CSS pixels): where the download page is opened.
 const PHONE: (u32, u32) = (390, 844);
 
@@ -1424,25 +1444,7 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
         .expect("a download link")
         .to_string();
 
-    let kiosk = Browser::launch(&tools, SMALL).await;
-    kiosk.open(&format!("http://{}/", d.kiosk)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
-        assert!(Instant::now() < deadline, "no QR on the done screen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(kiosk.displayed("#done-digital").await);
-    assert!(!kiosk.text("#done-digital").await.is_empty());
-    kiosk.settle(false).await;
-    let problems = kiosk.layout_problems().await;
-    let png = kiosk.c().screenshot().await.expect("screenshot");
-    std::fs::write(
-        screens_dir().join(format!("digital-done-{}.png", kiosk.size_label())),
-        png,
-    )
-    .unwrap();
-    assert!(problems.is_empty(), "done screen with QR: {problems:?}");
-    kiosk.close().await;
+    done_screen_shows_the_download_qr(&tools, &d, "digital-done").await;
 
     let phone = Browser::launch(&tools, PHONE).await;
     phone.open(&url).await;
@@ -1496,25 +1498,8 @@ async fn an_event_guests_done_screen_shows_the_download_qr() {
     let done = d.wait_stage("done").await;
     assert!(done["order"]["download_url"].is_string(), "{done}");
 
-    let kiosk = Browser::launch(&tools, SMALL).await;
-    kiosk.open(&format!("http://{}/", d.kiosk)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
-        assert!(Instant::now() < deadline, "no QR on the event's done screen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(kiosk.displayed("#done-digital").await);
-    kiosk.settle(false).await;
-    let problems = kiosk.layout_problems().await;
-    let png = kiosk.c().screenshot().await.expect("screenshot");
-    std::fs::write(
-        screens_dir().join(format!("event-done-{}.png", kiosk.size_label())),
-        png,
-    )
-    .unwrap();
-    assert!(problems.is_empty(), "event done screen with QR: {problems:?}");
+    done_screen_shows_the_download_qr(&tools, &d, "event-done").await;
     assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
-    kiosk.close().await;
 }
 
 // Every screen shape: one session walked at each of the booth's screen sizes.
