@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -60,6 +61,26 @@ struct Copy {
 
 /// Checks the framing (ESC @ first, every raster as wide as the head, no band over BAND_ROWS, a cut
 /// closing each copy) and splits the job into copies.
+/// Prints `copies` of `page` on a recording TCP printer `dots` wide; returns the bytes it received.
+fn print_over_tcp(dots: u32, page: &RgbImage, copies: u32) -> Vec<u8> {
+    let (device, recorded) = recording_printer();
+    let printer = EscposPrinter::new(&device, dots).unwrap();
+    printer.print(&request(page, copies)).unwrap();
+    recorded.join().unwrap()
+}
+
+/// Prints `copies` of `page` into a capture file standing in for a device node (`/dev/usb/lp0`):
+/// the temp dir, the file, the printer and the bytes written.
+fn print_to_file(dots: u32, page: &RgbImage, copies: u32) -> (tempfile::TempDir, PathBuf, EscposPrinter, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lp0");
+    std::fs::write(&path, b"").unwrap();
+    let printer = EscposPrinter::new(path.to_str().unwrap(), dots).unwrap();
+    printer.print(&request(page, copies)).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, path, printer, bytes)
+}
+
 fn split_job(bytes: &[u8], width_bytes: usize, page_rows: usize) -> Vec<Copy> {
     let commands = raster::decode_stream(bytes).expect("the job decodes");
     assert_eq!(commands.first(), Some(&Decoded::Init), "the job starts with ESC @");
@@ -121,11 +142,8 @@ fn assert_prints_exactly(bytes: &[u8], page: &RgbImage, width_dots: u32, copies:
 
 #[test]
 fn tcp_576_dots_match_the_dither() {
-    let (device, recorded) = recording_printer();
-    let printer = EscposPrinter::new(&device, 576).unwrap();
     let page = page(576, 300);
-    printer.print(&request(&page, 1)).unwrap();
-    let bytes = recorded.join().unwrap();
+    let bytes = print_over_tcp(576, &page, 1);
     assert!(bytes.starts_with(&[0x1B, b'@']));
     assert!(bytes.ends_with(&[0x1D, b'V', b'A', 0]));
     assert_prints_exactly(&bytes, &page, 576, 1);
@@ -133,11 +151,8 @@ fn tcp_576_dots_match_the_dither() {
 
 #[test]
 fn tcp_wide_page_is_scaled_to_384_dots_and_two_copies_print_twice() {
-    let (device, recorded) = recording_printer();
-    let printer = EscposPrinter::new(&device, 384).unwrap();
     let page = page(768, 500);
-    printer.print(&request(&page, 2)).unwrap();
-    let bytes = recorded.join().unwrap();
+    let bytes = print_over_tcp(384, &page, 2);
     let rasters = raster::decode_gs_v0(&bytes).unwrap();
     assert!(rasters.iter().all(|(w, _, _)| *w == 48));
     let image_rows = 250 + EscposPrinter::TEAR_MARGIN_ROWS as usize;
@@ -147,13 +162,8 @@ fn tcp_wide_page_is_scaled_to_384_dots_and_two_copies_print_twice() {
 
 #[test]
 fn device_file_384_dots_two_copies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lp0");
-    std::fs::write(&path, b"").unwrap();
-    let printer = EscposPrinter::new(path.to_str().unwrap(), 384).unwrap();
     let page = page(384, 130);
-    printer.print(&request(&page, 2)).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let (_dir, path, printer, bytes) = print_to_file(384, &page, 2);
     assert_prints_exactly(&bytes, &page, 384, 2);
     let cuts = raster::decode_stream(&bytes)
         .unwrap()
@@ -168,13 +178,8 @@ fn device_file_384_dots_two_copies() {
 
 #[test]
 fn device_file_narrow_page_is_centred_at_576_dots() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lp0");
-    std::fs::write(&path, b"").unwrap();
-    let printer = EscposPrinter::new(path.to_str().unwrap(), 576).unwrap();
     let page = RgbImage::from_pixel(200, 64, Rgb([0, 0, 0]));
-    printer.print(&request(&page, 1)).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let (_dir, _path, _printer, bytes) = print_to_file(576, &page, 1);
     assert_prints_exactly(&bytes, &page, 576, 1);
     let rows = raster::decode_gs_v0(&bytes).unwrap();
     let first_row = &rows[0].2[..72];

@@ -348,19 +348,8 @@ async fn a_session_completes_while_the_live_tool_keeps_crashing() {
     assert!(d.log().contains("live view failed"), "{}", d.log());
     assert_eq!(d.kiosk("POST", "/api/session/accept", "").await.0, 200);
     wait_stage(&d, "choose_copies").await;
-    let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
-    assert_eq!(status, 200, "{order}");
-    let order_id = order["order_id"].as_i64().unwrap().to_string();
-    let id = payme_id(order_id.parse().unwrap());
-    let amount = order["amount_tiyin"].as_i64().unwrap();
-    let create = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order_id) }),
-        )
-        .await;
-    assert_eq!(create["result"]["state"], 1, "{create}");
-    d.rpc("PerformTransaction", json!({ "id": id })).await;
+    let (order_id, amount) = d.new_order(1).await;
+    d.pay(&order_id, amount).await;
     wait_stage(&d, "done").await;
     assert_eq!(d.prints().len(), 1);
     // After the session nobody wants the live view: the tool is not restarted for ever.

@@ -23,19 +23,8 @@ async fn created_order(d: &Daemon) -> (String, String) {
         )
         .await;
     assert_eq!(v["result"]["allow"], true, "{v}");
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
+    d.create_tx(&id, &order, amount).await;
     (order, id)
-}
-
-async fn perform(d: &Daemon, payme_id: &str) {
-    let v = d.rpc("PerformTransaction", json!({ "id": payme_id })).await;
-    assert_eq!(v["result"]["state"], 2, "{v}");
 }
 
 async fn refund(d: &Daemon, payme_id: &str) {
@@ -46,7 +35,7 @@ async fn refund(d: &Daemon, payme_id: &str) {
 /// Pays a second order, waits for it to print and for the queue to drain; returns its id.
 async fn second_order_printed(d: &Daemon) -> String {
     let (order, id) = created_order(d).await;
-    perform(d, &id).await;
+    d.perform_tx(&id).await;
     d.wait_for_status(&order, "printed").await;
     d.wait_queue_idle().await;
     order
@@ -81,7 +70,7 @@ async fn paid_while_offline(d: &Daemon) -> (String, String) {
     unplug_file_printer(d);
     d.wait_accepting(false).await;
     // The customer already confirmed in the app: Perform succeeds, the job waits for the printer.
-    perform(d, &id).await;
+    d.perform_tx(&id).await;
     assert_eq!(
         d.count(&format!(
             "SELECT count(*) FROM print_jobs WHERE order_id = {order} AND status = 'queued'"
@@ -172,7 +161,7 @@ async fn a_job_refunded_while_printing_is_not_retried_after_a_transient_error() 
     let printer = FakeEscpos::start(true);
     let d = escpos_daemon(&printer).await;
     let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
+    d.perform_tx(&id).await;
     assert!(printer.wait_held(), "the print never started:\n{}", d.log());
     d.wait_for_status(&order, "printing").await;
     refund(&d, &id).await;
@@ -187,7 +176,7 @@ async fn a_job_refunded_while_printing_is_not_requeued_at_restart() {
     let printer = FakeEscpos::start(true);
     let mut d = escpos_daemon(&printer).await;
     let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
+    d.perform_tx(&id).await;
     assert!(printer.wait_held(), "the print never started:\n{}", d.log());
     d.wait_for_status(&order, "printing").await;
     refund(&d, &id).await;
@@ -203,7 +192,7 @@ async fn a_job_refunded_while_printing_is_not_requeued_at_restart() {
 async fn reprint_refuses_a_refunded_order_unless_forced_and_a_never_paid_one_always() {
     let d = Daemon::start().await;
     let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
+    d.perform_tx(&id).await;
     d.wait_for_status(&order, "printed").await;
     refund(&d, &id).await;
     let printed = d.prints().len();

@@ -27,20 +27,11 @@ async fn start_to_review(d: &Daemon) {
 }
 
 async fn act(d: &Daemon, action: &str) -> (u16, Value) {
-    d.kiosk("POST", &format!("/api/session/{action}"), "").await
+    d.session_act(action).await
 }
 
 async fn pay(d: &Daemon, order_id: &str, amount: i64) {
-    let id = payme_id(order_id.parse().unwrap());
-    let create = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
-        )
-        .await;
-    assert_eq!(create["result"]["state"], 1, "{create}");
-    let perform = d.rpc("PerformTransaction", json!({ "id": id })).await;
-    assert_eq!(perform["result"]["state"], 2, "{perform}");
+    d.pay(order_id, amount).await;
 }
 
 #[tokio::test]

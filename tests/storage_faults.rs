@@ -545,16 +545,7 @@ async fn wait_for_failed_attempts(d: &Daemon, order: &str, attempts: i64) -> (St
 
 async fn pay(d: &Daemon, copies: u32) -> String {
     let (order, amount) = d.new_order(copies).await;
-    let id = payme_id(order.parse().unwrap());
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
-    let v = d.rpc("PerformTransaction", json!({ "id": id })).await;
-    assert_eq!(v["result"]["state"], 2, "{v}");
+    d.pay(&order, amount).await;
     order
 }
 
@@ -642,13 +633,7 @@ async fn disk_fills_mid_print(copies: u32) {
     let d = &rig.d;
     let (order, amount) = d.new_order(copies).await;
     let id = payme_id(order.parse().unwrap());
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
+    d.create_tx(&id, &order, amount).await;
 
     // The job's first copy will be written into a pipe: the print loop waits there mid-job.
     let job = d.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
