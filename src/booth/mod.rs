@@ -203,14 +203,7 @@ impl Booth {
             prints_left = info.prints_left,
             "event order created: free print queued"
         );
-        Ok(order_view(
-            &self.config,
-            &order,
-            false,
-            None,
-            session_id.map(|id| (id, None)),
-            now,
-        ))
+        Ok(new_order_view(&self.config, &order, session_id, now))
     }
 
     /// Asks the janitor to look at the session folders now.
@@ -374,14 +367,7 @@ impl Booth {
             expires_at = order.expires_at,
             "order created, awaiting payment"
         );
-        Ok(order_view(
-            &self.config,
-            &order,
-            false,
-            None,
-            session_id.map(|id| (id, None)),
-            now,
-        ))
+        Ok(new_order_view(&self.config, &order, session_id, now))
     }
 
     /// The order with its current status, or `None` if there is no such order. Blocking.
@@ -443,6 +429,11 @@ pub fn load_order_view_with(
         }
     }
     Ok(Some(view))
+}
+
+/// The view of an order just created: no transaction, no print job yet, its session still open.
+fn new_order_view(config: &Config, order: &Order, session_id: Option<i64>, now: i64) -> OrderView {
+    order_view(config, order, false, None, session_id.map(|id| (id, None)), now)
 }
 
 pub fn order_view(

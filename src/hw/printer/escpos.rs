@@ -508,30 +508,17 @@ mod tests {
 
     #[test]
     fn device_forms() {
-        assert_eq!(
-            parse_device("tcp://10.0.0.5:9100").unwrap(),
-            Target::Tcp("10.0.0.5:9100".into())
-        );
-        assert_eq!(
-            parse_device(" tcp://printer.lan ").unwrap(),
-            Target::Tcp("printer.lan:9100".into())
-        );
-        assert_eq!(
-            parse_device("tcp://[::1]:9101/").unwrap(),
-            Target::Tcp("[::1]:9101".into())
-        );
-        assert_eq!(
-            parse_device("tcp://[fe80::1]").unwrap(),
-            Target::Tcp("[fe80::1]:9100".into())
-        );
-        assert_eq!(
-            parse_device("/dev/usb/lp0").unwrap(),
-            Target::Device("/dev/usb/lp0".into())
-        );
-        assert_eq!(
-            parse_device("/dev/ttyUSB0").unwrap(),
-            Target::Device("/dev/ttyUSB0".into())
-        );
+        for (device, host) in [
+            ("tcp://10.0.0.5:9100", "10.0.0.5:9100"),
+            (" tcp://printer.lan ", "printer.lan:9100"),
+            ("tcp://[::1]:9101/", "[::1]:9101"),
+            ("tcp://[fe80::1]", "[fe80::1]:9100"),
+        ] {
+            assert_eq!(parse_device(device).unwrap(), Target::Tcp(host.into()), "{device}");
+        }
+        for path in ["/dev/usb/lp0", "/dev/ttyUSB0"] {
+            assert_eq!(parse_device(path).unwrap(), Target::Device(path.into()));
+        }
         for bad in [
             "tcp://",
             "tcp://:9100",
