@@ -48,7 +48,7 @@ const ASK_PAPER: [u8; 3] = [DLE, EOT, 4];
 // dependency). O_NONBLOCK lets a stuck printer time out instead of blocking forever, and status
 // reads return at once when it has nothing to say. O_NOCTTY stops a serial port from becoming
 // the daemon's controlling terminal, whose hang-up on unplugging would send us SIGHUP.
-#[cfg(all(
+const DEVICE_FLAGS: Option<i32> = if cfg!(all(
     target_os = "linux",
     any(
         target_arch = "x86",
@@ -57,19 +57,11 @@ const ASK_PAPER: [u8; 3] = [DLE, EOT, 4];
         target_arch = "aarch64",
         target_arch = "riscv64"
     )
-))]
-const DEVICE_FLAGS: Option<i32> = Some(0o4000 | 0o400);
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    )
-)))]
-const DEVICE_FLAGS: Option<i32> = None;
+)) {
+    Some(0o4000 | 0o400)
+} else {
+    None
+};
 
 /// Linux errno values that need their own message (std has no stable `ErrorKind` for them at our MSRV).
 const EBUSY: i32 = 16;
