@@ -582,30 +582,27 @@ mod tests {
         assert!(e.contains("frame") && e.contains("f.png"), "{e}");
         let e = error_of("width = 600\nheight = 400\ndpi = 300\n");
         assert!(e.contains("slot"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"bothname\"\ny = 200\nsize = 20\nalign = \"center\"\n"
-        ));
-        assert!(e.contains("text[0].kind"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"date\"\nformat = \"%d %B\"\ny = 200\nsize = 20\nx = 5\n"
-        ));
-        assert!(e.contains("text[0].format") && e.contains("%B"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ny = 390\nsize = 20\nx = 5\n"
-        ));
-        assert!(e.contains("text[0].y"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ny = 100\nsize = 20\n"
-        ));
-        assert!(e.contains("text[0].x"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"literal\"\ny = 100\nsize = 20\nx = 20\n"
-        ));
-        assert!(e.contains("text[0].text"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ntext = \"x\"\ny = 100\nsize = 20\nx = 20\n"
-        ));
-        assert!(e.contains("text[0].text"), "{e}");
+        // A `[[text]]` after the minimal template, and what its error must name.
+        for (text, names) in [
+            (
+                "kind = \"bothname\"\ny = 200\nsize = 20\nalign = \"center\"\n",
+                &["text[0].kind"][..],
+            ),
+            (
+                "kind = \"date\"\nformat = \"%d %B\"\ny = 200\nsize = 20\nx = 5\n",
+                &["text[0].format", "%B"],
+            ),
+            ("kind = \"booth_name\"\ny = 390\nsize = 20\nx = 5\n", &["text[0].y"]),
+            ("kind = \"booth_name\"\ny = 100\nsize = 20\n", &["text[0].x"]),
+            ("kind = \"literal\"\ny = 100\nsize = 20\nx = 20\n", &["text[0].text"]),
+            (
+                "kind = \"booth_name\"\ntext = \"x\"\ny = 100\nsize = 20\nx = 20\n",
+                &["text[0].text"],
+            ),
+        ] {
+            let e = error_of(&format!("{MINIMAL}[[text]]\n{text}"));
+            assert!(names.iter().all(|n| e.contains(n)), "{e}");
+        }
         let e = error_of(&format!("{MINIMAL}colour = \"#fff\"\n"));
         assert!(e.contains("toml") && e.contains("colour"), "{e}");
     }
