@@ -30,9 +30,8 @@ macro_rules! row_struct {
     };
 }
 
-/// Declares an enum stored as text in `column`: each variant is written once with its stored name,
-/// which gives `as_str` (for writes and logs) and a `FromSql` that refuses any other value, naming
-/// the column.
+/// Declares an enum stored as text in `column` ([`named_enum!`] with its codes as the stored
+/// values), with a `FromSql` that refuses any other value, naming the column.
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
@@ -40,16 +39,10 @@ macro_rules! text_enum {
             $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)*
         }
     ) => {
-        $(#[$meta])*
-        pub enum $name {
-            $($(#[$variant_meta])* $variant,)*
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
+        named_enum! {
+            $(#[$meta])*
+            pub enum $name {
+                $($(#[$variant_meta])* $variant = $text,)*
             }
         }
 

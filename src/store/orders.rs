@@ -56,39 +56,21 @@ text_enum! {
     }
 }
 
-impl OrderKind {
-    pub const ALL: [OrderKind; 2] = [OrderKind::Print, OrderKind::Digital];
-}
-
-/// The status the kiosk, the CLI and the logs show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    AwaitingPayment,
-    Paid,
-    Printing,
-    Printed,
-    PrintFailed,
-    /// A paid digital-only order: its download link is the delivery.
-    Delivered,
-    Cancelled,
-    Expired,
-    Refunded,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::AwaitingPayment => "awaiting_payment",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Printing => "printing",
-            OrderStatus::Printed => "printed",
-            OrderStatus::PrintFailed => "print_failed",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Refunded => "refunded",
-        }
+named_enum! {
+    /// The status the kiosk, the CLI and the logs show.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderStatus {
+        AwaitingPayment = "awaiting_payment",
+        Paid = "paid",
+        Printing = "printing",
+        Printed = "printed",
+        PrintFailed = "print_failed",
+        /// A paid digital-only order: its download link is the delivery.
+        Delivered = "delivered",
+        Cancelled = "cancelled",
+        Expired = "expired",
+        Refunded = "refunded",
     }
 }
 

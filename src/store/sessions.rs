@@ -62,47 +62,27 @@ pub fn open(conn: &Connection) -> rusqlite::Result<Option<Session>> {
         .optional()
 }
 
-/// How a session ended: the funnel that shows where customers drop off
-/// (`photoboothd_sessions_total{outcome}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Paid and printed.
-    Printed,
-    /// Paid, digital copy only.
-    Delivered,
-    /// Printed for an event (prepaid party).
-    Event,
-    AbandonedReview,
-    AbandonedCopies,
-    /// Left on the payment screen, or the payment expired or was cancelled.
-    AbandonedPayment,
-    /// The booth's fault: camera, compose or print failure, or a restart mid-session.
-    Failed,
+named_enum! {
+    /// How a session ended: the funnel that shows where customers drop off
+    /// (`photoboothd_sessions_total{outcome}`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// Paid and printed.
+        Printed = "printed",
+        /// Paid, digital copy only.
+        Delivered = "delivered",
+        /// Printed for an event (prepaid party).
+        Event = "event",
+        AbandonedReview = "abandoned_review",
+        AbandonedCopies = "abandoned_copies",
+        /// Left on the payment screen, or the payment expired or was cancelled.
+        AbandonedPayment = "abandoned_payment",
+        /// The booth's fault: camera, compose or print failure, or a restart mid-session.
+        Failed = "failed",
+    }
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Printed,
-        Outcome::Delivered,
-        Outcome::Event,
-        Outcome::AbandonedReview,
-        Outcome::AbandonedCopies,
-        Outcome::AbandonedPayment,
-        Outcome::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Printed => "printed",
-            Outcome::Delivered => "delivered",
-            Outcome::Event => "event",
-            Outcome::AbandonedReview => "abandoned_review",
-            Outcome::AbandonedCopies => "abandoned_copies",
-            Outcome::AbandonedPayment => "abandoned_payment",
-            Outcome::Failed => "failed",
-        }
-    }
-
     /// The outcome of a session that ended in `s.stage`; `order` is its order's kind and stored
     /// status, if it has one.
     pub fn of(s: &Session, order: Option<(&str, &str)>) -> Outcome {
