@@ -3,7 +3,7 @@
 //! and compared with `raster::dither` of the same page.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -38,18 +38,23 @@ fn request(page: &RgbImage, copies: u32) -> PrintRequest<'_> {
     }
 }
 
-/// Accepts one connection and returns everything it sent until it closed its side.
-fn recording_printer() -> (String, JoinHandle<Vec<u8>>) {
+/// A printer on an ephemeral port (`tcp://` device): `serve` runs on a thread with the one
+/// connection the test's printer makes; join the handle for what it returns.
+fn fake_printer<T: Send + 'static>(serve: impl FnOnce(TcpStream) -> T + Send + 'static) -> (String, JoinHandle<T>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let handle = thread::spawn(move || serve(listener.accept().unwrap().0));
+    (device, handle)
+}
+
+/// Accepts one connection and returns everything it sent until it closed its side.
+fn recording_printer() -> (String, JoinHandle<Vec<u8>>) {
+    fake_printer(move |mut stream| {
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).unwrap();
         bytes
-    });
-    (device, handle)
+    })
 }
 
 /// One copy as it came off the wire: the image bands and the tear-margin rows after them.
@@ -202,10 +207,7 @@ fn missing_device_is_a_transient_error_and_offline() {
 
 #[test]
 fn connection_dropped_mid_job_may_have_printed() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let reader = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, reader) = fake_printer(move |mut stream| {
         let mut first = vec![0u8; 4096];
         stream.read_exact(&mut first).unwrap();
         // Dropped with unread data: the kernel answers with a reset, as a printer that is switched
@@ -236,10 +238,7 @@ fn nothing_listening_is_transient_and_printed_nothing() {
 
 /// A printer that answers DLE EOT n with `answers(n)`, or stays silent on `None`.
 fn status_printer(answers: fn(u8) -> Option<u8>) -> (String, JoinHandle<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    fake_printer(move |mut stream| {
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut asked = Vec::new();
         let mut question = [0u8; 3];
@@ -251,8 +250,7 @@ fn status_printer(answers: fn(u8) -> Option<u8>) -> (String, JoinHandle<Vec<u8>>
             }
         }
         asked
-    });
-    (device, handle)
+    })
 }
 
 fn answer(ready: u8, n: u8, extra: u8) -> Option<u8> {
@@ -300,10 +298,7 @@ fn status_silence_is_unknown_not_offline() {
 
 #[test]
 fn status_ignores_bytes_that_are_not_status() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let fake = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, fake) = fake_printer(move |mut stream| {
         let mut question = [0u8; 3];
         stream.read_exact(&mut question).unwrap();
         // Garbage first (bit 7 set, not a status pattern), then the real answer.
@@ -333,10 +328,7 @@ fn config_selects_the_escpos_backend() {
 #[test]
 fn garbage_from_a_tcp_peer_never_panics() {
     // A peer that floods random bytes and closes: status must come back, whatever it decides.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let fake = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, fake) = fake_printer(move |mut stream| {
         let noise: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
             .collect();

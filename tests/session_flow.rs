@@ -85,11 +85,7 @@ async fn a_whole_paid_session_prints_the_composed_layout() {
     wait_stage(&d, "idle").await;
 
     // The prints are the composed 2x6 strip layout, two-up on a 4x6 page, not the receipt.
-    let prints = d.prints();
-    assert_eq!(prints.len(), 2, "{prints:?}");
-    let page = image::open(d.data_dir().join("prints").join(&prints[0]))
-        .unwrap()
-        .to_rgb8();
+    let page = d.first_print(2).to_rgb8();
     assert_eq!(page.dimensions(), (1200, 1800));
     let left = image::imageops::crop_imm(&page, 0, 0, 600, 1800).to_image();
     let right = image::imageops::crop_imm(&page, 600, 0, 600, 1800).to_image();

@@ -588,6 +588,13 @@ impl Daemon {
         names.sort();
         names
     }
+
+    /// The first page the file printer wrote, after checking it wrote `count` pages in all.
+    pub fn first_print(&self, count: usize) -> image::DynamicImage {
+        let prints = self.prints();
+        assert_eq!(prints.len(), count, "{prints:?}");
+        image::open(self.data_dir().join("prints").join(&prints[0])).unwrap()
+    }
 }
 
 impl Drop for Daemon {
