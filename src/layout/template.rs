@@ -271,23 +271,27 @@ impl Template {
             if s.h == 0 {
                 return Err(err(&format!("slot[{i}].h"), "must be greater than 0".into()));
             }
-            if u64::from(s.x) + u64::from(s.w) > u64::from(cell_w) {
-                return Err(err(
-                    &format!("slot[{i}].x"),
-                    format!(
-                        "x + w = {} is outside the {strip} width {cell_w}",
-                        u64::from(s.x) + u64::from(s.w)
-                    ),
-                ));
-            }
-            if u64::from(s.y) + u64::from(s.h) > u64::from(page_h) {
-                return Err(err(
-                    &format!("slot[{i}].y"),
-                    format!(
-                        "y + h = {} is outside the page height {page_h}",
-                        u64::from(s.y) + u64::from(s.h)
-                    ),
-                ));
+            // A slot ends (position + size) inside its strip, on both axes.
+            for (axis, sum, end, bound, limit) in [
+                (
+                    "x",
+                    "x + w",
+                    u64::from(s.x) + u64::from(s.w),
+                    format!("{strip} width"),
+                    cell_w,
+                ),
+                (
+                    "y",
+                    "y + h",
+                    u64::from(s.y) + u64::from(s.h),
+                    "page height".to_string(),
+                    page_h,
+                ),
+            ] {
+                if end > u64::from(limit) {
+                    let message = format!("{sum} = {end} is outside the {bound} {limit}");
+                    return Err(err(&format!("slot[{i}].{axis}"), message));
+                }
             }
             slots.push(Slot {
                 x: s.x,
