@@ -432,6 +432,30 @@ fn digital_links(config: &Config) -> crate::digital::Links {
     }
 }
 
+/// Sets glibc's allocator for a long-running daemon that handles 12 MP photos: at most two arenas
+/// (each thread that ever allocated could otherwise keep its own: 40 -> 20 MiB in the flow bench),
+/// and buffers of 256 KiB and more always taken from and given back to the kernel. glibc otherwise
+/// raises that threshold to the largest buffer freed so far, after which the next photo's decode
+/// buffers come from the heap, whose freed pieces fragment and stay resident from one session to
+/// the next (BENCHMARKS.md, issue 17: peak RSS of a 12 MP session). Call before threads start.
+/// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` in the environment win, as glibc documents.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const ARENAS: libc::c_int = 2;
+        const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+        // SAFETY: mallopt only changes allocator parameters; it is called before other threads run.
+        unsafe {
+            if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+            }
+            if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
+        }
+    }
+}
+
 fn warn_about_config(config: &Config) {
     if config.is_sandbox() {
         tracing::warn!(

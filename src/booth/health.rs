@@ -2,7 +2,7 @@
 //! media counter, the camera's last error. The print loop and the camera update it; the kiosk API
 //! reads it to refuse a paid session the booth cannot finish, and `/api/status` shows it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::RwLock;
 
 use serde::Serialize;
@@ -31,7 +31,17 @@ pub struct Health {
     disk: std::sync::OnceLock<(std::path::PathBuf, u64)>,
     /// The file whose existence says the clock is synchronised, when orders wait for it.
     clock_synced_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// Set once that file was seen: the clock stays synchronised for the life of the process
+    /// (timesyncd's file lasts until reboot), so a synced booth stats nothing per request.
+    clock_seen_synced: AtomicBool,
+    /// The last free-space reading, `(clock::mono_ms, bytes)`: every webhook Check and status poll
+    /// asks for the blockers, and a statvfs each time was a measurable part of a Check
+    /// (BENCHMARKS.md, issue 17), while free space on a booth moves over minutes.
+    disk_free: std::sync::Mutex<Option<(i64, Option<u64>)>>,
 }
+
+/// How long a free-space reading stands.
+const DISK_FREE_TTL_MS: i64 = 1_000;
 
 /// A print loop that has not gone round for this long, while not printing, is stuck.
 const LOOP_STUCK_MS: i64 = 2 * 60 * 1000;
@@ -147,6 +157,8 @@ impl Health {
             store: std::sync::OnceLock::new(),
             disk: std::sync::OnceLock::new(),
             clock_synced_file: std::sync::OnceLock::new(),
+            clock_seen_synced: AtomicBool::new(false),
+            disk_free: std::sync::Mutex::new(None),
         }
     }
 
@@ -162,7 +174,31 @@ impl Health {
 
     /// Whether the clock is known to be synchronised (always true when nobody asked to wait).
     pub fn clock_synced(&self) -> bool {
-        self.clock_synced_file.get().is_none_or(|f| f.exists())
+        let Some(file) = self.clock_synced_file.get() else {
+            return true;
+        };
+        if self.clock_seen_synced.load(Ordering::Relaxed) {
+            return true;
+        }
+        let synced = file.exists();
+        if synced {
+            self.clock_seen_synced.store(true, Ordering::Relaxed);
+        }
+        synced
+    }
+
+    /// Free bytes on `dir`, read again only when the last reading is older than a second.
+    fn disk_free(&self, dir: &std::path::Path) -> Option<u64> {
+        let now = crate::clock::mono_ms();
+        let mut last = self.disk_free.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some((at, free)) if now - at < DISK_FREE_TTL_MS => free,
+            _ => {
+                let free = free_bytes(dir);
+                *last = Some((now, free));
+                free
+            }
+        }
     }
 
     /// Lets `blocker` see storage faults.
@@ -291,7 +327,7 @@ impl Health {
         let (dir, min_free) = self.disk.get()?;
         // A file system we cannot ask about is not reported as full: the store's write fault
         // covers a disk that really fails.
-        let free = free_bytes(dir)?;
+        let free = self.disk_free(dir)?;
         (free < *min_free).then(|| Blocker {
             reason: BlockReason::DiskLow,
             message: format!(

@@ -240,6 +240,7 @@ fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result
 }
 
 fn run(path: Option<PathBuf>) -> Result<(), String> {
+    crate::daemon::tune_allocator();
     crate::logging::init("info");
     let (config, dev_by_default) = config_for_run(path)?;
     if dev_by_default {

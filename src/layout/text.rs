@@ -1,4 +1,5 @@
-//! Text on images, from the bundled DejaVu Sans Bold (covers Latin, Cyrillic and Uzbek letters).
+//! Text on images, from the bundled DejaVu Sans Bold, cut to Latin, Cyrillic and Uzbek letters with
+//! punctuation and currency signs (scripts/subset-font.sh says what is kept and why).
 
 use std::sync::OnceLock;
 

@@ -14,7 +14,9 @@ pub const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 
 #[derive(Default)]
 pub struct Histogram {
-    pub buckets: [AtomicU64; BUCKETS.len()],
+    /// Observations per bucket, not cumulative: one atomic add per request on the webhook path
+    /// (a cumulative write touched every bucket above the value); `cumulative` sums at scrape time.
+    buckets: [AtomicU64; BUCKETS.len()],
     pub count: AtomicU64,
     pub sum_us: AtomicU64,
 }
@@ -22,13 +24,20 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|&bound| secs <= bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Each bucket's upper bound with the observations at or below it, as Prometheus counts them.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let mut total = 0;
+        self.buckets.iter().zip(BUCKETS).map(move |(bucket, bound)| {
+            total += bucket.load(Ordering::Relaxed);
+            (bound, total)
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use crate::payme::methods;
 use crate::store::counters::{self, Totals};
 use crate::store::sessions::Outcome;
 use crate::store::{media, Store, StoreError};
-use histogram::{ErrorCounts, Histogram, BUCKETS};
+use histogram::{ErrorCounts, Histogram};
 pub use text::escape;
 use text::Exposition;
 
@@ -207,9 +207,9 @@ impl Metrics {
                 continue;
             }
             let name = "photoboothd_webhook_seconds_bucket";
-            for (bucket, bound) in h.buckets.iter().zip(BUCKETS) {
+            for (bound, n) in h.cumulative() {
                 let le = bound.to_string();
-                out.sample(name, &[("method", method), ("le", &le)], bucket.load(Ordering::Relaxed));
+                out.sample(name, &[("method", method), ("le", &le)], n);
             }
             out.sample(name, &[("method", method), ("le", "+Inf")], count);
             let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;

@@ -31,7 +31,8 @@ struct Captured {
     number: u32,
     session_id: i64,
     shot: Result<(), CameraError>,
-    page: Option<Result<(), String>>,
+    /// The composed page, its preview already written; saved by `save_page_in_background`.
+    page: Option<Result<image::RgbImage, String>>,
 }
 
 /// A shot being decoded and fitted into its slots on a blocking thread while the customer poses
@@ -47,6 +48,9 @@ pub struct SessionManager {
     capture: Option<JoinHandle<Captured>>,
     /// Shot n's preparation at index n-1; emptied when the shots are removed (retake, end).
     preparing: Vec<Option<Preparing>>,
+    /// The print page being written after the review went up (the PNG is not on the customer's
+    /// path to the review); awaited before an order is made or the shots are replaced.
+    page_saving: Option<JoinHandle<Result<(), String>>>,
     view: watch::Sender<SessionView>,
 }
 
@@ -98,6 +102,7 @@ impl SessionManager {
             order,
             capture: None,
             preparing: Vec::new(),
+            page_saving: None,
             view: view_tx,
         };
         manager.publish();
@@ -146,6 +151,8 @@ impl SessionManager {
                 _ = shutdown.changed() => break,
             }
         }
+        // A page being written finishes before the daemon stops (a few milliseconds).
+        let _ = self.page_saved().await;
         self.shared.gpio.set_led(LedMode::Off);
         self.shared.gpio.set_flash(false);
     }
@@ -210,6 +217,8 @@ impl SessionManager {
             }
             Action::RemoveShots(session_id) => {
                 self.forget_prepared();
+                // A page still being written would land in the directory removed here.
+                let _ = self.page_saved().await;
                 let files = SessionFiles::new(&self.shared.data_dir, session_id);
                 let _ = tokio::fs::remove_dir_all(files.dir()).await;
                 Ok(None)
@@ -218,6 +227,8 @@ impl SessionManager {
                 // The earlier shots were prepared during the countdowns; their tasks are done (or
                 // nearly), so this wait is short and the last capture composes at once.
                 let prepared = if last { self.take_prepared().await } else { Vec::new() };
+                // The previous page's write must not rename over the page composed next.
+                let _ = self.page_saved().await;
                 self.start_capture(session_id, shot, last, prepared);
                 Ok(None)
             }
@@ -253,6 +264,11 @@ impl SessionManager {
                 "no order to create",
             )));
         };
+        // The page is on disk before any order that prints it exists.
+        if let Err(e) = self.page_saved().await {
+            tracing::error!(session_id, error = %e, "the session's page could not be saved");
+            return Err(OrderError::Store(StoreError::Io(std::io::Error::other(e))));
+        }
         let booth = self.shared.booth.clone();
         let order = tokio::task::spawn_blocking(move || match (what, free) {
             (OrderRequest::Prints(copies), true) => booth.create_event_order_for(copies, Some(session_id)),
@@ -334,6 +350,20 @@ impl SessionManager {
         ready
     }
 
+    /// Writes the composed page on a blocking thread; the review is already showing its preview.
+    fn save_page_in_background(&mut self, session_id: i64, page: image::RgbImage) {
+        let files = SessionFiles::new(&self.shared.data_dir, session_id);
+        self.page_saving = Some(tokio::task::spawn_blocking(move || files.save_page(&page)));
+    }
+
+    /// Waits for the page write in flight, if any, and says how it went.
+    async fn page_saved(&mut self) -> Result<(), String> {
+        match self.page_saving.take() {
+            Some(task) => task.await.map_err(|e| e.to_string())?,
+            None => Ok(()),
+        }
+    }
+
     fn forget_prepared(&mut self) {
         for task in self.preparing.drain(..).flatten() {
             task.abort();
@@ -376,7 +406,10 @@ impl SessionManager {
                 if c.shot.is_ok() && c.page.is_none() {
                     self.prepare_in_background(c.session_id, c.number);
                 }
-                (c.shot, c.page)
+                let page = c
+                    .page
+                    .map(|page| page.map(|page| self.save_page_in_background(c.session_id, page)));
+                (c.shot, page)
             }
             Err(e) => (Err(CameraError::new(CameraErrorKind::Failed, e.to_string())), None),
         };

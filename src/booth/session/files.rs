@@ -11,6 +11,8 @@ use crate::layout::{compose, fit};
 /// The composed page of a session, printed by its paid order's job.
 pub const PAGE_FILE: &str = "page.png";
 const PREVIEW_FILE: &str = "preview.jpg";
+/// The preview's width in pixels: sharp on the review screen of every supported display.
+const PREVIEW_WIDTH: u32 = 600;
 /// Written first and renamed over `PAGE_FILE`, so a crash never leaves half a page to print.
 const PAGE_TMP_FILE: &str = ".page.png.tmp";
 
@@ -77,17 +79,18 @@ impl SessionFiles {
         compose::prepare_photo(&template, index, shots as usize, &self.shot(n)).map_err(|e| e.to_string())
     }
 
-    /// Composes shots 1..=`shots` into the configured layout: the print page (PNG, lossless, at
-    /// the printer's resolution) and a small JPEG preview for the review screen. `prepared[i]`, when
-    /// present, is shot i+1 already prepared; the others are decoded here. At a prepaid event its
-    /// title and date take the place of the booth's name and today's date. Blocking.
+    /// Composes shots 1..=`shots` into the configured layout and writes the small JPEG preview
+    /// the review screen shows; returns the page (at the printer's resolution) for `save_page`,
+    /// which the session runs after the review is up. `prepared[i]`, when present, is shot i+1
+    /// already prepared; the others are decoded here. At a prepaid event its title and date take
+    /// the place of the booth's name and today's date. Blocking.
     pub fn compose_page(
         &self,
         config: &Config,
         event: Option<&crate::booth::event::EventInfo>,
         shots: u32,
         mut prepared: Vec<Option<compose::PreparedPhoto>>,
-    ) -> Result<(), String> {
+    ) -> Result<image::RgbImage, String> {
         let template = fit::load_for(&config.printer.layout, config.printer.page).map_err(|e| e.to_string())?;
         prepared.resize_with(shots as usize, || None);
         let photos = (1..=shots)
@@ -106,28 +109,30 @@ impl SessionFiles {
         };
         let page = compose::compose_prepared(&template, &photos, &ctx);
         drop(photos);
-        // The preview first: it is what the review screen waits for, and it is small.
-        let preview_width = 600.min(page.width());
+        let preview_width = PREVIEW_WIDTH.min(page.width());
         let preview_height =
             (u64::from(page.height()) * u64::from(preview_width) / u64::from(page.width().max(1))) as u32;
-        let preview = image::imageops::resize(
-            &page,
-            preview_width,
-            preview_height.max(1),
-            image::imageops::FilterType::Triangle,
-        );
+        // Our own resampler: image's generic `imageops::resize` took ~30 ms of the wait for a
+        // 1200×1800 page, this one a few.
+        let preview = compose::cover(&page, preview_width, preview_height.max(1));
         preview
             .save_with_format(self.preview(), image::ImageFormat::Jpeg)
             .map_err(|e| format!("cannot save the preview: {e}"))?;
+        Ok(page)
+    }
+
+    /// Writes the print page: to a temporary name, then renamed, so a crash never leaves half a
+    /// page to print. Blocking.
+    pub fn save_page(&self, page: &image::RgbImage) -> Result<(), String> {
         let tmp = self.dir.join(PAGE_TMP_FILE);
-        save_png_fast(&page, &tmp).map_err(|e| format!("cannot save the page: {e}"))?;
+        save_png_fast(page, &tmp).map_err(|e| format!("cannot save the page: {e}"))?;
         std::fs::rename(&tmp, self.page()).map_err(|e| format!("cannot save the page: {e}"))
     }
 }
 
 /// The page as PNG with fast deflate: it is read once by the print loop from local storage, so a
-/// few percent of file size are not worth the 3-4× encoding time of the default level on the path
-/// between the last shot and the review screen.
+/// few percent of file size are not worth the 3-4× encoding time of the default level (the page
+/// must be on disk before the customer's order is made, a few seconds after the review).
 fn save_png_fast(page: &image::RgbImage, path: &Path) -> Result<(), String> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
