@@ -6,9 +6,15 @@
 //!   cargo bench --bench bare_axum --no-run      # builds it (bench profile = release)
 //!   BARE_REPLY='{"jsonrpc":"2.0",...}' target/release/deps/bare_axum-*  # prints "listening ADDR"
 //!
+//! With `BARE_SQLITE=1` each request also does what a CheckPerformTransaction must do in the store
+//! and nothing else: one read transaction on a WAL database with two point lookups (the order by
+//! id, its live transaction), the daemon's own statement shapes. That is the second anchor: the
+//! HTTP stack plus the store read no implementation of Check can skip.
+//!
 //! `scripts/bench/payme_wrk.sh` builds and runs it beside the daemon (BENCHMARKS.md, "Webhook").
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::header;
@@ -42,16 +48,61 @@ fn main() {
             println!("listening {addr}");
             let _ = std::io::stdout().flush();
         }
+        let store = match std::env::var_os("BARE_SQLITE") {
+            Some(_) => match store() {
+                Ok(s) => Some(Arc::new(Mutex::new(s))),
+                Err(e) => return eprintln!("bare_axum: cannot set up SQLite: {e}"),
+            },
+            None => None,
+        };
         // The body is read (as the daemon reads it) and dropped.
         let app = Router::new().route(
             "/payme",
             post(move |_body: Bytes| {
                 let reply = reply.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json; charset=UTF-8")], reply) }
+                let found = store
+                    .as_ref()
+                    .map(|s| lookup(&s.lock().unwrap_or_else(|p| p.into_inner())));
+                async move {
+                    if let Some(Err(e)) = found {
+                        eprintln!("bare_axum: lookup failed: {e}");
+                    }
+                    ([(header::CONTENT_TYPE, "application/json; charset=UTF-8")], reply)
+                }
             }),
         );
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("bare_axum: {e}");
         }
     });
+}
+
+/// A WAL database in a temporary directory with one order and no transaction, as in the bench.
+fn store() -> rusqlite::Result<(rusqlite::Connection, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let conn = rusqlite::Connection::open(dir.path().join("bare.db"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, copies INTEGER, amount_tiyin INTEGER, status TEXT,
+                              created_at INTEGER, expires_at INTEGER);
+         CREATE TABLE transactions (id INTEGER PRIMARY KEY, order_id INTEGER, state INTEGER, payme_time INTEGER);
+         CREATE INDEX transactions_order ON transactions(order_id);
+         INSERT INTO orders VALUES (1, 1, 2000000, 'open', 0, 9000000000000);",
+    )?;
+    Ok((conn, dir))
+}
+
+/// The store work of a Check: one snapshot, the order by id, its live transaction.
+fn lookup((conn, _): &(rusqlite::Connection, tempfile::TempDir)) -> rusqlite::Result<i64> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let amount: i64 = conn
+        .prepare_cached("SELECT * FROM orders WHERE id = ?1")?
+        .query_row([1], |r| r.get("amount_tiyin"))?;
+    let live = conn
+        .prepare_cached("SELECT * FROM transactions WHERE order_id = ?1 AND state IN (1, 2) LIMIT 1")?
+        .query([1])?
+        .next()?
+        .is_some();
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(amount + i64::from(live))
 }

@@ -5,13 +5,17 @@
 //! on PATH) that copies a photo-like 4056×3040 JPEG (the Pi HQ camera's full frame) to `-o` and,
 //! as its very last act, writes the time it finished. The bench polls `GET /api/session` every
 //! millisecond until the stage is `review`: last capture → review is that instant minus the
-//! script's. Each shot is decoded and fitted into its slots while the next countdown runs, so this
-//! wait is the last shot's decode plus assembling and saving the page.
+//! script's. Each shot is decoded and fitted into its slots while the next countdown runs, and the
+//! stand-in's JPEGs carry a 320×240 EXIF thumbnail as rpicam-still's do by default, so this wait is
+//! the last shot's thumbnail into the preview, the assembly and the preview's JPEG; the full decode
+//! of the last shot and the page's PNG follow while the review shows. `BENCH_NO_THUMBNAIL=1` makes
+//! shots without one (a camera that embeds none): then the last shot's full decode is in the wait.
 //!
 //! ```text
 //! cargo build --release
 //! PHOTOBOOTHD_BIN=target/release/photoboothd cargo bench --bench session
 //! BENCH_SESSIONS=10 BENCH_LAYOUT=4x6-grid PHOTOBOOTHD_BIN=... cargo bench --bench session
+//! BENCH_NO_THUMBNAIL=1 PHOTOBOOTHD_BIN=... cargo bench --bench session
 //! ```
 //!
 //! Prints per session the wait, then p50/max and the daemon's VmHWM (peak RSS) after all sessions.
@@ -199,7 +203,15 @@ fn photo_like_jpeg() -> Vec<u8> {
         ])
     });
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 90)
+    let mut encoder = JpegEncoder::new_with_quality(&mut out, 90);
+    if std::env::var_os("BENCH_NO_THUMBNAIL").is_none() {
+        // rpicam-still's default `--thumb 320:240:70`: the review preview is made from it.
+        let thumb = image::imageops::thumbnail(&img, 320, 240);
+        encoder
+            .set_exif_metadata(common::jpeg::exif_with_thumbnail(&thumb, 1))
+            .expect("EXIF");
+    }
+    encoder
         .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
         .expect("encode the photo");
     out

@@ -422,14 +422,10 @@ async fn open_store(data_dir: &Path) -> Result<Store, DaemonError> {
 /// What the Payme methods make at payment; while digital copies are off (the start-up log says
 /// why) print orders get no link, and a digital order paid anyway still gets its own.
 fn digital_links(config: &Config) -> crate::digital::Links {
-    let off = crate::digital::config::off_reason(config);
-    if let Some(why) = off {
+    if let Some(why) = crate::digital::config::off_reason(config) {
         tracing::warn!("digital copies are off: {why}");
     }
-    crate::digital::Links {
-        for_prints: off.is_none(),
-        link_ms: config.digital.link_ms(),
-    }
+    crate::digital::config::links(config)
 }
 
 /// Sets glibc's allocator for a long-running daemon that handles 12 MP photos: at most two arenas

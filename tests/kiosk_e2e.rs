@@ -1392,6 +1392,26 @@ async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
 
 // Digital copies: the done screen's QR and the download page on a phone.
 
+/// The kiosk, opened on a booth whose session is on its done screen, shows the download link's QR
+/// with its words, laid out without faults; saved as `<shot>-<W>x<H>.png`.
+async fn done_screen_shows_the_download_qr(tools: &Tools, d: &Daemon, shot: &str) {
+    let kiosk = Browser::launch(tools, SMALL).await;
+    kiosk.open(&format!("http://{}/", d.kiosk)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
+        assert!(Instant::now() < deadline, "no QR on the done screen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(kiosk.displayed("#done-digital").await);
+    assert!(!kiosk.text("#done-digital").await.is_empty());
+    kiosk.settle(false).await;
+    let problems = kiosk.layout_problems().await;
+    let png = kiosk.c().screenshot().await.expect("screenshot");
+    std::fs::write(screens_dir().join(format!("{shot}-{}.png", kiosk.size_label())), png).unwrap();
+    assert!(problems.is_empty(), "done screen with QR: {problems:?}");
+    kiosk.close().await;
+}
+
 /// A phone's screen (CSS pixels): where the download page is opened.
 const PHONE: (u32, u32) = (390, 844);
 
@@ -1424,25 +1444,7 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
         .expect("a download link")
         .to_string();
 
-    let kiosk = Browser::launch(&tools, SMALL).await;
-    kiosk.open(&format!("http://{}/", d.kiosk)).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(kiosk.screen().await == "done" && kiosk.image_loaded("#done-qr").await) {
-        assert!(Instant::now() < deadline, "no QR on the done screen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(kiosk.displayed("#done-digital").await);
-    assert!(!kiosk.text("#done-digital").await.is_empty());
-    kiosk.settle(false).await;
-    let problems = kiosk.layout_problems().await;
-    let png = kiosk.c().screenshot().await.expect("screenshot");
-    std::fs::write(
-        screens_dir().join(format!("digital-done-{}.png", kiosk.size_label())),
-        png,
-    )
-    .unwrap();
-    assert!(problems.is_empty(), "done screen with QR: {problems:?}");
-    kiosk.close().await;
+    done_screen_shows_the_download_qr(&tools, &d, "digital-done").await;
 
     let phone = Browser::launch(&tools, PHONE).await;
     phone.open(&url).await;
@@ -1474,6 +1476,32 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
     phone.close().await;
 }
 
+/// At a prepaid event a guest's done screen shows the same download QR as a paying customer's.
+#[tokio::test]
+async fn an_event_guests_done_screen_shows_the_download_qr() {
+    let Some(tools) = browser_tools() else { return };
+    let _turn = SERIAL.lock().await;
+    let d = Daemon::start_with_config(|data| {
+        let cfg = Cfg {
+            done_timeout_s: 60,
+            ..Cfg::default()
+        };
+        booth_config(data, &cfg).replace("language = \"uz\"\n", "language = \"uz\"\nmode = \"event\"\n")
+    })
+    .await;
+    d.session_act("start").await;
+    d.wait_stage("review").await;
+    d.session_act("accept").await;
+    d.wait_stage("choose_copies").await;
+    let (status, order) = d.kiosk("POST", "/api/session/print", r#"{"copies": 1}"#).await;
+    assert_eq!((status, order["amount_tiyin"].as_i64()), (200, Some(0)), "{order}");
+    let done = d.wait_stage("done").await;
+    assert!(done["order"]["download_url"].is_string(), "{done}");
+
+    done_screen_shows_the_download_qr(&tools, &d, "event-done").await;
+    assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
+}
+
 // Every screen shape: one session walked at each of the booth's screen sizes.
 
 /// The screens a booth is built with: the first Pi display, the common 7" and 10" panels, a TV,
@@ -1501,6 +1529,10 @@ enum Reach {
     PayWithPrinterAway,
     /// The printer's folder again: the print goes out, "done".
     PrinterBack,
+    /// The owner's finger held on the service corner: the PIN pad.
+    LongPress(&'static str),
+    /// The PIN typed on the pad and OK: the service menu.
+    Pin(&'static str),
 }
 
 /// One stop of the walk: the screen the page must show (`error-<code>` for an error), and whether
@@ -1537,7 +1569,64 @@ const WALK: &[Stop] = &[
     stop("done", Reach::PrinterBack),
     // The walk's print used the one-print roll.
     stop("out_of_service", Reach::Tap("#done-ok")),
+    // The owner's screens (service.js): the PIN pad, the menu with the event form, and the menu of
+    // a running event with its gallery's QR code.
+    stop("service-pin", Reach::LongPress("#service-corner")),
+    stop("service-menu", Reach::Pin(WALK_PIN)),
+    stop("service-event", Reach::Tap("#svc-event-start")),
 ];
+
+/// The service menu's PIN in the walk's booth.
+const WALK_PIN: &str = "0123";
+
+/// What the owner could not use on a service screen: the same rules as `layout_problems` (inside
+/// the screen, no text cut off, buttons and fields a finger's size, pictures loaded, nothing
+/// scrolls), except that the menu's panel may scroll up and down (the last orders), never sideways.
+const SERVICE_PROBLEMS: &str = "
+    var bad = [], vw = window.innerWidth, vh = window.innerHeight;
+    var root = document.getElementById('service');
+    if (!root || root.hidden) return ['the service overlay is not shown'];
+    var menu = root.querySelector('.svc-menu');
+    function name(el) {
+      return el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+        (el.className && el.className.baseVal === undefined ? '.' + el.className.split(' ').join('.') : '') +
+        ' [' + (el.textContent || '').trim().slice(0, 40) + ']';
+    }
+    var all = root.querySelectorAll('*');
+    for (var i = 0; i < all.length; i++) {
+      var el = all[i];
+      if (el.closest('[hidden]') || el.matches('.spinner')) continue;
+      var r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      var scrolled = !!menu && menu !== el && menu.contains(el);
+      if (r.left < -1 || r.right > vw + 1 || (!scrolled && (r.top < -1 || r.bottom > vh + 1))) {
+        bad.push('outside the screen: ' + name(el) + ' at ' + [r.left, r.top, r.right, r.bottom].map(Math.round));
+      }
+      if (scrolled) {
+        var m = menu.getBoundingClientRect();
+        if (r.left < m.left - 1 || r.right > m.right + 1) bad.push('outside the menu sideways: ' + name(el));
+      }
+      var css = getComputedStyle(el);
+      if (/\\S/.test(el.textContent || '') && css.overflow === 'hidden' && el.scrollWidth > el.clientWidth + 1) {
+        bad.push('text cut off: ' + name(el));
+      }
+      if (el.tagName === 'BUTTON' && (r.width < 64 || r.height < 64)) {
+        bad.push('button under 64 px: ' + name(el) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+      }
+      if (el.tagName === 'INPUT' && r.height < 64) {
+        bad.push('field under 64 px: ' + name(el) + ' ' + Math.round(r.height) + ' high');
+      }
+      if (el.tagName === 'IMG' && !(el.complete && el.naturalWidth > 0)) bad.push('not loaded: ' + name(el));
+    }
+    if (menu && menu.scrollWidth > menu.clientWidth + 1) bad.push('the menu scrolls sideways');
+    root.querySelectorAll('.svc-pin').forEach(function (p) {
+      if (p.scrollHeight > p.clientHeight + 1) bad.push('the PIN pad scrolls');
+    });
+    if (root.scrollHeight > root.clientHeight + 1 || root.scrollWidth > root.clientWidth + 1) bad.push('the overlay scrolls');
+    if (document.documentElement.scrollHeight > vh || document.documentElement.scrollWidth > vw) {
+      bad.push('the page scrolls');
+    }
+    return bad;";
 
 /// What is wrong with the pictures on the screen: an image box not at its image's aspect ratio
 /// (stretched or letterboxed), a frame that does not hug its image, a picture smaller than its
@@ -1609,14 +1698,25 @@ struct Walk {
 }
 
 impl Walk {
+    /// The screen shown: the customer's, or over it the owner's (`service-pin`, `service-menu`,
+    /// `service-event` once an event runs; `service-loading` while the menu fetches its figures).
+    async fn current(&self) -> String {
+        match service_screen(&self.b).await.as_str() {
+            "none" => self.b.screen().await,
+            "menu" if !self.b.displayed("#svc-refill").await => "service-loading".into(),
+            "menu" if self.b.displayed("#svc-event-stop").await => "service-event".into(),
+            other => format!("service-{other}"),
+        }
+    }
+
     async fn wait_screen(&self, screen: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while self.b.screen().await != screen {
+        while self.current().await != screen {
             if Instant::now() > deadline {
                 let (_, v) = self.d.kiosk("GET", "/api/session", "").await;
                 panic!(
                     "walk: never reached {screen}; the page shows {}; the daemon's view: {v}\n{}",
-                    self.b.screen().await,
+                    self.current().await,
                     timeline(&self.d.log())
                 );
             }
@@ -1651,6 +1751,8 @@ impl Walk {
                 std::fs::remove_file(&prints).unwrap();
                 std::fs::create_dir(&prints).unwrap();
             }
+            Reach::LongPress(css) => long_press(&self.b, css, Duration::from_millis(2600)).await,
+            Reach::Pin(pin) => type_pin(&self.b, pin).await,
         }
     }
 
@@ -1667,18 +1769,46 @@ impl Walk {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             self.b.settle(label == "countdown").await;
+            if label == "service-event" {
+                // The running event's gallery QR, scrolled into the menu's view: whole on screen.
+                let qr = self
+                    .b
+                    .js("var q = document.getElementById('svc-gallery-qr');
+                         if (!q) return 'no gallery QR';
+                         q.scrollIntoView({block: 'center'});
+                         var r = q.getBoundingClientRect();
+                         return r.top >= 0 && r.bottom <= window.innerHeight && r.width >= 120 ? 'ok'
+                           : 'gallery QR ' + Math.round(r.width) + ' px at ' + Math.round(r.top) + '..' + Math.round(r.bottom);")
+                    .await;
+                if qr != "ok" {
+                    self.problems.push(format!("service-event at {size:?}: {qr}"));
+                }
+            }
             let png = self.b.c().screenshot().await.expect("screenshot");
             let file = format!("walk-{label}-{}.png", self.b.size_label());
             std::fs::write(screens_dir().join(&file), png).expect("save screenshot");
             self.shots += 1;
-            let shown = self.b.screen().await;
+            let shown = self.current().await;
             assert_eq!(shown, label, "the screen changed during the check at {size:?}");
+            let service = match label.starts_with("service-") {
+                true => self.b.js(SERVICE_PROBLEMS).await,
+                false => Value::Null,
+            };
+            let service = service
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
             for p in self
                 .b
                 .layout_problems()
                 .await
                 .into_iter()
                 .chain(self.b.image_problems().await)
+                .chain(service)
             {
                 self.problems.push(format!("{file}: {p}"));
             }
@@ -1686,7 +1816,8 @@ impl Walk {
     }
 }
 
-/// Acceptance: at each of the six screen sizes, on every customer screen of a session, no button,
+/// Acceptance: at each of the six screen sizes, on every customer screen of a session and on the
+/// owner's service screens after it (`SERVICE_PROBLEMS`), no button,
 /// text, QR or picture is cut off or outside the screen, nothing scrolls, buttons are at least
 /// 64 px, and every picture is shown at its own aspect ratio, as large as its area allows, in a
 /// frame that hugs it. The countdown shows the mirrored live view. Screenshots:
@@ -1705,7 +1836,9 @@ async fn every_screen_fits_every_screen_size() {
         review_timeout_s: 300,
         ..Cfg::default()
     };
-    let d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
+    let d =
+        Daemon::start_with_config(|data| format!("{}\n[service]\npin = \"{WALK_PIN}\"\n", booth_config(data, &cfg)))
+            .await;
     let b = Browser::launch(&tools, SIZES[3]).await;
     b.open(&format!("http://{}/", d.kiosk)).await;
     let mut walk = Walk {

@@ -9,6 +9,8 @@ use image::{ImageEncoder, Rgb, RgbImage};
 use photoboothd::layout::compose::{compose, compose_prepared, prepare_photo, Context, LayoutError};
 use photoboothd::layout::template::{self, Template};
 
+mod common;
+
 /// The Pi HQ camera's full resolution, so the DCT-scale choice is the one a booth makes.
 const CAMERA: (u32, u32) = (4056, 3040);
 const RED: Rgb<u8> = Rgb([220, 30, 30]);
@@ -128,6 +130,49 @@ fn a_page_from_shots_prepared_one_by_one_is_the_composed_page() {
         ),
         "a missing shot is an error naming the photo"
     );
+}
+
+/// The review preview takes the last shot from its EXIF thumbnail (no 12 MP decode between the
+/// shot and the review); the print never does. The thumbnails here are yellow and the photos are
+/// red, green and blue, so each pixel says which one it came from.
+#[test]
+fn the_preview_takes_the_last_shot_from_its_thumbnail_and_the_page_from_the_photo() {
+    use photoboothd::booth::session::SessionFiles;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files = SessionFiles::new(dir.path(), 1);
+    std::fs::create_dir_all(files.dir()).expect("session dir");
+    let thumb = RgbImage::from_pixel(320, 240, YELLOW);
+    for (n, color) in [(1, RED), (2, GREEN), (3, BLUE)] {
+        let exif = common::jpeg::exif_with_thumbnail(&thumb, 1);
+        let img = RgbImage::from_pixel(CAMERA.0, CAMERA.1, color);
+        std::fs::write(files.shot(n), jpeg(&img, Some(exif))).expect("write shot");
+    }
+    let thumbnail = photoboothd::layout::thumbnail::read(&files.shot(3)).expect("the thumbnail reads");
+    assert_eq!(thumbnail.dimensions(), (320, 240));
+    assert!(close(*thumbnail.get_pixel(160, 120), YELLOW));
+
+    let mut config = photoboothd::config::Config::built_in().expect("built-in config");
+    config.printer.layout = "4x6-grid".into();
+    config.booth.name = CTX.booth_name.into();
+    let t = template::load("4x6-grid").expect("4x6-grid");
+    // Shots 1 and 2 were prepared during the countdowns; shot 3 was just taken.
+    let prepared = (0..2)
+        .map(|i| prepare_photo(&t, i, 3, &files.shot(i as u32 + 1)).ok())
+        .collect();
+    let job = files.compose_page(&config, None, 3, prepared).expect("compose");
+
+    let preview = image::open(files.preview()).expect("preview").to_rgb8();
+    let scale = f64::from(preview.width()) / f64::from(t.width());
+    let in_preview = |slot: &template::Slot| {
+        let (x, y) = slot.center();
+        *preview.get_pixel((f64::from(x) * scale) as u32, (f64::from(y) * scale) as u32)
+    };
+    let slots = t.slots();
+    assert!(close(in_preview(&slots[0]), RED) && close(in_preview(&slots[1]), GREEN));
+    assert!(close(in_preview(&slots[2]), YELLOW), "shot 3 came from its thumbnail");
+
+    let page = job.run().expect("the page");
+    assert_slots(&page, &t, &[RED, GREEN, BLUE]);
 }
 
 #[test]

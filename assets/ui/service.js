@@ -22,7 +22,8 @@
       refill: 'Qogʻoz solindi', test_print: 'Sinov chop', resume: 'Printerni davom ettirish',
       reprint: 'Qayta chop', last_orders: 'Oxirgi buyurtmalar', event: 'Tadbir', no_event: 'Tadbir yoʻq (pullik rejim)',
       event_start: 'Tadbirni boshlash', event_stop: 'Tadbirni tugatish', max_prints: 'Suratlar soni (0 = cheksiz)',
-      title: 'Sarlavha', date: 'Sana', done: 'Bajarildi', failed: 'Bajarilmadi', left: 'qoldi', used: 'ishlatildi'
+      title: 'Sarlavha', date: 'Sana', done: 'Bajarildi', failed: 'Bajarilmadi', left: 'qoldi', used: 'ishlatildi',
+      gallery: function (p) { return 'Tadbir galereyasi: barcha suratlar va ZIP. Tadbirdan soʻng ' + p.d + ' kun saqlanadi.'; }
     },
     ru: {
       pin_title: 'Сервисное меню', pin_hint: 'Введите PIN-код', wrong_pin: 'Неверный PIN',
@@ -34,7 +35,8 @@
       refill: 'Бумага заправлена', test_print: 'Тестовая печать', resume: 'Возобновить принтер',
       reprint: 'Перепечатать', last_orders: 'Последние заказы', event: 'Праздник', no_event: 'Праздника нет (платный режим)',
       event_start: 'Начать праздник', event_stop: 'Завершить праздник', max_prints: 'Отпечатков (0 = без лимита)',
-      title: 'Заголовок', date: 'Дата', done: 'Готово', failed: 'Не получилось', left: 'осталось', used: 'использовано'
+      title: 'Заголовок', date: 'Дата', done: 'Готово', failed: 'Не получилось', left: 'осталось', used: 'использовано',
+      gallery: function (p) { return 'Галерея праздника: все фото и ZIP. Хранится ' + p.d + ' дн. после праздника.'; }
     },
     en: {
       pin_title: 'Service menu', pin_hint: 'Enter the PIN', wrong_pin: 'Wrong PIN',
@@ -46,7 +48,8 @@
       refill: 'Paper refilled', test_print: 'Test print', resume: 'Resume printer',
       reprint: 'Reprint', last_orders: 'Last orders', event: 'Event', no_event: 'No event (paid mode)',
       event_start: 'Start event', event_stop: 'Stop event', max_prints: 'Prints (0 = no cap)',
-      title: 'Title', date: 'Date', done: 'Done', failed: 'Failed', left: 'left', used: 'used'
+      title: 'Title', date: 'Date', done: 'Done', failed: 'Failed', left: 'left', used: 'used',
+      gallery: function (p) { return 'The event gallery: every photo, and a ZIP of them all. Kept ' + p.d + ' days after the event.'; }
     }
   };
 
@@ -266,6 +269,15 @@
           });
         })
       ]);
+    // While an event runs (and digital copies are on): one QR code for every photo of the event.
+    var g = ev && s.gallery;
+    var gallery = g ? el('div', { class: 'svc-gallery', id: 'svc-gallery' }, [
+      g.qr_png ? el('img', { id: 'svc-gallery-qr', class: 'svc-qr', src: g.qr_png, alt: '' }) : null,
+      el('div', {}, [
+        el('p', { class: 'svc-state', text: t('gallery', { d: g.keep_days }) }),
+        el('p', { class: 'svc-url', id: 'svc-gallery-url', text: g.url })
+      ])
+    ]) : null;
     [
       el('div', { class: 'svc-head' }, [
         el('h1', { class: 'title-m', text: t('pin_title') }),
@@ -282,9 +294,10 @@
         button('svc-resume', t('resume'), function () { action('/api/service/resume'); })
       ]),
       el('p', { class: 'svc-state', id: 'svc-event-line', text: eventLine }),
+      gallery,
       eventForm,
       orders
-    ].forEach(function (c) { panel.appendChild(c); });
+    ].forEach(function (c) { if (c) panel.appendChild(c); });
   }
 
   setInterval(function () {

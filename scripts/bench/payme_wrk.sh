@@ -7,8 +7,9 @@
 #
 # Unless BARE=0, the same wrk load first runs against benches/bare_axum.rs (built here with
 # `cargo bench --bench bare_axum --no-run`), a bare axum server on the daemon's runtime settings
-# answering the daemon's own reply with no auth, parsing or SQLite: the HTTP stack's ceiling. The
-# last line gives the daemon's rate as a share of it, from the same run.
+# answering the daemon's own reply with no auth, parsing or SQLite: the HTTP stack's ceiling; then
+# against the same server doing a Check's store read per request (BARE_SQLITE=1). The last lines
+# give the daemon's rate as a share of each, from the same run.
 #
 # The daemon runs at its default log level (RUST_LOG unset -> info) with stderr to /dev/null,
 # unless BENCH_RUST_LOG is set (e.g. BENCH_RUST_LOG=warn, for a comparison only).
@@ -100,23 +101,35 @@ probe="$(curl -sS -X POST "http://$webhook/payme" -H "Authorization: $PAYME_AUTH
 echo "probe reply: $probe"
 case "$probe" in *'"allow":true'*) ;; *) echo "CheckPerformTransaction is not allowed; aborting" >&2; exit 1 ;; esac
 
+# One anchor run: benches/bare_axum.rs with extra environment ($2), under the same wrk load;
+# prints its wrk report and leaves the rate in $tmp/$1.rate.
+run_bare() {
+  local name="$1" extra="$2" bare_pid bare_addr
+  env $extra BARE_REPLY="$probe" "$bare_bin" > "$tmp/$name.out" 2>&1 &
+  bare_pid=$!
+  for _ in $(seq 1 500); do grep -q '^listening' "$tmp/$name.out" && break; sleep 0.01; done
+  bare_addr="$(sed -n 's/^listening //p' "$tmp/$name.out")"
+  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/$name.out")" >&2; kill "$bare_pid"; exit 1; }
+  echo "== anchor: $name at $bare_addr"
+  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$bare_addr/payme" \
+    | tee "$tmp/$name.wrk"
+  kill "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  sed -n 's/^req_per_s //p' "$tmp/$name.wrk" > "$tmp/$name.rate"
+}
+
 bare_rate=""
+sqlite_rate=""
 if [ "${BARE:-1}" != 0 ]; then
   (cd "$root" && cargo bench --bench bare_axum --no-run --message-format=json 2>/dev/null) \
     | sed -n 's/.*"executable":"\([^"]*bare_axum[^"]*\)".*/\1/p' | tail -1 > "$tmp/bare_bin"
   bare_bin="$(cat "$tmp/bare_bin")"
   [ -x "$bare_bin" ] || { echo "could not build benches/bare_axum.rs" >&2; exit 1; }
-  BARE_REPLY="$probe" "$bare_bin" > "$tmp/bare.out" 2>&1 &
-  bare_pid=$!
-  for _ in $(seq 1 500); do grep -q '^listening' "$tmp/bare.out" && break; sleep 0.01; done
-  bare_addr="$(sed -n 's/^listening //p' "$tmp/bare.out")"
-  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/bare.out")" >&2; kill "$bare_pid"; exit 1; }
-  echo "== ceiling: bare axum (same reply, no auth/parse/SQLite) at $bare_addr"
-  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$bare_addr/payme" \
-    | tee "$tmp/bare.wrk"
-  kill "$bare_pid" 2>/dev/null || true
-  wait "$bare_pid" 2>/dev/null || true
-  bare_rate="$(sed -n 's/^req_per_s //p' "$tmp/bare.wrk")"
+  # The HTTP stack alone (same reply, no auth/parse/SQLite), then with a Check's store read added.
+  run_bare "bare axum" ""
+  bare_rate="$(cat "$tmp/bare axum.rate")"
+  run_bare "bare axum + SQLite lookup" "BARE_SQLITE=1"
+  sqlite_rate="$(cat "$tmp/bare axum + SQLite lookup.rate")"
   echo "== photoboothd"
 fi
 
@@ -162,7 +175,9 @@ wait "$sampler" 2>/dev/null || true
 sampler=""
 if [ -n "$bare_rate" ]; then
   daemon_rate="$(sed -n 's/^req_per_s //p' "$tmp/daemon.wrk")"
-  awk -v d="$daemon_rate" -v b="$bare_rate" 'BEGIN { printf "same run: photoboothd %.0f req/s, bare axum %.0f req/s: %.1f%% of the ceiling\n", d, b, 100 * d / b }'
+  awk -v d="$daemon_rate" -v b="$bare_rate" -v q="$sqlite_rate" 'BEGIN {
+    printf "same run: photoboothd %.0f req/s, bare axum %.0f req/s: %.1f%% of the ceiling\n", d, b, 100 * d / b
+    printf "same run: bare axum + SQLite lookup %.0f req/s (%.1f%% of bare axum); photoboothd at %.1f%% of it\n", q, 100 * q / b, 100 * d / q }'
 fi
 echo "VmRSS during the run (KiB): min/median/max $(awk '{print $2}' "$tmp/rss.txt" | sort -n | awk '{a[NR]=$1} END {print a[1] "/" a[int((NR+1)/2)] "/" a[NR] " over " NR " samples"}')"
 echo "threads during the run: max $(awk '{print $3}' "$tmp/rss.txt" | sort -n | tail -1)"

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
+use crate::digital::{attach_link, Links};
 use crate::store::events::{self, Event, NewEvent};
 use crate::store::{jobs, orders, Order, Store, StoreError};
 
@@ -83,6 +84,11 @@ impl From<rusqlite::Error> for EventOrderError {
     }
 }
 
+/// A new event's gallery token: a download token (`/d/<token>`), like an order's link.
+fn gallery_token() -> Result<String, StoreError> {
+    crate::digital::new_token().map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))
+}
+
 /// The running event with its counts, read from `conn`.
 pub fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Option<EventInfo>> {
     let Some(event) = events::current(conn)? else {
@@ -96,8 +102,7 @@ pub fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Option<EventInfo>> 
 /// and following edits of `[event]`); `mode = "paid"` ends an event the config had started. An
 /// event started from the service menu runs until it is stopped there, whatever the mode.
 pub fn sync_with_config(store: &Store, config: &Config, now: i64) -> Result<Option<EventInfo>, StoreError> {
-    let token =
-        crate::booth::service_menu::random_token().map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let token = gallery_token()?;
     let e = &config.event;
     store.write(|tx| {
         let current = events::current(tx)?;
@@ -132,8 +137,7 @@ pub fn sync_with_config(store: &Store, config: &Config, now: i64) -> Result<Opti
 
 /// Starts an event from the service menu (ending any other). Blocking.
 pub fn start(store: &Store, config: &Config, req: &StartEvent, now: i64) -> Result<EventInfo, StoreError> {
-    let token =
-        crate::booth::service_menu::random_token().map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let token = gallery_token()?;
     let info = store.write(|tx| {
         let new = NewEvent {
             title: &req.title,
@@ -155,12 +159,14 @@ pub fn stop(store: &Store, now: i64) -> Result<Option<i64>, StoreError> {
 }
 
 /// A free order of the running event for `copies`, with its print job, in one commit; linked to
-/// the kiosk session when there is one. The cap is checked inside the same write, so two orders
-/// can never both take the last print.
+/// the kiosk session when there is one, and then given its download link by the same
+/// `digital::attach_link` a paid order gets at PerformTransaction (`links`: `[digital]`). The cap
+/// is checked inside the same write, so two orders can never both take the last print.
 pub fn create_order(
     store: &Store,
     copies: u32,
     session_id: Option<i64>,
+    links: Option<Links>,
     now: i64,
 ) -> Result<(Order, i64, EventInfo), EventOrderError> {
     store
@@ -180,6 +186,7 @@ pub fn create_order(
                     rusqlite::params![id, order.id],
                 )?;
             }
+            attach_link(tx, &order, links, now)?;
             let job = jobs::insert_paid(tx, order.id, copies, now)?;
             let after = load(tx)?.unwrap_or(info);
             Ok(Ok((order, job, after)))
@@ -204,14 +211,14 @@ mod tests {
         let store = Store::open_in(dir.path()).unwrap();
         let info = sync_with_config(&store, &config("event", 3), 1).unwrap().unwrap();
         assert_eq!(info.prints_left, Some(3));
-        let (order, _, after) = create_order(&store, 2, None, 2).unwrap();
+        let (order, _, after) = create_order(&store, 2, None, None, 2).unwrap();
         assert_eq!((order.amount_tiyin, order.event_id), (0, Some(info.id)));
         assert_eq!(after.prints_left, Some(1));
         assert!(matches!(
-            create_order(&store, 2, None, 3),
+            create_order(&store, 2, None, None, 3),
             Err(EventOrderError::NotEnoughLeft { left: 1 })
         ));
-        let (_, _, after) = create_order(&store, 1, None, 4).unwrap();
+        let (_, _, after) = create_order(&store, 1, None, None, 4).unwrap();
         assert!(after.over());
         // A restart keeps the event and its count.
         let again = sync_with_config(&store, &config("event", 3), 5).unwrap().unwrap();
@@ -219,7 +226,7 @@ mod tests {
         // Back to paid: the config's event ends.
         assert_eq!(sync_with_config(&store, &config("paid", 3), 6).unwrap(), None);
         assert!(matches!(
-            create_order(&store, 1, None, 7),
+            create_order(&store, 1, None, None, 7),
             Err(EventOrderError::NoEvent)
         ));
     }

@@ -44,6 +44,8 @@ pub struct SessionFacts {
     pub order: Option<OrderFacts>,
     /// When the session's download link expires (digital copies), if it has one not yet purged.
     pub link_expires_at: Option<i64>,
+    /// Until when its order's event gallery shows it (`digital::gallery::keeps_until`).
+    pub gallery_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +70,10 @@ pub fn needed(facts: &SessionFacts, storage: &Storage, now: i64) -> Needed {
     }
     // A live download link serves every shot and the page until it expires.
     if facts.link_expires_at.is_some_and(|expires| now < expires) {
+        return Needed::Everything;
+    }
+    // So does an event's gallery, for as long as it lives.
+    if facts.gallery_until.is_some_and(|until| now < until) {
         return Needed::Everything;
     }
     let Some(order) = &facts.order else {
@@ -168,11 +174,16 @@ pub fn session_facts(conn: &Connection, session_id: i64) -> rusqlite::Result<Opt
     let link_expires_at = conn
         .prepare_cached("SELECT max(expires_at) FROM download_links WHERE session_id = ?1 AND purged_at IS NULL")?
         .query_row([session_id], |r| r.get::<_, Option<i64>>(0))?;
+    let gallery_until = match s.order_id {
+        Some(order_id) => crate::digital::gallery::keeps_until(conn, order_id)?,
+        None => None,
+    };
     Ok(Some(SessionFacts {
         started_at: s.started_at,
         ended_at: s.ended_at,
         order,
         link_expires_at,
+        gallery_until,
     }))
 }
 
@@ -269,6 +280,7 @@ mod tests {
             ended_at: Some(NOW - HOUR_MS / 2),
             order,
             link_expires_at: None,
+            gallery_until: None,
         }
     }
 
@@ -291,6 +303,22 @@ mod tests {
             Needed::PageOnly,
             "expired: back to the paid rule"
         );
+    }
+
+    #[test]
+    fn an_event_gallery_keeps_every_photo_while_it_lives() {
+        let s = storage();
+        let mut facts = ended(Some(order(StoredStatus::Event)));
+        facts.started_at = NOW - 40 * DAY_MS;
+        assert_eq!(
+            needed(&facts, &s, NOW),
+            Needed::Nothing,
+            "no gallery: the page's days are over"
+        );
+        facts.gallery_until = Some(i64::MAX);
+        assert_eq!(needed(&facts, &s, NOW), Needed::Everything, "the event still runs");
+        facts.gallery_until = Some(NOW - 1);
+        assert_eq!(needed(&facts, &s, NOW), Needed::Nothing, "the gallery has ended");
     }
 
     fn order(status: StoredStatus) -> OrderFacts {

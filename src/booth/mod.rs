@@ -186,11 +186,13 @@ impl Booth {
             return Err(OrderError::OutOfService(blocker));
         }
         let now = clock::now_ms();
-        let (order, job_id, info) = event::create_order(&self.store, copies, session_id, now).map_err(|e| match e {
-            event::EventOrderError::NoEvent => OrderError::NotEvent,
-            event::EventOrderError::NotEnoughLeft { left } => OrderError::EventPrintsLeft { left },
-            event::EventOrderError::Store(e) => OrderError::Store(e),
-        })?;
+        let links = Some(crate::digital::config::links(&self.config));
+        let (order, job_id, info) =
+            event::create_order(&self.store, copies, session_id, links, now).map_err(|e| match e {
+                event::EventOrderError::NoEvent => OrderError::NotEvent,
+                event::EventOrderError::NotEnoughLeft { left } => OrderError::EventPrintsLeft { left },
+                event::EventOrderError::Store(e) => OrderError::Store(e),
+            })?;
         self.health.set_event(Some(info.clone()));
         if let Some(wake) = self.print_wake.get() {
             let _ = wake.try_send(job_id);
@@ -203,7 +205,10 @@ impl Booth {
             prints_left = info.prints_left,
             "event order created: free print queued"
         );
-        Ok(new_order_view(&self.config, &order, session_id, now))
+        // Read back like any order, so its view carries the download link just made.
+        self.order(order.id)?.ok_or(OrderError::Store(StoreError::Sqlite(
+            rusqlite::Error::QueryReturnedNoRows,
+        )))
     }
 
     /// Asks the janitor to look at the session folders now.
@@ -367,7 +372,14 @@ impl Booth {
             expires_at = order.expires_at,
             "order created, awaiting payment"
         );
-        Ok(new_order_view(&self.config, &order, session_id, now))
+        Ok(order_view(
+            &self.config,
+            &order,
+            false,
+            None,
+            session_id.map(|id| (id, None)),
+            now,
+        ))
     }
 
     /// The order with its current status, or `None` if there is no such order. Blocking.
@@ -422,18 +434,15 @@ pub fn load_order_view_with(
     let job = jobs::paid_job_for_order(conn, id)?;
     let session = sessions::for_order(conn, id)?.map(|s| (s.id, s.ended_at));
     let mut view = order_view(config, &order, live, job, session, now);
-    if let (Some(base), orders::StoredStatus::Paid) = (download_base, order.status) {
+    // A paid order and an event's free one are delivered alike, the download link included.
+    let delivered = matches!(order.status, orders::StoredStatus::Paid | orders::StoredStatus::Event);
+    if let (Some(base), true) = (download_base, delivered) {
         if let Some(link) = links::for_order(conn, id)?.filter(|l| !l.expired(now)) {
             view.download_url = Some(format!("{}/d/{}", base.trim_end_matches('/'), link.token));
             view.download_qr_png = Some(format!("/api/orders/{id}/download-qr.png"));
         }
     }
     Ok(Some(view))
-}
-
-/// The view of an order just created: no transaction, no print job yet, its session still open.
-fn new_order_view(config: &Config, order: &Order, session_id: Option<i64>, now: i64) -> OrderView {
-    order_view(config, order, false, None, session_id.map(|id| (id, None)), now)
 }
 
 pub fn order_view(

@@ -13,9 +13,10 @@ use super::event::{self, EventInfo, StartEvent};
 use super::health::{Blocker, CameraView, PrinterView};
 use super::{load_order_view, service, Booth, OrderView};
 use crate::config::{pin_sha256, Config};
+use crate::digital::gallery::{self, GalleryLink};
 use crate::hw::printer::Printer;
 use crate::store::summary::{self, Period};
-use crate::store::{jobs, media, orders, reports, Store, StoreError};
+use crate::store::{events, jobs, media, orders, reports, Store, StoreError};
 use crate::{clock, date};
 
 /// Wrong PINs in a row that lock the menu.
@@ -158,6 +159,8 @@ pub struct Summary {
     pub camera: CameraView,
     pub print_queue: jobs::JobCounts,
     pub event: Option<EventInfo>,
+    /// The running event's gallery (every photo, one QR code) while digital copies are on.
+    pub gallery: Option<GalleryLink>,
     pub last_orders: Vec<OrderView>,
     pub now: i64,
 }
@@ -249,6 +252,10 @@ impl ServiceMenu {
             }
             Ok(out)
         })?;
+        let gallery = match self.booth.download_base() {
+            Some(base) => self.store.read(events::current)?.map(|e| gallery::link(base, &e)),
+            None => None,
+        };
         tracing::info!(service = true, action = "summary", "service menu: summary shown");
         Ok(Summary {
             today,
@@ -258,6 +265,7 @@ impl ServiceMenu {
             camera: health.camera_view(),
             print_queue: queue,
             event: health.event(),
+            gallery,
             last_orders,
             now,
         })

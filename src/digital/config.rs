@@ -1,6 +1,7 @@
 //! What the `[digital]` section (`config::Digital`, defaults in `assets/photobooth.toml`) means:
 //! the digital-only price, the link's lifetime, and whether links can work at all here.
 
+use super::Links;
 use crate::config::{Config, Digital};
 
 impl Digital {
@@ -32,6 +33,15 @@ pub fn off_reason(config: &Config) -> Option<&'static str> {
         );
     }
     None
+}
+
+/// What the link maker (`link::attach_link`) is told: the one answer for Payme's PerformTransaction
+/// and for an event's free orders, so a guest's link is made exactly like a paying customer's.
+pub fn links(config: &Config) -> Links {
+    Links {
+        for_prints: off_reason(config).is_none(),
+        link_ms: config.digital.link_ms(),
+    }
 }
 
 #[cfg(test)]

@@ -27,9 +27,10 @@ pub fn new_token() -> Result<String, getrandom::Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Whether `s` could be a token at all; anything else is answered 404 without a lookup.
+/// Whether `s` could be a token at all; anything else is answered 404 without a lookup. 32
+/// characters: an event gallery's token from before galleries used `new_token` (hex).
 pub fn plausible_token(s: &str) -> bool {
-    s.len() == 22 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    (s.len() == 22 || s.len() == 32) && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 /// Gives a just-paid order its download link when it has one to give: a digital-only order always,

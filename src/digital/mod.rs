@@ -3,11 +3,15 @@
 //! This module owns the link's life: the token (`link.rs`, made in the commit that performs the
 //! payment, so a print can carry it), what a token finds, the files a link serves and their
 //! phone-sized copies, and the end of a link (its photos are deleted once it has expired and no
-//! print still needs them). The HTTP side is `http/download.rs`; the page's words are `page.rs`.
+//! print or event gallery still needs them). An event's gallery (`gallery.rs`, its ZIP in
+//! `zip.rs`) shares the `/d/<token>` namespace. The HTTP side is `http/download.rs` and
+//! `http/gallery.rs`; the pages' words are `page.rs`.
 
 pub mod config;
+pub mod gallery;
 pub mod link;
 pub mod page;
+pub mod zip;
 
 pub use link::{attach_link, new_token, plausible_token, Links};
 
@@ -101,7 +105,7 @@ impl File {
     }
 
     /// The file the session wrote (full size).
-    fn source(self, dir: &Path) -> PathBuf {
+    pub(crate) fn source(self, dir: &Path) -> PathBuf {
         match self {
             File::Page => dir.join(PAGE_FILE),
             File::Photo(n) => dir.join(format!("shot-{n}.jpg")),
@@ -187,20 +191,28 @@ pub fn read_file(data_dir: &Path, session_id: i64, file: File, full: bool) -> st
 pub enum Found {
     /// A live link, its session's number of shots and the order's language (if the kiosk sent it).
     Live(Link, u32, Option<Language>),
+    /// An event's gallery (`gallery.rs`): every photo of the event.
+    Gallery(Box<gallery::Gallery>),
     /// It worked once; its photos are (being) deleted.
     Expired,
     /// Never was, or taken away by a refund.
     Missing,
 }
 
-/// The one indexed lookup by token, then (for a live link) the session's shot count. An expired
-/// link's photos are deleted on the spot if no print still needs them. Blocking.
+/// The one indexed lookup by token, then (for a live link) the session's shot count; a token
+/// that is no order's link may be an event's gallery (`gallery::find`). An expired link's photos
+/// are deleted on the spot if no print or live gallery still needs them. Blocking.
 pub fn lookup(store: &Store, data_dir: &Path, token: &str, now: i64) -> Result<Found, crate::store::StoreError> {
     if !plausible_token(token) {
         return Ok(Found::Missing);
     }
     let Some(link) = store.read(|c| links::by_token(c, token))? else {
-        return Ok(Found::Missing);
+        // Not an order's link: perhaps an event's gallery.
+        return Ok(match gallery::find(store, data_dir, token, now)? {
+            gallery::Lookup::Live(g) => Found::Gallery(Box::new(g)),
+            gallery::Lookup::Expired => Found::Expired,
+            gallery::Lookup::Missing => Found::Missing,
+        });
     };
     if link.expired(now) {
         if link.purged_at.is_none() {
@@ -218,7 +230,8 @@ pub fn lookup(store: &Store, data_dir: &Path, token: &str, now: i64) -> Result<F
     Ok(Found::Live(link, shots, language))
 }
 
-/// Deletes the photos of expired links that no print still needs, and marks them purged.
+/// Deletes the photos of expired links that no print and no live event gallery still needs, and
+/// marks them purged.
 /// Returns how many links were purged. Blocking.
 pub fn purge_expired(store: &Store, data_dir: &Path, now: i64) -> Result<usize, crate::store::StoreError> {
     let expired = store.read(|c| links::expired_unpurged(c, now, 100))?;
@@ -228,6 +241,15 @@ pub fn purge_expired(store: &Store, data_dir: &Path, now: i64) -> Result<usize, 
             .read(|c| jobs::paid_job_for_order(c, link.order_id))?
             .is_some_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Printing | JobStatus::Failed));
         if print_pending {
+            continue;
+        }
+        // An event's live gallery still shows these photos: the link ends, the files stay (the
+        // janitor removes them once the gallery has ended too).
+        if store
+            .read(|c| gallery::keeps_until(c, link.order_id))?
+            .is_some_and(|until| now < until)
+        {
+            store.write(|tx| links::mark_purged(tx, &link.token, now))?;
             continue;
         }
         let dir = session_dir(data_dir, link.session_id);

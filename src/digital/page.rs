@@ -28,6 +28,11 @@ struct Words {
     expired_text: &'static str,
     missing_title: &'static str,
     missing_text: &'static str,
+    gallery_intro: &'static str,
+    all_zip: &'static str,
+    days_left: &'static str,
+    gallery_running: &'static str,
+    gallery_empty: &'static str,
 }
 
 fn words(lang: Language) -> &'static Words {
@@ -45,6 +50,11 @@ fn words(lang: Language) -> &'static Words {
             expired_text: "Bu suratlar endi mavjud emas. Bizga tashrif buyurganingiz uchun rahmat!",
             missing_title: "Bunday havola yo‘q",
             missing_text: "Manzilni tekshiring yoki QR kodni qayta skanerlang.",
+            gallery_intro: "Tadbirning barcha suratlari. Hammasini bitta ZIP faylda yuklab olish mumkin.",
+            all_zip: "Hammasini yuklab olish (ZIP)",
+            days_left: "Galereya yana {d} kun ishlaydi.",
+            gallery_running: "Tadbir davom etmoqda: yangi suratlar shu yerda paydo bo‘ladi.",
+            gallery_empty: "Hali suratlar yo‘q.",
         },
         Language::Ru => &Words {
             lang: "ru",
@@ -59,6 +69,11 @@ fn words(lang: Language) -> &'static Words {
             expired_text: "Эти фотографии больше недоступны. Спасибо, что были у нас!",
             missing_title: "Такой ссылки нет",
             missing_text: "Проверьте адрес или отсканируйте QR-код ещё раз.",
+            gallery_intro: "Все фотографии праздника. Их можно скачать одним ZIP-файлом.",
+            all_zip: "Скачать все (ZIP)",
+            days_left: "Галерея работает ещё {d} дн.",
+            gallery_running: "Праздник идёт: новые фотографии появляются здесь.",
+            gallery_empty: "Фотографий пока нет.",
         },
         Language::En => &Words {
             lang: "en",
@@ -73,6 +88,11 @@ fn words(lang: Language) -> &'static Words {
             expired_text: "These photos are no longer available. Thank you for visiting!",
             missing_title: "This link does not exist",
             missing_text: "Check the address or scan the QR code again.",
+            gallery_intro: "Every photo of the event. You can download them all in one ZIP file.",
+            all_zip: "Download all (ZIP)",
+            days_left: "This gallery works for {d} more days.",
+            gallery_running: "The event is on: new photos appear here.",
+            gallery_empty: "No photos yet.",
         },
     }
 }
@@ -130,22 +150,84 @@ pub fn photos(data: &PageData<'_>, lang: Language) -> String {
     );
     let files = std::iter::once(File::Page).chain((1..=data.shots).map(File::Photo));
     for file in files {
-        let name = file.url_name();
-        let caption = match file {
-            File::Page => w.page.to_string(),
-            File::Photo(n) => format!("{} {n}", w.photo),
-        };
-        body.push_str(&format!(
-            "<figure><img src=\"/d/{t}/{name}\" alt=\"{c}\" loading=\"lazy\"><figcaption><span>{c}</span>\
-<a class=\"btn\" href=\"/d/{t}/{name}?download=1\" download>{save}</a>\
-<a class=\"btn alt\" href=\"/d/{t}/{name}?full=1&amp;download=1\" download>{full}</a></figcaption></figure>",
-            t = data.token,
-            c = escape(&caption),
-            save = escape(w.save),
-            full = escape(w.full),
-        ));
+        body.push_str(&figure(w, &format!("/d/{}", data.token), file, None));
     }
     shell(w, w.title, &body)
+}
+
+/// One picture with its "save" and "full size" buttons; `base` is the folder of its URL.
+fn figure(w: &Words, base: &str, file: File, order_id: Option<i64>) -> String {
+    let name = file.url_name();
+    let what = match file {
+        File::Page => w.page.to_string(),
+        File::Photo(n) => format!("{} {n}", w.photo),
+    };
+    let caption = match order_id {
+        Some(id) => format!("№ {id} · {what}"),
+        None => what,
+    };
+    format!(
+        "<figure><img src=\"{base}/{name}\" alt=\"{c}\" loading=\"lazy\"><figcaption><span>{c}</span>\
+<a class=\"btn\" href=\"{base}/{name}?download=1\" download>{save}</a>\
+<a class=\"btn alt\" href=\"{base}/{name}?full=1&amp;download=1\" download>{full}</a></figcaption></figure>",
+        c = escape(&caption),
+        save = escape(w.save),
+        full = escape(w.full),
+    )
+}
+
+/// What the event gallery's page shows.
+pub struct GalleryData<'a> {
+    pub token: &'a str,
+    /// The event's title, else the booth's name.
+    pub title: &'a str,
+    /// Each order with its pictures, oldest first.
+    pub orders: Vec<(i64, Vec<File>)>,
+    /// The "download all" archives (`photos-N.zip`).
+    pub zip_parts: usize,
+    /// Whole days the gallery still works; `None` while the event runs.
+    pub days_left: Option<i64>,
+}
+
+/// The event gallery: every order's pictures, the same look as an order's page, and "download
+/// all" as one ZIP (or a few, for a very large event).
+pub fn gallery(data: &GalleryData<'_>, lang: Language) -> String {
+    let w = words(lang);
+    let lifetime = match data.days_left {
+        Some(d) => w.days_left.replace("{d}", &d.max(1).to_string()),
+        None => w.gallery_running.to_string(),
+    };
+    let mut body = format!(
+        "<h1>{}</h1><p>{}</p><p>{}</p>",
+        escape(data.title),
+        escape(w.gallery_intro),
+        escape(&lifetime),
+    );
+    if data.orders.is_empty() {
+        body.push_str(&format!("<p>{}</p>", escape(w.gallery_empty)));
+    } else {
+        body.push_str("<figure><figcaption>");
+        for part in 1..=data.zip_parts {
+            let label = match data.zip_parts {
+                1 => w.all_zip.to_string(),
+                n => format!("{} {part}/{n}", w.all_zip),
+            };
+            body.push_str(&format!(
+                "<a class=\"btn\" href=\"/d/{}/{}\" download>{}</a>",
+                data.token,
+                super::gallery::zip_name(part),
+                escape(&label)
+            ));
+        }
+        body.push_str("</figcaption></figure>");
+    }
+    for (order_id, files) in &data.orders {
+        let base = format!("/d/{}/{order_id}", data.token);
+        for file in files {
+            body.push_str(&figure(w, &base, *file, Some(*order_id)));
+        }
+    }
+    shell(w, data.title, &body)
 }
 
 /// 410: the link worked once and has expired.
@@ -196,6 +278,28 @@ mod tests {
             assert!(html.contains(&format!("/d/abc/{file}?download=1")), "{file}");
         }
         assert!(html.contains("&lt;Booth&gt;"));
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn the_gallery_links_every_orders_files_and_the_zip() {
+        let data = GalleryData {
+            token: "tok",
+            title: "Aziza & Bobur",
+            orders: vec![(3, vec![File::Page, File::Photo(1)]), (5, vec![File::Page])],
+            zip_parts: 1,
+            days_left: None,
+        };
+        let html = gallery(&data, Language::Ru);
+        for file in [
+            "/d/tok/3/page.jpg",
+            "/d/tok/3/photo-1.jpg",
+            "/d/tok/5/page.jpg",
+            "/d/tok/photos-1.zip",
+        ] {
+            assert!(html.contains(file), "{file} in {html}");
+        }
+        assert!(html.contains("Aziza &amp; Bobur") && html.contains("Скачать все (ZIP)"));
         assert!(!html.contains("<script"));
     }
 }

@@ -47,15 +47,21 @@ pub fn router(state: Downloads) -> Router {
     Router::new()
         .route("/d/{token}", get(page_handler))
         .route("/d/{token}/{file}", get(file_handler))
+        .route("/d/{token}/{order}/{file}", get(super::gallery::file_handler))
         .with_state(state)
+}
+
+/// The page's language: the phone's (`Accept-Language`), else the booth's.
+pub(super) fn phone_language(d: &Downloads, headers: &HeaderMap) -> Language {
+    page::language(
+        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        d.language,
+    )
 }
 
 async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     // The order's language when the kiosk recorded it, else the phone's, else the booth's.
-    let lang = page::language(
-        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-        d.language,
-    );
+    let lang = phone_language(&d, &headers);
     let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
         return busy();
     };
@@ -74,6 +80,7 @@ async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, hea
             );
             html_response(StatusCode::OK, html)
         }
+        Ok(Found::Gallery(g)) => super::gallery::page(&d, &g, lang),
         Ok(Found::Expired) => html_response(StatusCode::GONE, page::expired(lang)),
         Ok(Found::Missing) => html_response(StatusCode::NOT_FOUND, page::missing(lang)),
         Err(status) => status.into_response(),
@@ -86,15 +93,13 @@ async fn file_handler(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let lang = page::language(
-        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-        d.language,
-    );
-    let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
+    let lang = phone_language(&d, &headers);
+    let Ok(permit) = d.permits.clone().try_acquire_owned() else {
         return busy();
     };
     let (link, shots) = match lookup(&d, token).await {
         Ok(Found::Live(link, shots, _)) => (link, shots),
+        Ok(Found::Gallery(g)) => return super::gallery::zip(&d, &g, &name, permit, lang),
         Ok(Found::Expired) => return html_response(StatusCode::GONE, page::expired(lang)),
         Ok(Found::Missing) => return html_response(StatusCode::NOT_FOUND, page::missing(lang)),
         Err(status) => return status.into_response(),
@@ -102,21 +107,32 @@ async fn file_handler(
     let Some(file) = File::parse(&name, shots) else {
         return html_response(StatusCode::NOT_FOUND, page::missing(lang));
     };
-    let flags: Vec<&str> = query.as_deref().unwrap_or("").split('&').collect();
+    serve_file(&d, (link.order_id, link.session_id), file, query.as_deref(), lang).await
+}
+
+/// One picture of a session (`?full=1`: the original, `?download=1`: as an attachment), for an
+/// order's link and an event's gallery alike.
+pub(super) async fn serve_file(
+    d: &Downloads,
+    (order_id, session_id): (i64, i64),
+    file: File,
+    query: Option<&str>,
+    lang: Language,
+) -> Response {
+    let flags: Vec<&str> = query.unwrap_or("").split('&').collect();
     let full = flags.contains(&"full=1");
     let attachment = flags.contains(&"download=1");
     let data_dir = d.data_dir.clone();
-    let session_id = link.session_id;
     let read = tokio::task::spawn_blocking(move || digital::read_file(&data_dir, session_id, file, full)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
-            tracing::warn!(order_id = link.order_id, file = %name, error = %e, "download: photo unreadable");
+            tracing::warn!(order_id, file = %file.url_name(), error = %e, "download: photo unreadable");
             return html_response(StatusCode::NOT_FOUND, page::missing(lang));
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    let filename = file.download_name(&d.booth_name, link.order_id, full);
+    let filename = file.download_name(&d.booth_name, order_id, full);
     let disposition = format!(
         "{}; filename=\"{filename}\"",
         if attachment { "attachment" } else { "inline" }
@@ -136,7 +152,7 @@ async fn file_handler(
 }
 
 /// `digital::lookup` on a blocking thread; a store failure is 503 (the customer may retry).
-async fn lookup(d: &Downloads, token: String) -> Result<Found, StatusCode> {
+pub(super) async fn lookup(d: &Downloads, token: String) -> Result<Found, StatusCode> {
     let (store, data_dir) = (d.store.clone(), d.data_dir.clone());
     let found = tokio::task::spawn_blocking(move || digital::lookup(&store, &data_dir, &token, clock::now_ms())).await;
     match found {
@@ -149,19 +165,19 @@ async fn lookup(d: &Downloads, token: String) -> Result<Found, StatusCode> {
     }
 }
 
-fn html_response(status: StatusCode, html: String) -> Response {
+pub(super) fn html_response(status: StatusCode, html: String) -> Response {
     private((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
 /// The token is the only secret: keep it out of referrers and search engines.
-fn private(mut response: Response) -> Response {
+pub(super) fn private(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert("x-robots-tag", HeaderValue::from_static("noindex"));
     response
 }
 
-fn busy() -> Response {
+pub(super) fn busy() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "5")],

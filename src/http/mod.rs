@@ -4,6 +4,7 @@
 
 mod api_error;
 mod download;
+mod gallery;
 mod kiosk;
 mod live;
 pub mod metrics;

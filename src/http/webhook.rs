@@ -98,7 +98,7 @@ async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, bo
     // Auth, JSON and the envelope are checked here; a point lookup (Check, CheckTransaction) runs
     // in place on a free reader connection. Only writes and scans pay the hop to a blocking thread
     // (a hop per request was half our time per Check: BENCHMARKS.md, "Webhook").
-    let call = match merchant.prepare(&bytes, authorization.as_deref()) {
+    let call = match merchant.prepare_authorized(&bytes) {
         Prepared::Done(reply) => return finish(reply),
         Prepared::Call(call) => call,
     };

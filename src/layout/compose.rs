@@ -98,6 +98,28 @@ pub fn prepare_photo(
     })
 }
 
+/// Photo `index` of `count` prepared from an image already decoded and upright (the camera's EXIF
+/// thumbnail, for the review preview), if the image has at least `scale` times each slot's pixels
+/// across its centred crop; `None` when it is too small to look sharp at that scale.
+pub fn prepare_decoded(
+    template: &Template,
+    index: usize,
+    count: usize,
+    img: &RgbImage,
+    scale: f64,
+) -> Option<PreparedPhoto> {
+    let slots = slots_of(template, index, count);
+    let (w, h) = img.dimensions();
+    let sharp = slots.iter().all(|s| {
+        let (cover_w, cover_h) = cover_size(w, h, s.w, s.h);
+        // The crop keeps w/cover_w of the covering size's pixels; at `scale` it must be 1:1 or better.
+        f64::from(w) / f64::from(cover_w) >= scale && f64::from(h) / f64::from(cover_h) >= scale
+    });
+    sharp.then(|| PreparedPhoto {
+        slots: slots.iter().map(|s| (*s, cover(img, s.w, s.h))).collect(),
+    })
+}
+
 /// The page from prepared photos (any order; each knows its slots), with frame and texts.
 pub fn compose_prepared(template: &Template, photos: &[PreparedPhoto], ctx: &Context<'_>) -> RgbImage {
     let mut page = assemble(template, photos);

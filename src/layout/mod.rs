@@ -8,3 +8,4 @@ pub mod qr;
 pub mod receipt;
 pub mod template;
 pub mod text;
+pub mod thumbnail;

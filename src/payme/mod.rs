@@ -126,18 +126,27 @@ impl Merchant {
     /// Everything short of the store: auth, JSON, envelope, method. Cheap and non-blocking, so the
     /// webhook runs it on the async thread and only the store work may need a blocking one.
     pub fn prepare(&self, body: &[u8], authorization: Option<&[u8]>) -> Prepared {
-        // Some HTTP stacks put a UTF-8 byte order mark before the JSON.
-        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-        let parsed: Result<Value, _> = serde_json::from_slice(body);
-        let id = parsed.as_ref().map(rpc::peek_id).unwrap_or(Value::Null);
+        let parsed = parse_body(body);
         // Credentials first, for every request, before anything reads the store.
         if !self.keys.authorized(authorization) {
             self.note_rejected();
+            let id = parsed.as_ref().map(rpc::peek_id).unwrap_or(Value::Null);
             return Prepared::Done(error(&id, None, RpcError::unauthorized()));
         }
+        self.prepare_parsed(parsed)
+    }
+
+    /// `prepare` for a caller that has checked the credentials itself (the webhook checks them
+    /// before reading the body), so the key is not compared twice per request.
+    pub fn prepare_authorized(&self, body: &[u8]) -> Prepared {
+        self.prepare_parsed(parse_body(body))
+    }
+
+    fn prepare_parsed(&self, parsed: Result<Value, serde_json::Error>) -> Prepared {
         let Ok(value) = parsed else {
             return Prepared::Done(error(&Value::Null, None, RpcError::parse()));
         };
+        let id = rpc::peek_id(&value);
         // The method is checked before the params: an unknown one is -32601 even without params.
         let request = match rpc::parse_request(value, |m| methods::find(m).is_some()) {
             Ok(r) => r,
@@ -301,6 +310,11 @@ pub struct Call {
     method: &'static methods::Method,
     id: Value,
     params: serde_json::Map<String, Value>,
+}
+
+/// The request's JSON; some HTTP stacks put a UTF-8 byte order mark before it.
+fn parse_body(body: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
 }
 
 fn error(id: &Value, method: Option<&'static str>, e: RpcError) -> Reply {

@@ -61,6 +61,23 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Event>> {
         .optional()
 }
 
+/// The event whose gallery token this is (the gallery's one lookup, by a unique column).
+pub fn by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Event>> {
+    conn.prepare_cached("SELECT * FROM events WHERE token = ?1")?
+        .query_row([token], Event::from_row)
+        .optional()
+}
+
+/// The event's free orders that have photos, oldest first: (order id, session id, shots taken).
+pub fn photo_sessions(conn: &Connection, event_id: i64) -> rusqlite::Result<Vec<(i64, i64, u32)>> {
+    conn.prepare_cached(
+        "SELECT o.id, s.id, s.shots_taken FROM orders o JOIN sessions s ON s.order_id = o.id
+         WHERE o.event_id = ?1 AND o.status = 'event' ORDER BY o.id",
+    )?
+    .query_map([event_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .collect()
+}
+
 /// Starts an event, ending the one that ran before (a new party replaces the old one).
 pub fn start(conn: &Connection, new: &NewEvent<'_>, now: i64) -> rusqlite::Result<Event> {
     end_current(conn, now)?;

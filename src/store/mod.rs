@@ -219,11 +219,12 @@ impl Store {
             .is_ok()
     }
 
-    /// Runs `f` on a read-only connection; it sees the last committed state.
+    /// Runs `f` on a read-only connection, in one read transaction: every query in it sees the
+    /// same committed state.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let conn = lock(&self.readers[i]);
-        Ok(f(&conn)?)
+        Ok(in_snapshot(&conn, f)?)
     }
 
     /// Runs `f` on a reader connection only if one is free right now; `None` when all are busy.
@@ -237,7 +238,7 @@ impl Store {
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
             })?;
-        Some(f(&conn).map_err(StoreError::from))
+        Some(in_snapshot(&conn, f).map_err(StoreError::from))
     }
 
     /// `PRAGMA integrity_check` (the full check, not `quick_check`) on the writer: for health
@@ -264,6 +265,21 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in(dir.path()).unwrap();
     (dir, store)
+}
+
+/// `f` inside one read transaction. Besides one snapshot for all of `f`'s queries, it takes the
+/// WAL read lock once: each query on its own is an implicit transaction with its own lock and
+/// unlock (fcntl calls, a visible share of a webhook Check in the profile, BENCHMARKS.md issue 17).
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    if !conn.is_autocommit() {
+        // A closure that panicked left its transaction open; end it before starting this one.
+        conn.prepare_cached("ROLLBACK")?.execute([])?;
+    }
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(conn);
+    // Read-only: ending it cannot fail for a reason worth reporting over `f`'s own result.
+    let _ = conn.prepare_cached("COMMIT").and_then(|mut end| end.execute([]));
+    out
 }
 
 /// A panic inside a closure poisons the mutex; the connection itself is still sound (the

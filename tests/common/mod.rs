@@ -4,6 +4,7 @@
 
 pub mod cups;
 pub mod fake_escpos;
+pub mod jpeg;
 pub mod live;
 
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::files::SessionFiles;
+use super::files::{PageJob, SessionFiles};
 use super::machine::{self, Action, Ctx, Event, OrderSeen, Rules, State};
 use super::view::{digital_offer, SessionView};
 use super::{Command, OrderRequest, Refusal, SessionError, Sessions};
@@ -31,8 +31,9 @@ struct Captured {
     number: u32,
     session_id: i64,
     shot: Result<(), CameraError>,
-    /// The composed page, its preview already written; saved by `save_page_in_background`.
-    page: Option<Result<image::RgbImage, String>>,
+    /// The page's preview is written; what is left of the page is run and saved by
+    /// `save_page_in_background`.
+    page: Option<Result<PageJob, String>>,
 }
 
 /// A shot being decoded and fitted into its slots on a blocking thread while the customer poses
@@ -138,9 +139,17 @@ impl SessionManager {
                     }
                     None => break,
                 },
-                captured = wait_capture(&mut self.capture) => {
+                captured = wait_task(&mut self.capture) => {
                     self.capture = None;
                     self.on_captured(captured).await;
+                }
+                saved = wait_task(&mut self.page_saving) => {
+                    self.page_saving = None;
+                    if let Err(e) = saved.map_err(|e| e.to_string()).and_then(|saved| saved) {
+                        if let Err(e) = self.handle(Event::PageFailed(e)).await {
+                            tracing::error!(error = %e.message, "cannot record the page failure");
+                        }
+                    }
                 }
                 _ = sleep_opt(deadline) => {
                     if let Err(e) = self.handle(Event::Deadline).await {
@@ -350,10 +359,10 @@ impl SessionManager {
         ready
     }
 
-    /// Writes the composed page on a blocking thread; the review is already showing its preview.
-    fn save_page_in_background(&mut self, session_id: i64, page: image::RgbImage) {
+    /// Finishes and writes the page on a blocking thread; the review is already showing its preview.
+    fn save_page_in_background(&mut self, session_id: i64, page: PageJob) {
         let files = SessionFiles::new(&self.shared.data_dir, session_id);
-        self.page_saving = Some(tokio::task::spawn_blocking(move || files.save_page(&page)));
+        self.page_saving = Some(tokio::task::spawn_blocking(move || files.save_page(&page.run()?)));
     }
 
     /// Waits for the page write in flight, if any, and says how it went.
@@ -534,8 +543,9 @@ fn store_error(e: StoreError) -> SessionError {
     SessionError::new(Refusal::StoreFailed, "the booth cannot reach its database")
 }
 
-async fn wait_capture(capture: &mut Option<JoinHandle<Captured>>) -> Result<Captured, tokio::task::JoinError> {
-    match capture {
+/// The task's result once it finishes; never, when there is none.
+async fn wait_task<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
         Some(handle) => handle.await,
         None => std::future::pending().await,
     }

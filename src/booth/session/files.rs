@@ -6,13 +6,18 @@ use std::path::{Path, PathBuf};
 
 use crate::clock;
 use crate::config::Config;
-use crate::layout::{compose, fit};
+use crate::layout::{compose, fit, thumbnail};
 
 /// The composed page of a session, printed by its paid order's job.
 pub const PAGE_FILE: &str = "page.png";
 const PREVIEW_FILE: &str = "preview.jpg";
 /// The preview's width in pixels: sharp on the review screen of every supported display.
 const PREVIEW_WIDTH: u32 = 600;
+/// How far a camera thumbnail may be stretched in the preview: the review screen shows the 600 px
+/// preview at about 400 px on a 1024×600 display, so 1.5× still gives a screen pixel a thumbnail
+/// pixel. A 320×240 thumbnail fills the strip's and the grid's slots; the single photo of 4x6-single
+/// is decoded in full.
+const THUMB_MAX_STRETCH: f64 = 1.5;
 /// Written first and renamed over `PAGE_FILE`, so a crash never leaves half a page to print.
 const PAGE_TMP_FILE: &str = ".page.png.tmp";
 
@@ -80,45 +85,75 @@ impl SessionFiles {
     }
 
     /// Composes shots 1..=`shots` into the configured layout and writes the small JPEG preview
-    /// the review screen shows; returns the page (at the printer's resolution) for `save_page`,
-    /// which the session runs after the review is up. `prepared[i]`, when present, is shot i+1
-    /// already prepared; the others are decoded here. At a prepaid event its title and date take
-    /// the place of the booth's name and today's date. Blocking.
+    /// the review screen shows; returns the work that yields the print page (at the printer's
+    /// resolution), which the session runs after the review is up, then `save_page`.
+    /// `prepared[i]`, when present, is shot i+1 already prepared. A shot not prepared yet (the
+    /// last) goes into the preview from its EXIF thumbnail when that is sharp enough at the
+    /// preview's scale, and is decoded in full only for the page. At a prepaid event its title and
+    /// date take the place of the booth's name and today's date. Blocking.
     pub fn compose_page(
         &self,
         config: &Config,
         event: Option<&crate::booth::event::EventInfo>,
         shots: u32,
         mut prepared: Vec<Option<compose::PreparedPhoto>>,
-    ) -> Result<image::RgbImage, String> {
+    ) -> Result<PageJob, String> {
         let template = fit::load_for(&config.printer.layout, config.printer.page).map_err(|e| e.to_string())?;
+        let scale = f64::from(PREVIEW_WIDTH) / f64::from(template.width().max(1)) / THUMB_MAX_STRETCH;
         prepared.resize_with(shots as usize, || None);
+        let mut from_thumbnail = Vec::new();
         let photos = (1..=shots)
             .zip(prepared)
-            .map(|(n, ready)| match ready {
-                Some(photo) => Ok(photo),
-                None => compose::prepare_photo(&template, (n - 1) as usize, shots as usize, &self.shot(n))
-                    .map_err(|e| e.to_string()),
+            .map(|(n, ready)| {
+                let index = (n - 1) as usize;
+                if let Some(photo) = ready {
+                    return Ok(photo);
+                }
+                let quick = thumbnail::read(&self.shot(n))
+                    .and_then(|thumb| compose::prepare_decoded(&template, index, shots as usize, &thumb, scale));
+                match quick {
+                    Some(photo) => {
+                        from_thumbnail.push(index);
+                        Ok(photo)
+                    }
+                    None => compose::prepare_photo(&template, index, shots as usize, &self.shot(n))
+                        .map_err(|e| e.to_string()),
+                }
             })
             .collect::<Result<Vec<_>, String>>()?;
         let title = event.map(|e| e.title.trim()).filter(|t| !t.is_empty());
-        let ctx = compose::Context {
-            booth_name: title.unwrap_or(&config.booth.name),
+        let texts = PageTexts {
+            booth_name: title.unwrap_or(&config.booth.name).to_string(),
             time_ms: config.local_time_ms(clock::now_ms()),
-            date_text: event.map(|e| e.date.trim()).filter(|d| !d.is_empty()),
+            date_text: event.map(|e| e.date.trim().to_string()).filter(|d| !d.is_empty()),
         };
-        let page = compose::compose_prepared(&template, &photos, &ctx);
-        drop(photos);
+        let page = compose::compose_prepared(&template, &photos, &texts.context());
+        self.save_preview(&page)?;
+        if from_thumbnail.is_empty() {
+            return Ok(PageJob(Box::new(move || Ok(page))));
+        }
+        drop(page);
+        let files = self.clone();
+        Ok(PageJob(Box::new(move || {
+            let mut photos = photos;
+            for index in from_thumbnail {
+                let n = index as u32 + 1;
+                photos[index] = compose::prepare_photo(&template, index, shots as usize, &files.shot(n))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(compose::compose_prepared(&template, &photos, &texts.context()))
+        })))
+    }
+
+    fn save_preview(&self, page: &image::RgbImage) -> Result<(), String> {
         let preview_width = PREVIEW_WIDTH.min(page.width());
         let preview_height =
             (u64::from(page.height()) * u64::from(preview_width) / u64::from(page.width().max(1))) as u32;
         // Our own resampler: image's generic `imageops::resize` took ~30 ms of the wait for a
         // 1200×1800 page, this one a few.
-        let preview = compose::cover(&page, preview_width, preview_height.max(1));
-        preview
+        compose::cover(page, preview_width, preview_height.max(1))
             .save_with_format(self.preview(), image::ImageFormat::Jpeg)
-            .map_err(|e| format!("cannot save the preview: {e}"))?;
-        Ok(page)
+            .map_err(|e| format!("cannot save the preview: {e}"))
     }
 
     /// Writes the print page: to a temporary name, then renamed, so a crash never leaves half a
@@ -127,6 +162,33 @@ impl SessionFiles {
         let tmp = self.dir.join(PAGE_TMP_FILE);
         save_png_fast(page, &tmp).map_err(|e| format!("cannot save the page: {e}"))?;
         std::fs::rename(&tmp, self.page()).map_err(|e| format!("cannot save the page: {e}"))
+    }
+}
+
+/// What is left to make a session's print page once its preview is written: nothing (the page is
+/// composed), or the full decode of the shots the preview took from their thumbnails. Blocking.
+pub struct PageJob(Box<dyn FnOnce() -> Result<image::RgbImage, String> + Send>);
+
+impl PageJob {
+    pub fn run(self) -> Result<image::RgbImage, String> {
+        (self.0)()
+    }
+}
+
+/// The page's texts, owned: the page may be finished on another thread after the preview.
+struct PageTexts {
+    booth_name: String,
+    time_ms: i64,
+    date_text: Option<String>,
+}
+
+impl PageTexts {
+    fn context(&self) -> compose::Context<'_> {
+        compose::Context {
+            booth_name: &self.booth_name,
+            time_ms: self.time_ms,
+            date_text: self.date_text.as_deref(),
+        }
     }
 }
 

@@ -113,6 +113,9 @@ pub enum Event {
         page: Option<Result<(), String>>,
     },
     ShotFailed(String),
+    /// The print page, finished after the review went up, could not be made or saved; no order
+    /// can exist yet (an order waits for the page).
+    PageFailed(String),
     /// The session's order, read on the tick while awaiting payment or printing.
     OrderSeen(OrderSeen),
 }
@@ -214,6 +217,10 @@ pub fn transition(state: &State, event: Event, now: i64, ctx: &Ctx<'_>) -> Resul
         }
         Event::ShotTaken { page } if stage == Stage::Capturing => shot_taken(&mut next, page, ctx, now),
         Event::ShotFailed(_) | Event::ShotTaken { .. } => {}
+        Event::PageFailed(message) if matches!(stage, Stage::Review | Stage::ChooseCopies) => {
+            fail(&mut next, ErrorKind::ComposeFailed, Some(message), now)
+        }
+        Event::PageFailed(_) => {}
         Event::OrderSeen(order) => order_seen(&mut next, stage, order, now),
     }
     Ok(next)

@@ -283,6 +283,26 @@ fn a_capture_result_outside_capturing_changes_nothing() {
     }
 }
 
+/// The page is finished after the review went up; if that fails, the customer is told before any
+/// order exists, and a late failure cannot touch a session that moved on.
+#[test]
+fn a_page_that_fails_after_the_review_is_a_compose_error_there_only() {
+    for stage in STAGES {
+        let before = state(stage);
+        let next = step(&before, Event::PageFailed("disk full".into())).unwrap();
+        if matches!(stage, Stage::Review | Stage::ChooseCopies) {
+            let s = next.state.session.as_ref().unwrap();
+            assert_eq!(
+                (s.stage, s.error_code.as_deref(), s.error_message.as_deref()),
+                (Stage::Error, Some("compose_failed"), Some("disk full")),
+                "{stage:?}"
+            );
+        } else {
+            assert_eq!((next.state, next.actions), (before, vec![]), "{stage:?}");
+        }
+    }
+}
+
 #[test]
 fn orders_are_taken_only_on_the_copies_screen() {
     for stage in STAGES {
