@@ -96,3 +96,21 @@ impl Gpio for RppalGpio {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// rpi-pal reads the kernel version with this pattern (its `system.rs`) to find a Pi 5's PWM
+    /// chip; the build serves `regex` from regex-lite (vendor/regex), which must still parse it.
+    #[test]
+    fn the_regex_rpi_pal_gets_reads_proc_version() {
+        let re = regex::Regex::new(r"Linux version (?<major>\d+)\.(?<minor>\d+)\.(?<patch>\d+)");
+        let re = re.expect("rpi-pal's pattern compiles");
+        let line = "Linux version 6.12.25+rpt-rpi-2712 (serge@raspberrypi.com) (gcc-12) #1 SMP PREEMPT";
+        let caps = re.captures(line).expect("it matches");
+        let part = |name: &str| caps.name(name).map(|m| m.as_str());
+        assert_eq!(
+            (part("major"), part("minor"), part("patch")),
+            (Some("6"), Some("12"), Some("25"))
+        );
+    }
+}
