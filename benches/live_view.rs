@@ -10,14 +10,15 @@
 //!
 //! `cargo bench --bench live_view` (WINDOW_S=10 and ROUNDS=20 by default).
 
-#[path = "../tests/common/live.rs"]
-mod live;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::live;
 use photoboothd::booth::live::{LiveHub, PausingCamera};
 use photoboothd::config;
 use photoboothd::daemon::RuntimeInfo;
@@ -40,15 +41,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// All CPU time the machine spent, in seconds (to say how busy it was meanwhile).
 fn machine_busy_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let cpu = common::machine_cpu_ticks();
     let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
     (cpu.iter().sum::<u64>() - idle) as f64 / 100.0
 }

@@ -203,16 +203,7 @@ fn disk_name(path: &Path) -> Option<String> {
 }
 
 fn counters(pid: u32, disk: Option<&str>) -> Counters {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
+    let cpu = common::machine_cpu_ticks();
     let get = |i: usize| cpu.get(i).copied().unwrap_or(0);
     let (mut flushes, mut flush_ms) = (0, 0);
     if let Some(disk) = disk {

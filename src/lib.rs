@@ -17,6 +17,34 @@ macro_rules! message_error {
     };
 }
 
+/// Declares an enum whose variants each have a stable code (for the UI, logs, metric labels and
+/// the database), each written once: gives `ALL` (every variant, in order) and `as_str`.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $code:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$($name::$variant),*].len()] = [$($name::$variant),*];
+
+            /// The variant's code.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
 pub mod booth;
 pub mod cli;
 pub mod client;

@@ -203,12 +203,17 @@ fn rpicam_missing_tool_is_not_found_naming_both() {
     assert_eq!(fake.runs(), 0);
 }
 
+/// The rpicam fake in `mode` fails with `kind`, says `needle`, and leaves no photo behind.
+fn assert_rpicam_fails(mode: &str, kind: CameraErrorKind, needle: &str) {
+    let fake = Fake::new(&format!("rpicam-{mode}"));
+    let err = fake.capture_fails(&fake.rpicam(mode, &["rpicam"], |_| {}), kind);
+    assert!(err.message.contains(needle), "{err}");
+    fake.assert_no_photo();
+}
+
 #[test]
 fn rpicam_no_camera_is_not_found() {
-    let fake = Fake::new("rpicam-nocamera");
-    let err = fake.capture_fails(&fake.rpicam("nocamera", &["rpicam"], |_| {}), CameraErrorKind::NotFound);
-    assert!(err.message.contains("no cameras available"), "{err}");
-    fake.assert_no_photo();
+    assert_rpicam_fails("nocamera", CameraErrorKind::NotFound, "no cameras available");
 }
 
 #[test]
@@ -223,17 +228,12 @@ fn rpicam_hang_is_killed_at_the_timeout_with_its_children() {
 
 #[test]
 fn rpicam_output_that_is_not_a_jpeg_fails() {
-    let fake = Fake::new("rpicam-notjpeg");
-    let err = fake.capture_fails(&fake.rpicam("notjpeg", &["rpicam"], |_| {}), CameraErrorKind::Failed);
-    assert!(err.message.contains("not a JPEG"), "{err}");
-    fake.assert_no_photo();
+    assert_rpicam_fails("notjpeg", CameraErrorKind::Failed, "not a JPEG");
 }
 
 #[test]
 fn rpicam_success_without_a_file_fails() {
-    let fake = Fake::new("rpicam-nofile");
-    let err = fake.capture_fails(&fake.rpicam("nofile", &["rpicam"], |_| {}), CameraErrorKind::Failed);
-    assert!(err.message.contains("wrote no file"), "{err}");
+    assert_rpicam_fails("nofile", CameraErrorKind::Failed, "wrote no file");
 }
 
 #[test]

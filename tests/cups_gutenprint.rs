@@ -15,7 +15,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cups::{self, must, CAPTURE_ROOT as ROOT};
@@ -45,14 +44,21 @@ struct Queue {
 }
 
 impl Queue {
+    /// A DS620 queue whose device fails every job as out of media, under `printer-error-policy`.
+    fn out_of_media(policy: &str) -> Queue {
+        let q = Queue::new(
+            DS620,
+            Some("photoboothd-capture"),
+            &["-o", &format!("printer-error-policy={policy}")],
+        );
+        q.knob("stderr", "STATE: +media-empty-error\n");
+        q.knob("exit", "1");
+        q
+    }
+
     /// `device`: `None` for `file:<dir>/out.prn`, else a device URI built from the folder.
     fn new(model: &str, device: Option<&str>, extra: &[&str]) -> Queue {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "photoboothd-gp-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = cups::queue_name("gp");
         let dir = Path::new(ROOT).join(&name);
         std::fs::create_dir_all(&dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -346,13 +352,7 @@ async fn a_paid_job_on_a_printer_out_of_media_stops_sales_and_resume_recovers_wi
         return;
     }
     // Debian's default policy, explicitly: a failing backend leaves the printer idle and the job held.
-    let q = Queue::new(
-        DS620,
-        Some("photoboothd-capture"),
-        &["-o", "printer-error-policy=retry-job"],
-    );
-    q.knob("stderr", "STATE: +media-empty-error\n");
-    q.knob("exit", "1");
+    let q = Queue::out_of_media("retry-job");
     let queue = q.name.clone();
     let d = Daemon::start_with_config(|data| booth_config(data, &queue, "w288h432-div2")).await;
     assert!(
@@ -484,13 +484,7 @@ fn with_stop_printer_a_backend_failure_is_seen_as_a_backend_stop_that_auto_resum
     if !available() {
         return;
     }
-    let q = Queue::new(
-        DS620,
-        Some("photoboothd-capture"),
-        &["-o", "printer-error-policy=stop-printer"],
-    );
-    q.knob("stderr", "STATE: +media-empty-error\n");
-    q.knob("exit", "1");
+    let q = Queue::out_of_media("stop-printer");
     let printer = q.printer("w288h432-div2", &[]).with_timing(CupsTiming {
         command: Duration::from_secs(10),
         poll: Duration::from_millis(200),

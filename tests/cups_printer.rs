@@ -14,7 +14,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,16 +40,7 @@ impl TestQueue {
         if !cups_available() {
             return None;
         }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "photoboothd-test-{}-{}-{nanos:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = common::cups::queue_name("test");
         let capture = Path::new(CAPTURE_ROOT).join(&name);
         std::fs::create_dir_all(&capture).unwrap();
         // cupsd runs the backend as the `lp` user, which must write here; the test reads and writes

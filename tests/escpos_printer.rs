@@ -3,7 +3,8 @@
 //! and compared with `raster::dither` of the same page.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -37,18 +38,23 @@ fn request(page: &RgbImage, copies: u32) -> PrintRequest<'_> {
     }
 }
 
-/// Accepts one connection and returns everything it sent until it closed its side.
-fn recording_printer() -> (String, JoinHandle<Vec<u8>>) {
+/// A printer on an ephemeral port (`tcp://` device): `serve` runs on a thread with the one
+/// connection the test's printer makes; join the handle for what it returns.
+fn fake_printer<T: Send + 'static>(serve: impl FnOnce(TcpStream) -> T + Send + 'static) -> (String, JoinHandle<T>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let handle = thread::spawn(move || serve(listener.accept().unwrap().0));
+    (device, handle)
+}
+
+/// Accepts one connection and returns everything it sent until it closed its side.
+fn recording_printer() -> (String, JoinHandle<Vec<u8>>) {
+    fake_printer(move |mut stream| {
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).unwrap();
         bytes
-    });
-    (device, handle)
+    })
 }
 
 /// One copy as it came off the wire: the image bands and the tear-margin rows after them.
@@ -60,6 +66,26 @@ struct Copy {
 
 /// Checks the framing (ESC @ first, every raster as wide as the head, no band over BAND_ROWS, a cut
 /// closing each copy) and splits the job into copies.
+/// Prints `copies` of `page` on a recording TCP printer `dots` wide; returns the bytes it received.
+fn print_over_tcp(dots: u32, page: &RgbImage, copies: u32) -> Vec<u8> {
+    let (device, recorded) = recording_printer();
+    let printer = EscposPrinter::new(&device, dots).unwrap();
+    printer.print(&request(page, copies)).unwrap();
+    recorded.join().unwrap()
+}
+
+/// Prints `copies` of `page` into a capture file standing in for a device node (`/dev/usb/lp0`):
+/// the temp dir, the file, the printer and the bytes written.
+fn print_to_file(dots: u32, page: &RgbImage, copies: u32) -> (tempfile::TempDir, PathBuf, EscposPrinter, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lp0");
+    std::fs::write(&path, b"").unwrap();
+    let printer = EscposPrinter::new(path.to_str().unwrap(), dots).unwrap();
+    printer.print(&request(page, copies)).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, path, printer, bytes)
+}
+
 fn split_job(bytes: &[u8], width_bytes: usize, page_rows: usize) -> Vec<Copy> {
     let commands = raster::decode_stream(bytes).expect("the job decodes");
     assert_eq!(commands.first(), Some(&Decoded::Init), "the job starts with ESC @");
@@ -121,11 +147,8 @@ fn assert_prints_exactly(bytes: &[u8], page: &RgbImage, width_dots: u32, copies:
 
 #[test]
 fn tcp_576_dots_match_the_dither() {
-    let (device, recorded) = recording_printer();
-    let printer = EscposPrinter::new(&device, 576).unwrap();
     let page = page(576, 300);
-    printer.print(&request(&page, 1)).unwrap();
-    let bytes = recorded.join().unwrap();
+    let bytes = print_over_tcp(576, &page, 1);
     assert!(bytes.starts_with(&[0x1B, b'@']));
     assert!(bytes.ends_with(&[0x1D, b'V', b'A', 0]));
     assert_prints_exactly(&bytes, &page, 576, 1);
@@ -133,11 +156,8 @@ fn tcp_576_dots_match_the_dither() {
 
 #[test]
 fn tcp_wide_page_is_scaled_to_384_dots_and_two_copies_print_twice() {
-    let (device, recorded) = recording_printer();
-    let printer = EscposPrinter::new(&device, 384).unwrap();
     let page = page(768, 500);
-    printer.print(&request(&page, 2)).unwrap();
-    let bytes = recorded.join().unwrap();
+    let bytes = print_over_tcp(384, &page, 2);
     let rasters = raster::decode_gs_v0(&bytes).unwrap();
     assert!(rasters.iter().all(|(w, _, _)| *w == 48));
     let image_rows = 250 + EscposPrinter::TEAR_MARGIN_ROWS as usize;
@@ -147,13 +167,8 @@ fn tcp_wide_page_is_scaled_to_384_dots_and_two_copies_print_twice() {
 
 #[test]
 fn device_file_384_dots_two_copies() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lp0");
-    std::fs::write(&path, b"").unwrap();
-    let printer = EscposPrinter::new(path.to_str().unwrap(), 384).unwrap();
     let page = page(384, 130);
-    printer.print(&request(&page, 2)).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let (_dir, path, printer, bytes) = print_to_file(384, &page, 2);
     assert_prints_exactly(&bytes, &page, 384, 2);
     let cuts = raster::decode_stream(&bytes)
         .unwrap()
@@ -168,13 +183,8 @@ fn device_file_384_dots_two_copies() {
 
 #[test]
 fn device_file_narrow_page_is_centred_at_576_dots() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lp0");
-    std::fs::write(&path, b"").unwrap();
-    let printer = EscposPrinter::new(path.to_str().unwrap(), 576).unwrap();
     let page = RgbImage::from_pixel(200, 64, Rgb([0, 0, 0]));
-    printer.print(&request(&page, 1)).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let (_dir, _path, _printer, bytes) = print_to_file(576, &page, 1);
     assert_prints_exactly(&bytes, &page, 576, 1);
     let rows = raster::decode_gs_v0(&bytes).unwrap();
     let first_row = &rows[0].2[..72];
@@ -197,10 +207,7 @@ fn missing_device_is_a_transient_error_and_offline() {
 
 #[test]
 fn connection_dropped_mid_job_may_have_printed() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let reader = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, reader) = fake_printer(move |mut stream| {
         let mut first = vec![0u8; 4096];
         stream.read_exact(&mut first).unwrap();
         // Dropped with unread data: the kernel answers with a reset, as a printer that is switched
@@ -231,10 +238,7 @@ fn nothing_listening_is_transient_and_printed_nothing() {
 
 /// A printer that answers DLE EOT n with `answers(n)`, or stays silent on `None`.
 fn status_printer(answers: fn(u8) -> Option<u8>) -> (String, JoinHandle<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let handle = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    fake_printer(move |mut stream| {
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut asked = Vec::new();
         let mut question = [0u8; 3];
@@ -246,8 +250,7 @@ fn status_printer(answers: fn(u8) -> Option<u8>) -> (String, JoinHandle<Vec<u8>>
             }
         }
         asked
-    });
-    (device, handle)
+    })
 }
 
 fn answer(ready: u8, n: u8, extra: u8) -> Option<u8> {
@@ -295,10 +298,7 @@ fn status_silence_is_unknown_not_offline() {
 
 #[test]
 fn status_ignores_bytes_that_are_not_status() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let fake = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, fake) = fake_printer(move |mut stream| {
         let mut question = [0u8; 3];
         stream.read_exact(&mut question).unwrap();
         // Garbage first (bit 7 set, not a status pattern), then the real answer.
@@ -328,10 +328,7 @@ fn config_selects_the_escpos_backend() {
 #[test]
 fn garbage_from_a_tcp_peer_never_panics() {
     // A peer that floods random bytes and closes: status must come back, whatever it decides.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let device = format!("tcp://{}", listener.local_addr().unwrap());
-    let fake = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+    let (device, fake) = fake_printer(move |mut stream| {
         let noise: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x80)
             .collect();

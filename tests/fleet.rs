@@ -341,19 +341,14 @@ impl Prometheus {
 
     /// Polls `expr` until `ok` accepts its result.
     async fn wait_for(&self, expr: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let result = self.query(expr).await;
-            if ok(&result) {
-                return result;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{expr} never matched: {result:?}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        poll(
+            Duration::from_secs(30),
+            Duration::from_millis(250),
+            || self.query(expr),
+            |result| ok(result),
+            |result| format!("{expr} never matched: {result:?}\n{}", self.log()),
+        )
+        .await
     }
 }
 

@@ -185,6 +185,12 @@ async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// The last viewer stops watching: the live tool stops.
+async fn last_viewer_leaves(viewer: Viewer, fake: &Fake) {
+    drop(viewer);
+    eventually("the tool to stop", || !fake.streaming()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpicam_live_view_starts_streams_and_stops_with_its_viewers() {
     let fake = Fake::new();
@@ -206,8 +212,7 @@ async fn rpicam_live_view_starts_streams_and_stops_with_its_viewers() {
         assert!(argv.windows(2).any(|w| w == pair), "{pair:?} in {argv:?}");
     }
     assert!(argv.contains(&"--flush"));
-    drop(viewer);
-    eventually("the tool to stop", || !fake.streaming()).await;
+    last_viewer_leaves(viewer, &fake).await;
     assert_eq!(fake.live_runs(), 1);
 }
 
@@ -220,8 +225,7 @@ async fn a_live_tool_that_dies_mid_stream_is_restarted() {
     // Five frames from the first run, which then dies; the rest from the restarted tool.
     frames(&mut viewer, 12).await;
     assert_eq!(fake.live_runs(), 2, "restarted once");
-    drop(viewer);
-    eventually("the tool to stop", || !fake.streaming()).await;
+    last_viewer_leaves(viewer, &fake).await;
 }
 
 /// The camera serves one process at a time (the fake refuses a still while its live view runs, as
@@ -259,8 +263,7 @@ async fn a_still_while_the_live_view_runs_pauses_it() {
     frames(&mut viewer, 3).await;
     assert!(hub.frames_published() > before);
     assert_eq!(fake.live_runs(), 2, "stopped for the still, started after");
-    drop(viewer);
-    eventually("the tool to stop", || !fake.streaming()).await;
+    last_viewer_leaves(viewer, &fake).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,8 +279,7 @@ async fn gphoto2_live_view_streams_and_retries_a_busy_camera() {
         argv.lines().collect::<Vec<_>>(),
         ["gphoto2", "--capture-movie", "--stdout"]
     );
-    drop(viewer);
-    eventually("the tool to stop", || !fake.streaming()).await;
+    last_viewer_leaves(viewer, &fake).await;
 
     // Busy every time: tried 1 + retries times, then a Busy error for the hub.
     let busy = Fake::new();
@@ -348,19 +350,8 @@ async fn a_session_completes_while_the_live_tool_keeps_crashing() {
     assert!(d.log().contains("live view failed"), "{}", d.log());
     assert_eq!(d.kiosk("POST", "/api/session/accept", "").await.0, 200);
     wait_stage(&d, "choose_copies").await;
-    let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
-    assert_eq!(status, 200, "{order}");
-    let order_id = order["order_id"].as_i64().unwrap().to_string();
-    let id = payme_id(order_id.parse().unwrap());
-    let amount = order["amount_tiyin"].as_i64().unwrap();
-    let create = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order_id) }),
-        )
-        .await;
-    assert_eq!(create["result"]["state"], 1, "{create}");
-    d.rpc("PerformTransaction", json!({ "id": id })).await;
+    let (order_id, amount) = d.new_order(1).await;
+    d.pay(&order_id, amount).await;
     wait_stage(&d, "done").await;
     assert_eq!(d.prints().len(), 1);
     // After the session nobody wants the live view: the tool is not restarted for ever.

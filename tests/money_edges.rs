@@ -233,16 +233,15 @@ fn decoded_link(view: &Value) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(tail).unwrap()).unwrap()
 }
 
+/// `POST /api/generate-qr` with `body`.
+async fn generate_qr(d: &Daemon, body: Value) -> (u16, Value) {
+    d.kiosk("POST", "/api/generate-qr", &body.to_string()).await
+}
+
 #[tokio::test]
 async fn the_checkout_link_carries_the_customers_language_and_the_return_url() {
     let d = Daemon::start_with("return_url = \"https://booth.example/thanks\"\n").await;
-    let (status, v) = d
-        .kiosk(
-            "POST",
-            "/api/generate-qr",
-            &json!({ "copies": 1, "language": "ru" }).to_string(),
-        )
-        .await;
+    let (status, v) = generate_qr(&d, json!({ "copies": 1, "language": "ru" })).await;
     assert_eq!(status, 200, "{v}");
     let link = decoded_link(&v);
     assert!(link.ends_with(";l=ru;c=https://booth.example/thanks"), "{link}");
@@ -254,18 +253,10 @@ async fn the_checkout_link_carries_the_customers_language_and_the_return_url() {
     let _ = d
         .kiosk("POST", "/api/session/dismiss", &json!({ "language": "en" }).to_string())
         .await;
-    let (_, v) = d
-        .kiosk("POST", "/api/generate-qr", &json!({ "copies": 1 }).to_string())
-        .await;
+    let (_, v) = generate_qr(&d, json!({ "copies": 1 })).await;
     assert!(decoded_link(&v).contains(";l=en;"), "{}", decoded_link(&v));
 
-    let (status, v) = d
-        .kiosk(
-            "POST",
-            "/api/generate-qr",
-            &json!({ "copies": 1, "language": "fr" }).to_string(),
-        )
-        .await;
+    let (status, v) = generate_qr(&d, json!({ "copies": 1, "language": "fr" })).await;
     assert_eq!((status, v["reason"].as_str()), (400, Some("bad_language")), "{v}");
 }
 

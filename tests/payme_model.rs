@@ -13,6 +13,8 @@
 //! `cargo test --test payme_model` runs a bounded number of cases (`DEFAULT_CASES`); set
 //! `PROPTEST_CASES=2000` for a long run, and `PROPTEST_RNG_SEED` to replay one.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1221,14 +1223,7 @@ impl Booth {
         ensure_eq!(ids, self.created, "statement ids vs successfully created ids");
         for item in &items {
             let check = self.ok("CheckTransaction", json!({ "id": item["id"] }))?;
-            for field in [
-                "create_time",
-                "perform_time",
-                "cancel_time",
-                "transaction",
-                "state",
-                "reason",
-            ] {
+            for field in common::CHECK_FIELDS {
                 ensure_eq!(
                     check[field],
                     item[field],

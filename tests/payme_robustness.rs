@@ -15,11 +15,6 @@ use serde_json::{json, Value};
 
 const TEXT_JSON: &str = "text/json; charset=UTF-8";
 
-fn result(v: &Value) -> &Value {
-    assert!(v.get("error").is_none(), "expected a result, got {v}");
-    &v["result"]
-}
-
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
@@ -137,6 +132,24 @@ fn parse(bytes: &[u8]) -> Value {
         .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }
 
+/// Sends `body` (a `method` call) fifty times at once; asserts every reply is HTTP 200 and
+/// byte-identical to the first, and returns that reply.
+async fn fifty_identical_replies(d: &Daemon, method: &str, body: String) -> Value {
+    let replies = burst(d.webhook, vec![body; 50]).await;
+    assert!(replies.iter().all(|(status, _)| *status == 200));
+    let first = &replies[0].1;
+    for (i, (_, body)) in replies.iter().enumerate() {
+        assert_eq!(
+            body,
+            first,
+            "{method} reply {i} differs:\n{}\n{}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(first)
+        );
+    }
+    parse(first)
+}
+
 fn prints_of(d: &Daemon, order: &str) -> Vec<String> {
     let prefix = format!("order-{order}-");
     d.prints().into_iter().filter(|n| n.starts_with(&prefix)).collect()
@@ -158,19 +171,7 @@ async fn fifty_concurrent_identical_creates_then_performs_give_one_row_one_job_i
         json!(77),
     );
 
-    let replies = burst(d.webhook, vec![create; 50]).await;
-    assert!(replies.iter().all(|(status, _)| *status == 200));
-    let first = &replies[0].1;
-    for (i, (_, body)) in replies.iter().enumerate() {
-        assert_eq!(
-            body,
-            first,
-            "CreateTransaction reply {i} differs:\n{}\n{}",
-            String::from_utf8_lossy(body),
-            String::from_utf8_lossy(first)
-        );
-    }
-    let created = parse(first);
+    let created = fifty_identical_replies(&d, "CreateTransaction", create).await;
     assert_eq!(created["id"], 77);
     let r = result(&created).clone();
     assert_eq!(r["state"], 1, "{created}");
@@ -178,19 +179,7 @@ async fn fifty_concurrent_identical_creates_then_performs_give_one_row_one_job_i
     assert_eq!(d.count("SELECT count(*) FROM print_jobs"), 0);
 
     let perform = rpc_body("PerformTransaction", json!({ "id": id }), json!(78));
-    let replies = burst(d.webhook, vec![perform; 50]).await;
-    assert!(replies.iter().all(|(status, _)| *status == 200));
-    let first = &replies[0].1;
-    for (i, (_, body)) in replies.iter().enumerate() {
-        assert_eq!(
-            body,
-            first,
-            "PerformTransaction reply {i} differs:\n{}\n{}",
-            String::from_utf8_lossy(body),
-            String::from_utf8_lossy(first)
-        );
-    }
-    let performed = parse(first);
+    let performed = fifty_identical_replies(&d, "PerformTransaction", perform).await;
     let p = result(&performed).clone();
     assert_eq!(
         (p["state"].clone(), p["transaction"].clone()),
@@ -293,14 +282,7 @@ async fn sigkill_right_after_perform_still_prints_once_and_keeps_the_database_so
             "round {round}: {:?}",
             d.prints()
         );
-        let jobs: i64 = d
-            .db()
-            .query_row(
-                "SELECT count(*) FROM print_jobs WHERE order_id = ?1",
-                [order.as_str()],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let jobs = d.count(&format!("SELECT count(*) FROM print_jobs WHERE order_id = {order}"));
         assert_eq!(jobs, 1, "round {round}");
         // What the reply promised survived the kill.
         let v = d.rpc("CheckTransaction", json!({ "id": id })).await;

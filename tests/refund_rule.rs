@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::fake_escpos::FakeEscpos;
 use common::*;
 use serde_json::json;
@@ -23,19 +25,8 @@ async fn created_order(d: &Daemon) -> (String, String) {
         )
         .await;
     assert_eq!(v["result"]["allow"], true, "{v}");
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
+    d.create_tx(&id, &order, amount).await;
     (order, id)
-}
-
-async fn perform(d: &Daemon, payme_id: &str) {
-    let v = d.rpc("PerformTransaction", json!({ "id": payme_id })).await;
-    assert_eq!(v["result"]["state"], 2, "{v}");
 }
 
 async fn refund(d: &Daemon, payme_id: &str) {
@@ -46,7 +37,7 @@ async fn refund(d: &Daemon, payme_id: &str) {
 /// Pays a second order, waits for it to print and for the queue to drain; returns its id.
 async fn second_order_printed(d: &Daemon) -> String {
     let (order, id) = created_order(d).await;
-    perform(d, &id).await;
+    d.perform_tx(&id).await;
     d.wait_for_status(&order, "printed").await;
     d.wait_queue_idle().await;
     order
@@ -81,7 +72,7 @@ async fn paid_while_offline(d: &Daemon) -> (String, String) {
     unplug_file_printer(d);
     d.wait_accepting(false).await;
     // The customer already confirmed in the app: Perform succeeds, the job waits for the printer.
-    perform(d, &id).await;
+    d.perform_tx(&id).await;
     assert_eq!(
         d.count(&format!(
             "SELECT count(*) FROM print_jobs WHERE order_id = {order} AND status = 'queued'"
@@ -91,12 +82,21 @@ async fn paid_while_offline(d: &Daemon) -> (String, String) {
     (order, id)
 }
 
+/// A paid order whose job failed while the printer was offline, then refunded; the printer is
+/// back. Returns the order's id.
+async fn refunded_failed_job(d: &Daemon) -> String {
+    let (order, id) = paid_while_offline(d).await;
+    fail_job(d, &order);
+    refund(d, &id).await;
+    plug_file_printer(d);
+    order
+}
+
 /// Marks the order's job failed, as a permanent printer fault would (the print loop does not
 /// touch it while the printer is offline).
 fn fail_job(d: &Daemon, order: &str) {
-    let db = rusqlite::Connection::open(d.data_dir().join(photoboothd::store::DB_FILE)).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let n = db
+    let n = d
+        .db_rw()
         .execute(
             "UPDATE print_jobs SET status = 'failed', last_error = 'jam' WHERE order_id = ?1",
             [order],
@@ -119,10 +119,7 @@ async fn a_queued_job_of_a_refunded_order_never_prints() {
 #[tokio::test]
 async fn a_failed_job_of_a_refunded_order_is_not_requeued_by_printer_resume() {
     let d = Daemon::start().await;
-    let (order, id) = paid_while_offline(&d).await;
-    fail_job(&d, &order);
-    refund(&d, &id).await;
-    plug_file_printer(&d);
+    let order = refunded_failed_job(&d).await;
     let (ok, out) = d.cli(&["printer", "resume"]);
     assert!(ok, "{out}");
     d.wait_accepting(true).await;
@@ -139,24 +136,20 @@ async fn a_failed_job_of_a_refunded_order_is_not_requeued_by_printer_resume() {
 #[tokio::test]
 async fn a_failed_job_of_a_refunded_order_is_not_requeued_by_a_button_hold() {
     let d = Daemon::start().await;
-    let (order, id) = paid_while_offline(&d).await;
-    fail_job(&d, &order);
-    refund(&d, &id).await;
-    plug_file_printer(&d);
+    refunded_failed_job(&d).await;
     let (status, v) = d
         .kiosk("POST", "/api/dev/button", &json!({ "event": "hold" }).to_string())
         .await;
     assert!(status < 300, "{v}");
     // The hold is handled on its own task: wait for its log line before judging its effect.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !d.log().contains("service: printer resumed") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hold did nothing:\n{}",
-            d.log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { d.log() },
+        |log| log.contains("service: printer resumed"),
+        |log| format!("the hold did nothing:\n{log}"),
+    )
+    .await;
     d.wait_accepting(true).await;
     let second = second_order_printed(&d).await;
     assert_only_order_printed(&d, &second);
@@ -167,15 +160,20 @@ async fn escpos_daemon(printer: &FakeEscpos) -> Daemon {
     Daemon::start_with_config(|data| config_text(data, "").replace("backend = \"file\"\n", &toml)).await
 }
 
+/// Pays an order, waits until the printer holds its job mid-print, and refunds it.
+async fn refunded_while_printing(d: &Daemon, printer: &FakeEscpos) {
+    let (order, id) = created_order(d).await;
+    d.perform_tx(&id).await;
+    assert!(printer.wait_held(), "the print never started:\n{}", d.log());
+    d.wait_for_status(&order, "printing").await;
+    refund(d, &id).await;
+}
+
 #[tokio::test]
 async fn a_job_refunded_while_printing_is_not_retried_after_a_transient_error() {
     let printer = FakeEscpos::start(true);
     let d = escpos_daemon(&printer).await;
-    let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
-    assert!(printer.wait_held(), "the print never started:\n{}", d.log());
-    d.wait_for_status(&order, "printing").await;
-    refund(&d, &id).await;
+    refunded_while_printing(&d, &printer).await;
     // The printer drops the connection mid-job: a transient fault that would normally retry.
     printer.release();
     second_order_printed(&d).await;
@@ -186,11 +184,7 @@ async fn a_job_refunded_while_printing_is_not_retried_after_a_transient_error() 
 async fn a_job_refunded_while_printing_is_not_requeued_at_restart() {
     let printer = FakeEscpos::start(true);
     let mut d = escpos_daemon(&printer).await;
-    let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
-    assert!(printer.wait_held(), "the print never started:\n{}", d.log());
-    d.wait_for_status(&order, "printing").await;
-    refund(&d, &id).await;
+    refunded_while_printing(&d, &printer).await;
     // A power cut mid-print, then the daemon starts again.
     d.kill();
     printer.release();
@@ -203,7 +197,7 @@ async fn a_job_refunded_while_printing_is_not_requeued_at_restart() {
 async fn reprint_refuses_a_refunded_order_unless_forced_and_a_never_paid_one_always() {
     let d = Daemon::start().await;
     let (order, id) = created_order(&d).await;
-    perform(&d, &id).await;
+    d.perform_tx(&id).await;
     d.wait_for_status(&order, "printed").await;
     refund(&d, &id).await;
     let printed = d.prints().len();

@@ -27,20 +27,11 @@ async fn start_to_review(d: &Daemon) {
 }
 
 async fn act(d: &Daemon, action: &str) -> (u16, Value) {
-    d.kiosk("POST", &format!("/api/session/{action}"), "").await
+    d.session_act(action).await
 }
 
 async fn pay(d: &Daemon, order_id: &str, amount: i64) {
-    let id = payme_id(order_id.parse().unwrap());
-    let create = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
-        )
-        .await;
-    assert_eq!(create["result"]["state"], 1, "{create}");
-    let perform = d.rpc("PerformTransaction", json!({ "id": id })).await;
-    assert_eq!(perform["result"]["state"], 2, "{perform}");
+    d.pay(order_id, amount).await;
 }
 
 #[tokio::test]
@@ -94,11 +85,7 @@ async fn a_whole_paid_session_prints_the_composed_layout() {
     wait_stage(&d, "idle").await;
 
     // The prints are the composed 2x6 strip layout, two-up on a 4x6 page, not the receipt.
-    let prints = d.prints();
-    assert_eq!(prints.len(), 2, "{prints:?}");
-    let page = image::open(d.data_dir().join("prints").join(&prints[0]))
-        .unwrap()
-        .to_rgb8();
+    let page = d.first_print(2).to_rgb8();
     assert_eq!(page.dimensions(), (1200, 1800));
     let left = image::imageops::crop_imm(&page, 0, 0, 600, 1800).to_image();
     let right = image::imageops::crop_imm(&page, 600, 0, 600, 1800).to_image();

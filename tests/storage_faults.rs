@@ -174,6 +174,16 @@ impl Rig {
         Rig::new(d, cleanup)
     }
 
+    /// `on_tmpfs` where a tmpfs can be mounted and filled here; otherwise `test` is reported as
+    /// skipped and there is no rig.
+    async fn on_tmpfs_or_skip(test: &str, at: &str, size: &str) -> Option<Rig> {
+        if let Err(why) = tmpfs_works() {
+            unavailable(test, "a tmpfs mount filled to ENOSPC", &why);
+            return None;
+        }
+        Some(Rig::on_tmpfs(at, size).await)
+    }
+
     async fn on_disk() -> Rig {
         let d = Daemon::start_with_config(|data| config_text_full(data, CAMERA, "")).await;
         Rig::new(d, Cleanup::default())
@@ -492,10 +502,9 @@ async fn store_fault_scenario(rig: &mut Rig, mut fault: Fault) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_under_create_and_perform_gets_32400_writes_nothing_and_recovers() {
-    if let Err(why) = tmpfs_works() {
-        return unavailable("disk full", "a tmpfs mount filled to ENOSPC", &why);
-    }
-    let mut rig = Rig::on_tmpfs("", "16m").await;
+    let Some(mut rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m").await else {
+        return;
+    };
     let dir = rig.d.data_dir();
     store_fault_scenario(&mut rig, Fault::DiskFull { dir, filler: None }).await;
 }
@@ -545,25 +554,15 @@ async fn wait_for_failed_attempts(d: &Daemon, order: &str, attempts: i64) -> (St
 
 async fn pay(d: &Daemon, copies: u32) -> String {
     let (order, amount) = d.new_order(copies).await;
-    let id = payme_id(order.parse().unwrap());
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
-    let v = d.rpc("PerformTransaction", json!({ "id": id })).await;
-    assert_eq!(v["result"]["state"], 2, "{v}");
+    d.pay(&order, amount).await;
     order
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_while_printing_retries_the_job_and_prints_once_space_returns() {
-    if let Err(why) = tmpfs_works() {
-        return unavailable("full print folder", "a tmpfs mount filled to ENOSPC", &why);
-    }
-    let rig = Rig::on_tmpfs("prints", "4m").await;
+    let Some(rig) = Rig::on_tmpfs_or_skip("full print folder", "prints", "4m").await else {
+        return;
+    };
     let d = &rig.d;
     let prints = d.data_dir().join("prints");
 
@@ -635,20 +634,13 @@ fn mkfifo(path: &Path) {
 /// printed, without a restart, with exactly one file per copy.
 async fn disk_fills_mid_print(copies: u32) {
     let what = format!("disk full mid-print, {copies} copies");
-    if let Err(why) = tmpfs_works() {
-        return unavailable(&what, "a tmpfs mount filled to ENOSPC", &why);
-    }
-    let rig = Rig::on_tmpfs("", "16m").await;
+    let Some(rig) = Rig::on_tmpfs_or_skip(&what, "", "16m").await else {
+        return;
+    };
     let d = &rig.d;
     let (order, amount) = d.new_order(copies).await;
     let id = payme_id(order.parse().unwrap());
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
+    d.create_tx(&id, &order, amount).await;
 
     // The job's first copy will be written into a pipe: the print loop waits there mid-job.
     let job = d.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
@@ -735,10 +727,9 @@ async fn accepting(d: &Daemon) -> (bool, Value, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiosk_shows_out_of_service_while_the_store_cannot_write() {
-    if let Err(why) = tmpfs_works() {
-        return unavailable("disk full", "a tmpfs mount filled to ENOSPC", &why);
-    }
-    let rig = Rig::on_tmpfs("", "16m").await;
+    let Some(rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m").await else {
+        return;
+    };
     let d = &rig.d;
     let (ok, v, _) = accepting(d).await;
     assert!(ok, "{v}");

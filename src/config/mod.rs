@@ -186,6 +186,16 @@ fn merge_defaults<'i>(user: &mut DeTable<'i>, defaults: DeTable<'i>) {
     }
 }
 
+/// For tests: the built-in file with `from` replaced by `to` must be refused, naming `key` and the file.
+#[cfg(test)]
+pub(crate) fn assert_rejected(from: &str, to: &str, key: &str) {
+    let text = DEFAULT_TOML.replace(from, to);
+    assert_ne!(text, DEFAULT_TOML, "replacement {from} did not apply");
+    let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
+    assert!(msg.contains(key), "{msg} should name {key}");
+    assert!(msg.starts_with("x.toml"), "{msg}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,11 +284,7 @@ mod tests {
             ),
             ("backend = \"file\"", "backend = \"laser\"", "backend"),
         ] {
-            let text = DEFAULT_TOML.replace(from, to);
-            assert_ne!(text, DEFAULT_TOML, "replacement {from} did not apply");
-            let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
-            assert!(msg.contains(key), "{msg} should name {key}");
-            assert!(msg.starts_with("x.toml"), "{msg}");
+            assert_rejected(from, to, key);
         }
     }
 

@@ -2,6 +2,9 @@
 //! across keys. One function per section; each error names the key it is about (the file is added
 //! by the caller).
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use super::sections::PrinterBackend;
 use super::Config;
 
@@ -26,6 +29,17 @@ fn require(ok: bool, key: &'static str, message: impl Into<String>) -> Checked {
     }
 }
 
+/// `Err` unless `value` is in `range`: "`key` must be between `lo` and `hi``unit`".
+fn between<T: PartialOrd + Display>(key: &'static str, value: T, range: RangeInclusive<T>, unit: &str) -> Checked {
+    let message = format!("{key} must be between {} and {}{unit}", range.start(), range.end());
+    require(range.contains(&value), key, message)
+}
+
+/// `Err` unless `value <= max`: "`key` must be at most `max``unit`".
+fn at_most<T: PartialOrd + Display>(key: &'static str, value: T, max: T, unit: &str) -> Checked {
+    require(value <= max, key, format!("{key} must be at most {max}{unit}"))
+}
+
 /// Every section's rules, in file order.
 pub fn config(c: &Config) -> Checked {
     booth(c)?;
@@ -43,16 +57,8 @@ pub fn config(c: &Config) -> Checked {
 
 fn storage(c: &Config) -> Checked {
     let s = &c.storage;
-    require(
-        s.keep_pages_days <= 3650,
-        "storage.keep_pages_days",
-        "storage.keep_pages_days must be at most 3650 (ten years)",
-    )?;
-    require(
-        s.keep_hours <= 24 * 3650,
-        "storage.keep_hours",
-        "storage.keep_hours must be at most 87600 (ten years)",
-    )
+    at_most("storage.keep_pages_days", s.keep_pages_days, 3650, " (ten years)")?;
+    at_most("storage.keep_hours", s.keep_hours, 24 * 3650, " (ten years)")
 }
 
 fn digital(c: &Config) -> Checked {
@@ -68,11 +74,7 @@ fn digital(c: &Config) -> Checked {
             "digital.public_url must be an http(s) address such as \"https://booth-1.example.com\"",
         )?;
     }
-    require(
-        (1..=24 * 31).contains(&d.link_hours),
-        "digital.link_hours",
-        "digital.link_hours must be between 1 and 744 (31 days)",
-    )?;
+    between("digital.link_hours", d.link_hours, 1..=24 * 31, " (31 days)")?;
     let Some(price) = d.price else { return Ok(()) };
     require(
         (1..=100_000_000).contains(&price),
@@ -101,42 +103,22 @@ fn booth(c: &Config) -> Checked {
         "booth.price_per_copy",
         "booth.price_per_copy is above 100 000 000 sum; is it given in tiyin?",
     )?;
-    require(
-        (1..=100).contains(&b.max_copies),
-        "booth.max_copies",
-        "booth.max_copies must be between 1 and 100",
-    )?;
-    require(
-        (5..=86_400).contains(&b.order_ttl_s),
-        "booth.order_ttl_s",
-        "booth.order_ttl_s must be between 5 and 86400 seconds",
-    )?;
-    require(
-        (-720..=840).contains(&b.utc_offset_minutes),
-        "booth.utc_offset_minutes",
-        "booth.utc_offset_minutes must be between -720 and 840",
-    )?;
+    between("booth.max_copies", b.max_copies, 1..=100, "")?;
+    between("booth.order_ttl_s", b.order_ttl_s, 5..=86_400, " seconds")?;
+    between("booth.utc_offset_minutes", b.utc_offset_minutes, -720..=840, "")?;
     require(!b.name.trim().is_empty(), "booth.name", "booth.name must not be empty")
 }
 
 fn session(c: &Config) -> Checked {
     let t = &c.session;
-    require(
-        t.max_retakes <= 10,
-        "session.max_retakes",
-        "session.max_retakes must be at most 10",
-    )?;
+    at_most("session.max_retakes", t.max_retakes, 10, "")?;
     for (key, value) in [
         ("session.review_timeout_s", t.review_timeout_s),
         ("session.copies_timeout_s", t.copies_timeout_s),
         ("session.done_timeout_s", t.done_timeout_s),
         ("session.error_timeout_s", t.error_timeout_s),
     ] {
-        require(
-            (2..=3600).contains(&value),
-            key,
-            format!("{key} must be between 2 and 3600 seconds"),
-        )?;
+        between(key, value, 2..=3600, " seconds")?;
     }
     Ok(())
 }
@@ -275,37 +257,21 @@ fn printer(c: &Config) -> Checked {
 
 fn camera(c: &Config) -> Checked {
     let cam = &c.camera;
-    require(
-        (1..=8).contains(&cam.shots),
-        "camera.shots",
-        "camera.shots must be between 1 and 8",
-    )?;
-    require(
-        cam.countdown_s <= 30,
-        "camera.countdown_s",
-        "camera.countdown_s must be at most 30",
-    )?;
-    require(
-        (1..=120).contains(&cam.timeout_s),
-        "camera.timeout_s",
-        "camera.timeout_s must be between 1 and 120",
-    )?;
+    between("camera.shots", cam.shots, 1..=8, "")?;
+    at_most("camera.countdown_s", cam.countdown_s, 30, "")?;
+    between("camera.timeout_s", cam.timeout_s, 1..=120, "")?;
     require(
         (64..=10_000).contains(&cam.width) && (64..=10_000).contains(&cam.height),
         "camera.width",
         "camera.width and camera.height must be between 64 and 10000 pixels",
     )?;
-    require(cam.retries <= 10, "camera.retries", "camera.retries must be at most 10")?;
+    at_most("camera.retries", cam.retries, 10, "")?;
     require(
         (160..=4096).contains(&cam.live_width) && (120..=4096).contains(&cam.live_height),
         "camera.live_width",
         "camera.live_width must be 160..=4096 and camera.live_height 120..=4096 pixels",
     )?;
-    require(
-        (1..=60).contains(&cam.live_fps),
-        "camera.live_fps",
-        "camera.live_fps must be between 1 and 60",
-    )
+    between("camera.live_fps", cam.live_fps, 1..=60, "")
 }
 
 fn gpio(c: &Config) -> Checked {
@@ -330,14 +296,6 @@ fn gpio(c: &Config) -> Checked {
         "gpio.led_pin",
         "gpio.button_pin, gpio.led_pin and gpio.flash_pin must be different pins",
     )?;
-    require(
-        (5..=1000).contains(&g.debounce_ms),
-        "gpio.debounce_ms",
-        "gpio.debounce_ms must be between 5 and 1000",
-    )?;
-    require(
-        (500..=30_000).contains(&g.service_hold_ms),
-        "gpio.service_hold_ms",
-        "gpio.service_hold_ms must be between 500 and 30000",
-    )
+    between("gpio.debounce_ms", g.debounce_ms, 5..=1000, "")?;
+    between("gpio.service_hold_ms", g.service_hold_ms, 500..=30_000, "")
 }

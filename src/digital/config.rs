@@ -67,10 +67,7 @@ mod tests {
             ),
             ("# price = 10000", "price = -5", "digital.price"),
         ] {
-            let text = DEFAULT_TOML.replace(from, to);
-            assert_ne!(text, DEFAULT_TOML, "{from}");
-            let msg = Config::parse(&text, "x.toml").unwrap_err().to_string();
-            assert!(msg.contains(key), "{msg} should name {key}");
+            crate::config::assert_rejected(from, to, key);
         }
         // A digital-only price with fiscal receipts needs the digital product's own IKPU code.
         let fiscal = "\n[payme.fiscal]\ntitle = \"Photo\"\nikpu = \"10499001001000000\"\npackage_code = \"1\"\nvat_percent = 12\n";

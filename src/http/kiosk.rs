@@ -302,16 +302,7 @@ async fn order(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Respons
 
 async fn order_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let view = find_order(&k, &id).await?;
-    let png = blocking(move || qr::png(&view.checkout_url)).await?;
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "private, max-age=3600"),
-        ],
-        png,
-    )
-        .into_response())
+    qr_response(view.checkout_url).await
 }
 
 /// The QR of a paid order's download link, for the done screen; 404 while it has none.
@@ -320,6 +311,11 @@ async fn download_qr(State(k): State<Kiosk>, Path(id): Path<String>) -> Result<R
         .await?
         .download_url
         .ok_or_else(|| ApiError::not_found("this order has no download link"))?;
+    qr_response(url).await
+}
+
+/// The QR code of `url` as a PNG, drawn off the async threads; the browser may keep it an hour.
+async fn qr_response(url: String) -> Result<Response, ApiError> {
     let png = blocking(move || qr::png(&url)).await?;
     Ok((
         StatusCode::OK,

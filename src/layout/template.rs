@@ -271,23 +271,27 @@ impl Template {
             if s.h == 0 {
                 return Err(err(&format!("slot[{i}].h"), "must be greater than 0".into()));
             }
-            if u64::from(s.x) + u64::from(s.w) > u64::from(cell_w) {
-                return Err(err(
-                    &format!("slot[{i}].x"),
-                    format!(
-                        "x + w = {} is outside the {strip} width {cell_w}",
-                        u64::from(s.x) + u64::from(s.w)
-                    ),
-                ));
-            }
-            if u64::from(s.y) + u64::from(s.h) > u64::from(page_h) {
-                return Err(err(
-                    &format!("slot[{i}].y"),
-                    format!(
-                        "y + h = {} is outside the page height {page_h}",
-                        u64::from(s.y) + u64::from(s.h)
-                    ),
-                ));
+            // A slot ends (position + size) inside its strip, on both axes.
+            for (axis, sum, end, bound, limit) in [
+                (
+                    "x",
+                    "x + w",
+                    u64::from(s.x) + u64::from(s.w),
+                    format!("{strip} width"),
+                    cell_w,
+                ),
+                (
+                    "y",
+                    "y + h",
+                    u64::from(s.y) + u64::from(s.h),
+                    "page height".to_string(),
+                    page_h,
+                ),
+            ] {
+                if end > u64::from(limit) {
+                    let message = format!("{sum} = {end} is outside the {bound} {limit}");
+                    return Err(err(&format!("slot[{i}].{axis}"), message));
+                }
             }
             slots.push(Slot {
                 x: s.x,
@@ -582,30 +586,27 @@ mod tests {
         assert!(e.contains("frame") && e.contains("f.png"), "{e}");
         let e = error_of("width = 600\nheight = 400\ndpi = 300\n");
         assert!(e.contains("slot"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"bothname\"\ny = 200\nsize = 20\nalign = \"center\"\n"
-        ));
-        assert!(e.contains("text[0].kind"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"date\"\nformat = \"%d %B\"\ny = 200\nsize = 20\nx = 5\n"
-        ));
-        assert!(e.contains("text[0].format") && e.contains("%B"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ny = 390\nsize = 20\nx = 5\n"
-        ));
-        assert!(e.contains("text[0].y"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ny = 100\nsize = 20\n"
-        ));
-        assert!(e.contains("text[0].x"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"literal\"\ny = 100\nsize = 20\nx = 20\n"
-        ));
-        assert!(e.contains("text[0].text"), "{e}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[text]]\nkind = \"booth_name\"\ntext = \"x\"\ny = 100\nsize = 20\nx = 20\n"
-        ));
-        assert!(e.contains("text[0].text"), "{e}");
+        // A `[[text]]` after the minimal template, and what its error must name.
+        for (text, names) in [
+            (
+                "kind = \"bothname\"\ny = 200\nsize = 20\nalign = \"center\"\n",
+                &["text[0].kind"][..],
+            ),
+            (
+                "kind = \"date\"\nformat = \"%d %B\"\ny = 200\nsize = 20\nx = 5\n",
+                &["text[0].format", "%B"],
+            ),
+            ("kind = \"booth_name\"\ny = 390\nsize = 20\nx = 5\n", &["text[0].y"]),
+            ("kind = \"booth_name\"\ny = 100\nsize = 20\n", &["text[0].x"]),
+            ("kind = \"literal\"\ny = 100\nsize = 20\nx = 20\n", &["text[0].text"]),
+            (
+                "kind = \"booth_name\"\ntext = \"x\"\ny = 100\nsize = 20\nx = 20\n",
+                &["text[0].text"],
+            ),
+        ] {
+            let e = error_of(&format!("{MINIMAL}[[text]]\n{text}"));
+            assert!(names.iter().all(|n| e.contains(n)), "{e}");
+        }
         let e = error_of(&format!("{MINIMAL}colour = \"#fff\"\n"));
         assert!(e.contains("toml") && e.contains("colour"), "{e}");
     }

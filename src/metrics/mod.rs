@@ -98,14 +98,13 @@ impl Metrics {
             ],
             1,
         );
-        out.family(
+        out.labelled(
             "photoboothd_paid_tiyin_total",
             "counter",
             "Tiyin paid through Payme by order kind, refunds included (revenue = paid - refunded); simulated payments never count.",
+            "kind",
+            s.totals.paid_tiyin.iter().map(|(kind, tiyin)| (kind.as_str(), tiyin)),
         );
-        for (kind, tiyin) in &s.totals.paid_tiyin {
-            out.sample("photoboothd_paid_tiyin_total", &[("kind", kind.as_str())], tiyin);
-        }
         out.single(
             "photoboothd_refunded_tiyin_total",
             "counter",
@@ -124,19 +123,19 @@ impl Metrics {
             "When the last counted payment was performed (Unix seconds); 0 before the first.",
             s.totals.last_payment_at / 1000,
         );
-        out.family(
+        let ended = |outcome: Outcome| {
+            s.sessions
+                .iter()
+                .find(|(l, _)| l == outcome.as_str())
+                .map_or(0, |(_, n)| *n)
+        };
+        out.labelled(
             "photoboothd_sessions_total",
             "counter",
             "Kiosk sessions by how they ended: the funnel from photo to print.",
+            "outcome",
+            Outcome::ALL.map(|outcome| (outcome.as_str(), ended(outcome))),
         );
-        for outcome in Outcome::ALL {
-            let n = s
-                .sessions
-                .iter()
-                .find(|(l, _)| l == outcome.as_str())
-                .map_or(0, |(_, n)| *n);
-            out.sample("photoboothd_sessions_total", &[("outcome", outcome.as_str())], n);
-        }
     }
 
     /// Media, printer, camera, blockers and opening hours right now.
@@ -170,18 +169,13 @@ impl Metrics {
             "1 unless the last capture failed.",
             u8::from(self.health.camera_view().ready),
         );
-        out.family(
+        out.labelled(
             "photoboothd_blocked",
             "gauge",
             "1 for each reason the booth refuses paid sessions now, 0 for the others.",
+            "reason",
+            BlockReason::ALL.map(|reason| (reason.as_str(), u8::from(blocked.contains(&reason)))),
         );
-        for reason in BlockReason::ALL {
-            out.sample(
-                "photoboothd_blocked",
-                &[("reason", reason.as_str())],
-                u8::from(blocked.contains(&reason)),
-            );
-        }
         let local = self.config.local_time_ms(clock::now_ms());
         out.single(
             "photoboothd_open",
@@ -192,14 +186,16 @@ impl Metrics {
     }
 
     fn webhook_metrics(&self, out: &mut Exposition) {
-        out.family(
+        out.labelled(
             "photoboothd_webhook_errors_total",
             "counter",
             "Payme webhook error replies by JSON-RPC code since the daemon started.",
+            "code",
+            self.webhook_errors
+                .snapshot()
+                .into_iter()
+                .map(|(code, n)| (code.to_string(), n)),
         );
-        for (code, n) in self.webhook_errors.snapshot() {
-            out.sample("photoboothd_webhook_errors_total", &[("code", &code.to_string())], n);
-        }
         out.family(
             "photoboothd_webhook_seconds",
             "histogram",
@@ -224,23 +220,29 @@ impl Metrics {
 }
 
 /// The store's rows by state, for a technician's dashboard.
-fn record_counts(out: &mut Exposition, s: &FromStore) {
-    out.family("photoboothd_orders", "gauge", "Orders by stored status.");
-    for (status, n) in &s.orders {
-        out.sample("photoboothd_orders", &[("status", status)], n);
-    }
-    out.family(
+fn record_counts<'a>(out: &mut Exposition, s: &'a FromStore) {
+    let rows = |rows: &'a [(String, i64)]| rows.iter().map(|(k, n)| (k.as_str(), *n));
+    out.labelled(
+        "photoboothd_orders",
+        "gauge",
+        "Orders by stored status.",
+        "status",
+        rows(&s.orders),
+    );
+    out.labelled(
         "photoboothd_payments",
         "gauge",
         "Payme transactions by state (1, 2, -1, -2).",
+        "state",
+        rows(&s.payments),
     );
-    for (state, n) in &s.payments {
-        out.sample("photoboothd_payments", &[("state", state)], n);
-    }
-    out.family("photoboothd_print_jobs", "gauge", "Print jobs by status.");
-    for (status, n) in &s.jobs {
-        out.sample("photoboothd_print_jobs", &[("status", status)], n);
-    }
+    out.labelled(
+        "photoboothd_print_jobs",
+        "gauge",
+        "Print jobs by status.",
+        "status",
+        rows(&s.jobs),
+    );
     out.single(
         "photoboothd_prints_total",
         "counter",

@@ -31,6 +31,21 @@ impl Exposition {
     }
 
     /// A family with one unlabelled sample.
+    /// A family with one sample per value of its one label (orders by `status`, say).
+    pub fn labelled<L: AsRef<str>, V: Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (L, V)>,
+    ) {
+        self.family(name, kind, help);
+        for (value, n) in samples {
+            self.sample(name, &[(label, value.as_ref())], n);
+        }
+    }
+
     pub fn single(&mut self, name: &str, kind: &str, help: &str, value: impl Display) {
         self.family(name, kind, help);
         self.sample(name, &[], value);

@@ -85,12 +85,10 @@ pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
 
     #[test]
     fn counters_add_up_per_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         store
             .write(|tx| {
                 add(tx, SESSIONS, "printed", 1)?;

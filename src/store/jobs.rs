@@ -1,7 +1,7 @@
 //! Print jobs. A job is inserted in the same SQLite transaction that performs the payment, so a
 //! paid order always has one; the print loop claims jobs from here, never from the wake-up channel.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// The refund rule, kept in this one place: a job goes to the printer only while its order is
 /// `paid` or a prepaid event's free `event` order (or, for a reprint the technician forced with `reprint --force`, `refunded`). Every query
@@ -13,71 +13,34 @@ macro_rules! deliverable {
     };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobStatus {
-    Queued,
-    Printing,
-    Printed,
-    Failed,
-    Cancelled,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Printing => "printing",
-            JobStatus::Printed => "printed",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> rusqlite::Result<JobStatus> {
-        Ok(match s {
-            "queued" => JobStatus::Queued,
-            "printing" => JobStatus::Printing,
-            "printed" => JobStatus::Printed,
-            "failed" => JobStatus::Failed,
-            "cancelled" => JobStatus::Cancelled,
-            other => return Err(super::orders::bad_value("print_jobs.status", other)),
-        })
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum JobStatus in "print_jobs.status" {
+        Queued = "queued",
+        Printing = "printing",
+        Printed = "printed",
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrintJob {
-    pub id: i64,
-    pub order_id: i64,
-    pub copies: u32,
-    pub status: JobStatus,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Not claimed before this time (retry backoff).
-    pub next_attempt_at: i64,
-    /// A failure hit mid-job earlier: some copies may already be on paper.
-    pub may_have_printed: bool,
-    /// A reprint of a refunded order the technician forced (`reprint --force`).
-    pub forced: bool,
-}
-
-impl PrintJob {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<PrintJob> {
-        Ok(PrintJob {
-            id: row.get("id")?,
-            order_id: row.get("order_id")?,
-            copies: row.get("copies")?,
-            status: JobStatus::parse(&row.get::<_, String>("status")?)?,
-            attempts: row.get("attempts")?,
-            last_error: row.get("last_error")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
-            next_attempt_at: row.get("next_attempt_at")?,
-            may_have_printed: row.get("may_have_printed")?,
-            forced: row.get("forced")?,
-        })
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PrintJob {
+        pub id: i64,
+        pub order_id: i64,
+        pub copies: u32,
+        pub status: JobStatus,
+        pub attempts: u32,
+        pub last_error: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        /// Not claimed before this time (retry backoff).
+        pub next_attempt_at: i64,
+        /// A failure hit mid-job earlier: some copies may already be on paper.
+        pub may_have_printed: bool,
+        /// A reprint of a refunded order the technician forced (`reprint --force`).
+        pub forced: bool,
     }
 }
 
@@ -267,8 +230,7 @@ mod tests {
 
     #[test]
     fn a_refund_mid_print_stops_the_retry_and_the_restart_requeue() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         let (order, job) = paid(&store);
         assert_eq!(store.write(|tx| claim_next(tx, 5)).unwrap().map(|j| j.id), Some(job));
         assert_eq!(refund(&store, order), 1);
@@ -281,8 +243,7 @@ mod tests {
 
     #[test]
     fn a_failed_job_of_a_refunded_order_is_never_requeued() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         let (order, job) = paid(&store);
         store.write(|tx| claim_next(tx, 5)).unwrap();
         store
@@ -295,8 +256,7 @@ mod tests {
 
     #[test]
     fn the_store_refuses_jobs_of_an_order_that_is_not_paid_whoever_asks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         let (order, job) = paid(&store);
         // Even if a job somehow stayed queued (no cancel), the claim itself checks the order.
         store

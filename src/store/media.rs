@@ -67,12 +67,10 @@ pub fn consume(conn: &Connection, prints: u32, now: i64) -> rusqlite::Result<Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
 
     #[test]
     fn counts_down_refills_and_follows_capacity() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         store
             .write(|c| {
                 assert_eq!(ensure(c, 0, 1)?, None);

@@ -5,6 +5,58 @@
 //! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
 //! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
 
+/// Declares a struct that is one table row: each field is read from the column of the same name
+/// (`SELECT *`), so a field list is written once and a mapper cannot fall out of step with it.
+/// Gives the struct `fn from_row(&Row) -> rusqlite::Result<Self>`; enums read through `FromSql`.
+macro_rules! row_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<$name> {
+                Ok($name {
+                    $($field: row.get(stringify!($field))?,)*
+                })
+            }
+        }
+    };
+}
+
+/// Declares an enum stored as text in `column` ([`named_enum!`] with its codes as the stored
+/// values), with a `FromSql` that refuses any other value, naming the column.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident in $column:literal {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)*
+        }
+    ) => {
+        named_enum! {
+            $(#[$meta])*
+            pub enum $name {
+                $($(#[$variant_meta])* $variant = $text,)*
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                match value.as_str()? {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(rusqlite::types::FromSqlError::Other(Box::new(super::bad_value($column, other)))),
+                }
+            }
+        }
+    };
+}
+
 pub mod counters;
 pub mod events;
 pub mod jobs;
@@ -198,6 +250,23 @@ impl Store {
     }
 }
 
+/// A column holds a value the code does not know (a newer binary wrote it, or a hand edit).
+pub(crate) fn bad_value(column: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected value {value:?} in {column}").into(),
+    )
+}
+
+/// A store in a new temporary directory, for unit tests: the directory lives as long as the guard.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    (dir, store)
+}
+
 /// `f` inside one read transaction. Besides one snapshot for all of `f`'s queries, it takes the
 /// WAL read lock once: each query on its own is an implicit transaction with its own lock and
 /// unlock (fcntl calls, a visible share of a webhook Check in the profile, BENCHMARKS.md issue 17).
@@ -263,8 +332,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = temp_store();
         let result = store.write(|tx| {
             settings::set(tx, "probe", "1")?;
             Err::<(), _>(rusqlite::Error::QueryReturnedNoRows)

@@ -2,124 +2,75 @@
 //! decided here from its row, its transactions and the clock, so the kiosk API and the Payme
 //! methods can never disagree about it.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::bad_value;
 use super::jobs::JobStatus;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    pub id: i64,
-    pub copies: u32,
-    pub price_per_copy_tiyin: i64,
-    pub amount_tiyin: i64,
-    pub kind: OrderKind,
-    pub status: StoredStatus,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub paid_at: Option<i64>,
-    pub closed_at: Option<i64>,
-    /// The customer's language code (`uz`, `ru`, `en`) when the kiosk sent it.
-    pub language: Option<String>,
-    /// The prepaid event a free order belongs to (status `Event`).
-    pub event_id: Option<i64>,
-}
-
-/// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredStatus {
-    Open,
-    Paid,
-    Refunded,
-    Cancelled,
-    /// A free print of a prepaid event: deliverable like `Paid`, never payable.
-    Event,
-}
-
-impl StoredStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoredStatus::Open => "open",
-            StoredStatus::Paid => "paid",
-            StoredStatus::Refunded => "refunded",
-            StoredStatus::Cancelled => "cancelled",
-            StoredStatus::Event => "event",
-        }
-    }
-
-    fn parse(s: &str) -> rusqlite::Result<StoredStatus> {
-        Ok(match s {
-            "open" => StoredStatus::Open,
-            "paid" => StoredStatus::Paid,
-            "refunded" => StoredStatus::Refunded,
-            "cancelled" => StoredStatus::Cancelled,
-            "event" => StoredStatus::Event,
-            other => return Err(bad_value("orders.status", other)),
-        })
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Order {
+        pub id: i64,
+        pub copies: u32,
+        pub price_per_copy_tiyin: i64,
+        pub amount_tiyin: i64,
+        pub kind: OrderKind,
+        pub status: StoredStatus,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub paid_at: Option<i64>,
+        pub closed_at: Option<i64>,
+        /// The customer's language code (`uz`, `ru`, `en`) when the kiosk sent it.
+        pub language: Option<String>,
+        /// The prepaid event a free order belongs to (status `Event`).
+        pub event_id: Option<i64>,
     }
 }
 
-/// What an order sells, and so what a paid order delivers: prints (a print job, and a free download
-/// link when the order has photos and digital copies are on), or digital copies only (the link,
-/// never a print job). Revenue metrics and exports are split by it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderKind {
-    /// Paper out of the printer (a digital copy may come with it).
-    #[default]
-    Print,
-    /// A download link only, no print job.
-    Digital,
-}
-
-impl OrderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderKind::Print => "print",
-            OrderKind::Digital => "digital",
-        }
-    }
-
-    pub const ALL: [OrderKind; 2] = [OrderKind::Print, OrderKind::Digital];
-
-    fn parse(s: &str) -> rusqlite::Result<OrderKind> {
-        Ok(match s {
-            "print" => OrderKind::Print,
-            "digital" => OrderKind::Digital,
-            other => return Err(bad_value("orders.kind", other)),
-        })
+text_enum! {
+    /// What the `orders.status` column holds; the status shown to people is [`OrderStatus`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum StoredStatus in "orders.status" {
+        Open = "open",
+        Paid = "paid",
+        Refunded = "refunded",
+        Cancelled = "cancelled",
+        /// A free print of a prepaid event: deliverable like `Paid`, never payable.
+        Event = "event",
     }
 }
 
-/// The status the kiosk, the CLI and the logs show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    AwaitingPayment,
-    Paid,
-    Printing,
-    Printed,
-    PrintFailed,
-    /// A paid digital-only order: its download link is the delivery.
-    Delivered,
-    Cancelled,
-    Expired,
-    Refunded,
+text_enum! {
+    /// What an order sells, and so what a paid order delivers: prints (a print job, and a free download
+    /// link when the order has photos and digital copies are on), or digital copies only (the link,
+    /// never a print job). Revenue metrics and exports are split by it.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderKind in "orders.kind" {
+        /// Paper out of the printer (a digital copy may come with it).
+        #[default]
+        Print = "print",
+        /// A download link only, no print job.
+        Digital = "digital",
+    }
 }
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::AwaitingPayment => "awaiting_payment",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Printing => "printing",
-            OrderStatus::Printed => "printed",
-            OrderStatus::PrintFailed => "print_failed",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Refunded => "refunded",
-        }
+named_enum! {
+    /// The status the kiosk, the CLI and the logs show.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderStatus {
+        AwaitingPayment = "awaiting_payment",
+        Paid = "paid",
+        Printing = "printing",
+        Printed = "printed",
+        PrintFailed = "print_failed",
+        /// A paid digital-only order: its download link is the delivery.
+        Delivered = "delivered",
+        Cancelled = "cancelled",
+        Expired = "expired",
+        Refunded = "refunded",
     }
 }
 
@@ -135,23 +86,6 @@ pub enum NotPayable {
 }
 
 impl Order {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Order> {
-        Ok(Order {
-            id: row.get("id")?,
-            copies: row.get("copies")?,
-            price_per_copy_tiyin: row.get("price_per_copy_tiyin")?,
-            amount_tiyin: row.get("amount_tiyin")?,
-            kind: OrderKind::parse(&row.get::<_, String>("kind")?)?,
-            status: StoredStatus::parse(&row.get::<_, String>("status")?)?,
-            created_at: row.get("created_at")?,
-            expires_at: row.get("expires_at")?,
-            paid_at: row.get("paid_at")?,
-            closed_at: row.get("closed_at")?,
-            language: row.get("language")?,
-            event_id: row.get("event_id")?,
-        })
-    }
-
     /// Whether a new Payme transaction may take this order. `live_tx` is whether a transaction in
     /// state 1 or 2 holds it. An open order with no live transaction stays payable until its TTL:
     /// a transaction cancelled before perform (card declined, timeout) does not end the order.
@@ -264,14 +198,6 @@ pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusq
     conn.prepare_cached("UPDATE orders SET status = ?2, closed_at = ?3 WHERE id = ?1")?
         .execute(params![id, status.as_str(), now])?;
     Ok(())
-}
-
-pub(super) fn bad_value(column: &str, value: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unexpected value {value:?} in {column}").into(),
-    )
 }
 
 #[cfg(test)]

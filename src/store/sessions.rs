@@ -2,87 +2,41 @@
 //! a restart resumes a session that is waiting for a payment or a print, and ends any other
 //! cleanly instead of leaving the screen in a state nobody can leave.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-/// Where a session is. `Idle` is never stored: no open session means the booth is idle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Idle,
-    Countdown,
-    Capturing,
-    Review,
-    ChooseCopies,
-    AwaitingPayment,
-    Printing,
-    Done,
-    Error,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Idle => "idle",
-            Stage::Countdown => "countdown",
-            Stage::Capturing => "capturing",
-            Stage::Review => "review",
-            Stage::ChooseCopies => "choose_copies",
-            Stage::AwaitingPayment => "awaiting_payment",
-            Stage::Printing => "printing",
-            Stage::Done => "done",
-            Stage::Error => "error",
-        }
-    }
-
-    fn parse(s: &str) -> rusqlite::Result<Stage> {
-        Ok(match s {
-            "idle" => Stage::Idle,
-            "countdown" => Stage::Countdown,
-            "capturing" => Stage::Capturing,
-            "review" => Stage::Review,
-            "choose_copies" => Stage::ChooseCopies,
-            "awaiting_payment" => Stage::AwaitingPayment,
-            "printing" => Stage::Printing,
-            "done" => Stage::Done,
-            "error" => Stage::Error,
-            other => return Err(super::orders::bad_value("sessions.stage", other)),
-        })
+text_enum! {
+    /// Where a session is. `Idle` is never stored: no open session means the booth is idle.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Stage in "sessions.stage" {
+        Idle = "idle",
+        Countdown = "countdown",
+        Capturing = "capturing",
+        Review = "review",
+        ChooseCopies = "choose_copies",
+        AwaitingPayment = "awaiting_payment",
+        Printing = "printing",
+        Done = "done",
+        Error = "error",
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub id: i64,
-    pub stage: Stage,
-    pub shots_total: u32,
-    pub shots_taken: u32,
-    pub retakes_used: u32,
-    pub order_id: Option<i64>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub started_at: i64,
-    pub stage_since: i64,
-    pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
-}
-
-impl Session {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
-        Ok(Session {
-            id: row.get("id")?,
-            stage: Stage::parse(&row.get::<_, String>("stage")?)?,
-            shots_total: row.get("shots_total")?,
-            shots_taken: row.get("shots_taken")?,
-            retakes_used: row.get("retakes_used")?,
-            order_id: row.get("order_id")?,
-            error_code: row.get("error_code")?,
-            error_message: row.get("error_message")?,
-            started_at: row.get("started_at")?,
-            stage_since: row.get("stage_since")?,
-            ended_at: row.get("ended_at")?,
-            end_reason: row.get("end_reason")?,
-        })
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Session {
+        pub id: i64,
+        pub stage: Stage,
+        pub shots_total: u32,
+        pub shots_taken: u32,
+        pub retakes_used: u32,
+        pub order_id: Option<i64>,
+        pub error_code: Option<String>,
+        pub error_message: Option<String>,
+        pub started_at: i64,
+        pub stage_since: i64,
+        pub ended_at: Option<i64>,
+        pub end_reason: Option<String>,
     }
 }
 
@@ -108,47 +62,27 @@ pub fn open(conn: &Connection) -> rusqlite::Result<Option<Session>> {
         .optional()
 }
 
-/// How a session ended: the funnel that shows where customers drop off
-/// (`photoboothd_sessions_total{outcome}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Paid and printed.
-    Printed,
-    /// Paid, digital copy only.
-    Delivered,
-    /// Printed for an event (prepaid party).
-    Event,
-    AbandonedReview,
-    AbandonedCopies,
-    /// Left on the payment screen, or the payment expired or was cancelled.
-    AbandonedPayment,
-    /// The booth's fault: camera, compose or print failure, or a restart mid-session.
-    Failed,
+named_enum! {
+    /// How a session ended: the funnel that shows where customers drop off
+    /// (`photoboothd_sessions_total{outcome}`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// Paid and printed.
+        Printed = "printed",
+        /// Paid, digital copy only.
+        Delivered = "delivered",
+        /// Printed for an event (prepaid party).
+        Event = "event",
+        AbandonedReview = "abandoned_review",
+        AbandonedCopies = "abandoned_copies",
+        /// Left on the payment screen, or the payment expired or was cancelled.
+        AbandonedPayment = "abandoned_payment",
+        /// The booth's fault: camera, compose or print failure, or a restart mid-session.
+        Failed = "failed",
+    }
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Printed,
-        Outcome::Delivered,
-        Outcome::Event,
-        Outcome::AbandonedReview,
-        Outcome::AbandonedCopies,
-        Outcome::AbandonedPayment,
-        Outcome::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Printed => "printed",
-            Outcome::Delivered => "delivered",
-            Outcome::Event => "event",
-            Outcome::AbandonedReview => "abandoned_review",
-            Outcome::AbandonedCopies => "abandoned_copies",
-            Outcome::AbandonedPayment => "abandoned_payment",
-            Outcome::Failed => "failed",
-        }
-    }
-
     /// The outcome of a session that ended in `s.stage`; `order` is its order's kind and stored
     /// status, if it has one.
     pub fn of(s: &Session, order: Option<(&str, &str)>) -> Outcome {
@@ -230,7 +164,7 @@ pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<Se
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{counters, Store};
+    use crate::store::counters;
 
     fn ended(stage: Stage, error: Option<&str>, reason: &str) -> Session {
         Session {
@@ -297,8 +231,7 @@ mod tests {
 
     #[test]
     fn ending_a_session_counts_it_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         store
             .write(|tx| {
                 let mut s = insert(tx, 3, 0)?;

@@ -57,12 +57,11 @@ pub fn last_order_ids(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{events, jobs, orders, Store};
+    use crate::store::{events, jobs, orders};
 
     #[test]
     fn event_prints_are_kept_apart_from_paid_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = crate::store::temp_store();
         store
             .write(|c| {
                 let paid = orders::insert(c, 2, 100, 10, 1_000)?;

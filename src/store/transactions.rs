@@ -2,7 +2,8 @@
 //! The stored row is the reply: repeats of Create, Perform and Cancel read their answer back from
 //! here instead of recomputing it, which is what keeps them identical.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxState {
@@ -23,43 +24,33 @@ impl TxState {
             2 => TxState::Performed,
             -1 => TxState::CancelledBeforePerform,
             -2 => TxState::CancelledAfterPerform,
-            other => return Err(super::orders::bad_value("payme_transactions.state", &other.to_string())),
+            other => return Err(super::bad_value("payme_transactions.state", &other.to_string())),
         })
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaymeTx {
-    /// Ours: sent to Payme as the `transaction` string.
-    pub id: i64,
-    pub payme_id: String,
-    pub order_id: i64,
-    pub amount: i64,
-    /// The `account` object as Payme sent it (JSON text), echoed in GetStatement.
-    pub account: String,
-    pub payme_time: i64,
-    pub create_time: i64,
-    pub perform_time: i64,
-    pub cancel_time: i64,
-    pub state: TxState,
-    pub reason: Option<i64>,
+impl FromSql for TxState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        TxState::from_code(value.as_i64()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
 }
 
-impl PaymeTx {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<PaymeTx> {
-        Ok(PaymeTx {
-            id: row.get("id")?,
-            payme_id: row.get("payme_id")?,
-            order_id: row.get("order_id")?,
-            amount: row.get("amount")?,
-            account: row.get("account")?,
-            payme_time: row.get("payme_time")?,
-            create_time: row.get("create_time")?,
-            perform_time: row.get("perform_time")?,
-            cancel_time: row.get("cancel_time")?,
-            state: TxState::from_code(row.get("state")?)?,
-            reason: row.get("reason")?,
-        })
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PaymeTx {
+        /// Ours: sent to Payme as the `transaction` string.
+        pub id: i64,
+        pub payme_id: String,
+        pub order_id: i64,
+        pub amount: i64,
+        /// The `account` object as Payme sent it (JSON text), echoed in GetStatement.
+        pub account: String,
+        pub payme_time: i64,
+        pub create_time: i64,
+        pub perform_time: i64,
+        pub cancel_time: i64,
+        pub state: TxState,
+        pub reason: Option<i64>,
     }
 }
 

@@ -3,11 +3,26 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Our test backend as CUPS runs it (installed from `tests/fixtures/cups/photoboothd-capture`).
 pub const CAPTURE_BACKEND: &str = "/usr/lib/cups/backend/photoboothd-capture";
 /// Where the queues' captures go; sticky and world-writable, since cupsd writes as `lp`.
 pub const CAPTURE_ROOT: &str = "/tmp/photoboothd-cups-capture";
+
+/// A queue name of this test process's own, never used before: the process id, a counter, and the
+/// clock, so a queue a killed earlier run left behind with the same process id is not reused.
+pub fn queue_name(kind: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "photoboothd-{kind}-{}-{}-{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// Runs a CUPS tool in the C locale.
 pub fn tool(tool: &str, args: &[&str]) -> std::process::Output {

@@ -378,6 +378,19 @@ pub fn store_report(db: &Path) -> String {
     )
 }
 
+/// The machine's CPU time by column of the first line of `/proc/stat` (user, nice, system, idle,
+/// iowait, irq, softirq, steal, ...), in clock ticks; empty without /proc.
+pub fn machine_cpu_ticks() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
 /// A `kB` or count field of `/proc/<pid>/status`, e.g. `VmRSS:` or `Threads:`.
 pub fn status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -522,19 +535,12 @@ impl Daemon {
 
     /// Polls the kiosk API until the order has `status`.
     pub async fn wait_for_status(&self, id: &str, status: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.order(id).await;
-            if v["status"] == status {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} never reached {status}: {v}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_for(
+            &format!("order {id} to reach {status}"),
+            || self.order(id),
+            |v| v["status"] == status,
+        )
+        .await
     }
 
     /// A read-only connection to the daemon's database, for counting what was written.
@@ -583,6 +589,13 @@ impl Daemon {
         names.sort();
         names
     }
+
+    /// The first page the file printer wrote, after checking it wrote `count` pages in all.
+    pub fn first_print(&self, count: usize) -> image::DynamicImage {
+        let prints = self.prints();
+        assert_eq!(prints.len(), count, "{prints:?}");
+        image::open(self.data_dir().join("prints").join(&prints[0])).unwrap()
+    }
 }
 
 impl Drop for Daemon {
@@ -620,6 +633,22 @@ pub fn payme_id(n: u64) -> String {
 pub fn account(order: &str) -> Value {
     json!({ "order_id": order })
 }
+
+/// The `result` of a JSON-RPC reply; fails the test on an `error` reply.
+pub fn result(v: &Value) -> &Value {
+    assert!(v.get("error").is_none(), "expected a result, got {v}");
+    &v["result"]
+}
+
+/// The fields of a CheckTransaction result, which a GetStatement item must repeat exactly.
+pub const CHECK_FIELDS: [&str; 6] = [
+    "create_time",
+    "perform_time",
+    "cancel_time",
+    "transaction",
+    "state",
+    "reason",
+];
 
 pub fn error_code(v: &Value) -> i64 {
     v["error"]["code"]
@@ -690,17 +719,26 @@ impl Daemon {
         v
     }
 
+    /// Polls `probe` until `done` accepts its value (every 25 ms, for at most 30 s); fails the test
+    /// with the last value and the daemon's log if it never does.
+    pub async fn wait_for<Fut>(&self, what: &str, probe: impl FnMut() -> Fut, done: impl Fn(&Value) -> bool) -> Value
+    where
+        Fut: std::future::Future<Output = Value>,
+    {
+        poll(Duration::from_secs(30), Duration::from_millis(25), probe, done, |v| {
+            format!("never saw {what}: {v}\n{}", self.log())
+        })
+        .await
+    }
+
     /// Polls `/api/session` until the session reaches `stage`.
     pub async fn wait_stage(&self, stage: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.session_view().await;
-            if v["stage"] == stage {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "never reached {stage}: {v}\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.wait_for(
+            &format!("the session to reach {stage}"),
+            || self.session_view(),
+            |v| v["stage"] == stage,
+        )
+        .await
     }
 
     /// `POST /api/session/{action}`.
@@ -711,6 +749,13 @@ impl Daemon {
     /// Create and Perform for the whole amount, as Payme does after the customer paid.
     pub async fn pay(&self, order_id: &str, amount: i64) -> String {
         let id = payme_id(order_id.parse().unwrap_or(0));
+        self.create_tx(&id, order_id, amount).await;
+        self.perform_tx(&id).await;
+        id
+    }
+
+    /// CreateTransaction `id` for the order's whole amount; asserts it was created (state 1).
+    pub async fn create_tx(&self, id: &str, order_id: &str, amount: i64) {
         let create = self
             .rpc(
                 "CreateTransaction",
@@ -718,9 +763,12 @@ impl Daemon {
             )
             .await;
         assert_eq!(create["result"]["state"], 1, "{create}");
+    }
+
+    /// PerformTransaction `id`; asserts it was performed (state 2).
+    pub async fn perform_tx(&self, id: &str) {
         let perform = self.rpc("PerformTransaction", json!({ "id": id })).await;
         assert_eq!(perform["result"]["state"], 2, "{perform}");
-        id
     }
 
     /// A GET on the webhook listener (the public side: /payme and /d/).
@@ -793,19 +841,37 @@ impl Daemon {
 
     /// Polls `/api/status` until `accepting_orders` is `accepting`.
     pub async fn wait_accepting(&self, accepting: bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, v) = self.kiosk("GET", "/api/status", "").await;
-            if v["accepting_orders"] == accepting {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "accepting_orders never became {accepting}: {v}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let status = || async { self.kiosk("GET", "/api/status", "").await.1 };
+        self.wait_for(&format!("accepting_orders {accepting}"), status, |v| {
+            v["accepting_orders"] == accepting
+        })
+        .await
+    }
+}
+
+/// Runs `probe` every `every` until `done` accepts its value, and returns that value; fails the
+/// test with `fail(last value)` once `limit` has passed. The harness's one polling loop: for what a
+/// daemon does in its own time, without asserting on how long it takes.
+pub async fn poll<V, Fut>(
+    limit: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Fut,
+    done: impl Fn(&V) -> bool,
+    fail: impl FnOnce(&V) -> String,
+) -> V
+where
+    Fut: std::future::Future<Output = V>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = probe().await;
+        if done(&v) {
+            return v;
         }
+        if Instant::now() >= deadline {
+            panic!("{}", fail(&v));
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -48,7 +48,7 @@ const ASK_PAPER: [u8; 3] = [DLE, EOT, 4];
 // dependency). O_NONBLOCK lets a stuck printer time out instead of blocking forever, and status
 // reads return at once when it has nothing to say. O_NOCTTY stops a serial port from becoming
 // the daemon's controlling terminal, whose hang-up on unplugging would send us SIGHUP.
-#[cfg(all(
+const DEVICE_FLAGS: Option<i32> = if cfg!(all(
     target_os = "linux",
     any(
         target_arch = "x86",
@@ -57,19 +57,11 @@ const ASK_PAPER: [u8; 3] = [DLE, EOT, 4];
         target_arch = "aarch64",
         target_arch = "riscv64"
     )
-))]
-const DEVICE_FLAGS: Option<i32> = Some(0o4000 | 0o400);
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "arm",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    )
-)))]
-const DEVICE_FLAGS: Option<i32> = None;
+)) {
+    Some(0o4000 | 0o400)
+} else {
+    None
+};
 
 /// Linux errno values that need their own message (std has no stable `ErrorKind` for them at our MSRV).
 const EBUSY: i32 = 16;
@@ -508,30 +500,17 @@ mod tests {
 
     #[test]
     fn device_forms() {
-        assert_eq!(
-            parse_device("tcp://10.0.0.5:9100").unwrap(),
-            Target::Tcp("10.0.0.5:9100".into())
-        );
-        assert_eq!(
-            parse_device(" tcp://printer.lan ").unwrap(),
-            Target::Tcp("printer.lan:9100".into())
-        );
-        assert_eq!(
-            parse_device("tcp://[::1]:9101/").unwrap(),
-            Target::Tcp("[::1]:9101".into())
-        );
-        assert_eq!(
-            parse_device("tcp://[fe80::1]").unwrap(),
-            Target::Tcp("[fe80::1]:9100".into())
-        );
-        assert_eq!(
-            parse_device("/dev/usb/lp0").unwrap(),
-            Target::Device("/dev/usb/lp0".into())
-        );
-        assert_eq!(
-            parse_device("/dev/ttyUSB0").unwrap(),
-            Target::Device("/dev/ttyUSB0".into())
-        );
+        for (device, host) in [
+            ("tcp://10.0.0.5:9100", "10.0.0.5:9100"),
+            (" tcp://printer.lan ", "printer.lan:9100"),
+            ("tcp://[::1]:9101/", "[::1]:9101"),
+            ("tcp://[fe80::1]", "[fe80::1]:9100"),
+        ] {
+            assert_eq!(parse_device(device).unwrap(), Target::Tcp(host.into()), "{device}");
+        }
+        for path in ["/dev/usb/lp0", "/dev/ttyUSB0"] {
+            assert_eq!(parse_device(path).unwrap(), Target::Device(path.into()));
+        }
         for bad in [
             "tcp://",
             "tcp://:9100",
