@@ -2,23 +2,27 @@
 //! prints, its title and date for the layout, and the secret token of its photo gallery. At most
 //! one event is open at a time (a unique index); its orders carry its id.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
-    pub id: i64,
-    pub title: String,
-    pub date: String,
-    /// Sheets the printer may output for the event; 0 = no cap.
-    pub max_prints: u32,
-    pub keep_days: u32,
-    #[serde(skip)]
-    pub token: String,
-    /// `config` or `service`: who started it.
-    pub source: String,
-    pub started_at: i64,
-    pub ended_at: Option<i64>,
+use super::FromRow;
+
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct Event {
+        pub id: i64,
+        pub title: String,
+        pub date: String,
+        /// Sheets the printer may output for the event; 0 = no cap.
+        pub max_prints: u32,
+        pub keep_days: u32,
+        #[serde(skip)]
+        pub token: String,
+        /// `config` or `service`: who started it.
+        pub source: String,
+        pub started_at: i64,
+        pub ended_at: Option<i64>,
+    }
 }
 
 /// What an event is started with.
@@ -32,40 +36,18 @@ pub struct NewEvent<'a> {
     pub token: &'a str,
 }
 
-impl Event {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
-        Ok(Event {
-            id: row.get("id")?,
-            title: row.get("title")?,
-            date: row.get("date")?,
-            max_prints: row.get("max_prints")?,
-            keep_days: row.get("keep_days")?,
-            token: row.get("token")?,
-            source: row.get("source")?,
-            started_at: row.get("started_at")?,
-            ended_at: row.get("ended_at")?,
-        })
-    }
-}
-
 /// The event that runs now, if any.
 pub fn current(conn: &Connection) -> rusqlite::Result<Option<Event>> {
-    conn.prepare_cached("SELECT * FROM events WHERE ended_at IS NULL")?
-        .query_row([], Event::from_row)
-        .optional()
+    Event::one(conn, "SELECT * FROM events WHERE ended_at IS NULL", [])
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Event>> {
-    conn.prepare_cached("SELECT * FROM events WHERE id = ?1")?
-        .query_row([id], Event::from_row)
-        .optional()
+    Event::one(conn, "SELECT * FROM events WHERE id = ?1", [id])
 }
 
 /// The event whose gallery token this is (the gallery's one lookup, by a unique column).
 pub fn by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Event>> {
-    conn.prepare_cached("SELECT * FROM events WHERE token = ?1")?
-        .query_row([token], Event::from_row)
-        .optional()
+    Event::one(conn, "SELECT * FROM events WHERE token = ?1", [token])
 }
 
 /// The event's free orders that have photos, oldest first: (order id, session id, shots taken).
@@ -174,34 +156,28 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn the_database_refuses_a_second_open_event() {
+    /// Whether the database refuses `statements`, run in one write on a fresh store.
+    fn refused(statements: &[&str]) -> bool {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).unwrap();
-        let result = store.write(|c| {
-            c.execute(
-                "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'a', 'config', 1)",
-                [],
-            )?;
-            c.execute(
-                "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'b', 'config', 1)",
-                [],
-            )
-        });
-        assert!(result.is_err());
+        store
+            .write(|c| statements.iter().try_for_each(|sql| c.execute(sql, []).map(drop)))
+            .is_err()
+    }
+
+    #[test]
+    fn the_database_refuses_a_second_open_event() {
+        assert!(refused(&[
+            "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'a', 'config', 1)",
+            "INSERT INTO events (max_prints, keep_days, token, source, started_at) VALUES (0, 1, 'b', 'config', 1)",
+        ]));
     }
 
     #[test]
     fn a_free_order_must_belong_to_an_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
-        let result = store.write(|c| {
-            c.execute(
-                "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at)
-                 VALUES (1, 0, 0, 'paid', 1, 1)",
-                [],
-            )
-        });
-        assert!(result.is_err());
+        assert!(refused(&[
+            "INSERT INTO orders (copies, price_per_copy_tiyin, amount_tiyin, status, created_at, expires_at)
+             VALUES (1, 0, 0, 'paid', 1, 1)"
+        ]));
     }
 }

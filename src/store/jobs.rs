@@ -3,6 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::FromRow;
+
 /// The refund rule, kept in this one place: a job goes to the printer only while its order is
 /// `paid` or a prepaid event's free `event` order (or, for a reprint the technician forced with `reprint --force`, `refunded`). Every query
 /// below that claims, retries or requeues a job includes it, so no caller can forget it.
@@ -55,9 +57,11 @@ pub fn insert_paid(conn: &Connection, order_id: i64, copies: u32, now: i64) -> r
 }
 
 pub fn paid_job_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<PrintJob>> {
-    conn.prepare_cached("SELECT * FROM print_jobs WHERE order_id = ?1 AND kind = 'paid'")?
-        .query_row([order_id], PrintJob::from_row)
-        .optional()
+    PrintJob::one(
+        conn,
+        "SELECT * FROM print_jobs WHERE order_id = ?1 AND kind = 'paid'",
+        [order_id],
+    )
 }
 
 /// Takes the oldest queued job that is due and deliverable and marks it printing, or returns `None`.
@@ -79,9 +83,7 @@ pub fn claim_next(conn: &Connection, now: i64) -> rusqlite::Result<Option<PrintJ
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<PrintJob>> {
-    conn.prepare_cached("SELECT * FROM print_jobs WHERE id = ?1")?
-        .query_row([id], PrintJob::from_row)
-        .optional()
+    PrintJob::one(conn, "SELECT * FROM print_jobs WHERE id = ?1", [id])
 }
 
 /// When the next deliverable queued job becomes due, if any is queued.

@@ -2,30 +2,23 @@
 //! that performs the payment, removed by a refund, and marked purged once its photos are deleted
 //! after it expired.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    pub token: String,
-    pub order_id: i64,
-    pub session_id: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub purged_at: Option<i64>,
+use super::FromRow;
+
+row_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Link {
+        pub token: String,
+        pub order_id: i64,
+        pub session_id: i64,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub purged_at: Option<i64>,
+    }
 }
 
 impl Link {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Link> {
-        Ok(Link {
-            token: row.get("token")?,
-            order_id: row.get("order_id")?,
-            session_id: row.get("session_id")?,
-            created_at: row.get("created_at")?,
-            expires_at: row.get("expires_at")?,
-            purged_at: row.get("purged_at")?,
-        })
-    }
-
     pub fn expired(&self, now: i64) -> bool {
         now >= self.expires_at
     }
@@ -48,15 +41,11 @@ pub fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
 
 /// The one lookup a download does: by primary key.
 pub fn by_token(conn: &Connection, token: &str) -> rusqlite::Result<Option<Link>> {
-    conn.prepare_cached("SELECT * FROM download_links WHERE token = ?1")?
-        .query_row([token], Link::from_row)
-        .optional()
+    Link::one(conn, "SELECT * FROM download_links WHERE token = ?1", [token])
 }
 
 pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<Link>> {
-    conn.prepare_cached("SELECT * FROM download_links WHERE order_id = ?1")?
-        .query_row([order_id], Link::from_row)
-        .optional()
+    Link::one(conn, "SELECT * FROM download_links WHERE order_id = ?1", [order_id])
 }
 
 /// A refund takes the link away. Returns whether there was one.
@@ -69,11 +58,11 @@ pub fn remove_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<bo
 
 /// Expired links whose photos are still on disk, oldest first.
 pub fn expired_unpurged(conn: &Connection, now: i64, limit: u32) -> rusqlite::Result<Vec<Link>> {
-    conn.prepare_cached(
+    Link::all(
+        conn,
         "SELECT * FROM download_links WHERE purged_at IS NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
-    )?
-    .query_map(params![now, limit], Link::from_row)?
-    .collect()
+        params![now, limit],
+    )
 }
 
 pub fn mark_purged(conn: &Connection, token: &str, now: i64) -> rusqlite::Result<()> {

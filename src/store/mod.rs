@@ -7,7 +7,7 @@
 
 /// Declares a struct that is one table row: each field is read from the column of the same name
 /// (`SELECT *`), so a field list is written once and a mapper cannot fall out of step with it.
-/// Gives the struct `fn from_row(&Row) -> rusqlite::Result<Self>`; enums read through `FromSql`.
+/// Gives the struct [`FromRow`] (`from_row`, `one`, `all`); enums read through `FromSql`.
 macro_rules! row_struct {
     (
         $(#[$meta:meta])*
@@ -20,7 +20,7 @@ macro_rules! row_struct {
             $($(#[$field_meta])* pub $field: $ty,)*
         }
 
-        impl $name {
+        impl $crate::store::FromRow for $name {
             fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<$name> {
                 Ok($name {
                     $($field: row.get(stringify!($field))?,)*
@@ -28,6 +28,22 @@ macro_rules! row_struct {
             }
         }
     };
+}
+
+/// A row type made by [`row_struct!`], with the two ways every table is read: `SELECT *` by a key
+/// or a unique condition ([`one`](FromRow::one)), or a list ([`all`](FromRow::all)).
+trait FromRow: Sized {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+
+    /// The row `sql` selects, if any.
+    fn one(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Option<Self>> {
+        conn.prepare_cached(sql)?.query_row(params, Self::from_row).optional()
+    }
+
+    /// Every row `sql` selects, in its order.
+    fn all(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Self>> {
+        conn.prepare_cached(sql)?.query_map(params, Self::from_row)?.collect()
+    }
 }
 
 /// Declares an enum stored as text in `column` ([`named_enum!`] with its codes as the stored
@@ -76,7 +92,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 pub use jobs::{JobStatus, PrintJob};
 pub use orders::{Order, OrderKind, OrderStatus};

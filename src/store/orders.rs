@@ -2,11 +2,13 @@
 //! decided here from its row, its transactions and the clock, so the kiosk API and the Payme
 //! methods can never disagree about it.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
+
 use serde::Serialize;
 
 use super::bad_value;
 use super::jobs::JobStatus;
+use super::FromRow;
 
 row_struct! {
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +168,7 @@ pub fn insert_event(conn: &Connection, copies: u32, event_id: i64, now: i64) -> 
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Order>> {
-    conn.prepare_cached("SELECT * FROM orders WHERE id = ?1")?
-        .query_row([id], Order::from_row)
-        .optional()
+    Order::one(conn, "SELECT * FROM orders WHERE id = ?1", [id])
 }
 
 pub fn mark_paid(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {

@@ -3,6 +3,8 @@
 //! cleanly instead of leaving the screen in a state nobody can leave.
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::FromRow;
 use serde::Serialize;
 
 text_enum! {
@@ -50,16 +52,16 @@ pub fn insert(conn: &Connection, shots_total: u32, now: i64) -> rusqlite::Result
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Session>> {
-    conn.prepare_cached("SELECT * FROM sessions WHERE id = ?1")?
-        .query_row([id], Session::from_row)
-        .optional()
+    Session::one(conn, "SELECT * FROM sessions WHERE id = ?1", [id])
 }
 
 /// The session that has not ended, if any (at most one: the booth has one screen).
 pub fn open(conn: &Connection) -> rusqlite::Result<Option<Session>> {
-    conn.prepare_cached("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1")?
-        .query_row([], Session::from_row)
-        .optional()
+    Session::one(
+        conn,
+        "SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1",
+        [],
+    )
 }
 
 named_enum! {
@@ -156,9 +158,7 @@ fn count_outcome(conn: &Connection, s: &Session) -> rusqlite::Result<()> {
 
 /// The session an order belongs to, if it was made from one.
 pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<Session>> {
-    conn.prepare_cached("SELECT * FROM sessions WHERE order_id = ?1")?
-        .query_row([order_id], Session::from_row)
-        .optional()
+    Session::one(conn, "SELECT * FROM sessions WHERE order_id = ?1", [order_id])
 }
 
 #[cfg(test)]

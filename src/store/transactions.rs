@@ -3,7 +3,9 @@
 //! here instead of recomputing it, which is what keeps them identical.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
+
+use super::FromRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxState {
@@ -66,22 +68,24 @@ pub struct NewTx<'a> {
 }
 
 pub fn by_payme_id(conn: &Connection, payme_id: &str) -> rusqlite::Result<Option<PaymeTx>> {
-    conn.prepare_cached("SELECT * FROM payme_transactions WHERE payme_id = ?1")?
-        .query_row([payme_id], PaymeTx::from_row)
-        .optional()
+    PaymeTx::one(conn, "SELECT * FROM payme_transactions WHERE payme_id = ?1", [payme_id])
 }
 
 /// The transaction in state 1 or 2 that holds the order, if any (at most one, by a unique index).
 pub fn live_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<PaymeTx>> {
-    conn.prepare_cached("SELECT * FROM payme_transactions WHERE order_id = ?1 AND state IN (1, 2)")?
-        .query_row([order_id], PaymeTx::from_row)
-        .optional()
+    PaymeTx::one(
+        conn,
+        "SELECT * FROM payme_transactions WHERE order_id = ?1 AND state IN (1, 2)",
+        [order_id],
+    )
 }
 
 pub fn for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<Vec<PaymeTx>> {
-    conn.prepare_cached("SELECT * FROM payme_transactions WHERE order_id = ?1 ORDER BY id")?
-        .query_map([order_id], PaymeTx::from_row)?
-        .collect()
+    PaymeTx::all(
+        conn,
+        "SELECT * FROM payme_transactions WHERE order_id = ?1 ORDER BY id",
+        [order_id],
+    )
 }
 
 pub fn insert(conn: &Connection, new: &NewTx<'_>, create_time: i64) -> rusqlite::Result<PaymeTx> {
@@ -121,12 +125,12 @@ pub fn mark_cancelled(conn: &Connection, id: i64, to: TxState, reason: i64, now:
 /// Every transaction Payme created with `from <= payme_time <= to`, oldest first (simulated ones
 /// are not Payme's and are left out).
 pub fn statement(conn: &Connection, from: i64, to: i64) -> rusqlite::Result<Vec<PaymeTx>> {
-    conn.prepare_cached(
+    PaymeTx::all(
+        conn,
         "SELECT * FROM payme_transactions WHERE payme_time BETWEEN ?1 AND ?2 AND simulated = 0
          ORDER BY payme_time, id",
-    )?
-    .query_map(params![from, to], PaymeTx::from_row)?
-    .collect()
+        params![from, to],
+    )
 }
 
 pub fn save_fiscal(conn: &Connection, payme_id: &str, kind: &str, data: &str, now: i64) -> rusqlite::Result<()> {
