@@ -66,6 +66,13 @@ fn browser_tools() -> Option<Tools> {
     None
 }
 
+/// A browser test's start: the tools (`None`: skipped, see [`browser_tools`]) and its turn, held
+/// until the test ends.
+async fn browser_turn() -> Option<(Tools, tokio::sync::MutexGuard<'static, ()>)> {
+    let tools = browser_tools()?;
+    Some((tools, SERIAL.lock().await))
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn sys_kill(pid: i32, sig: i32) -> i32;
@@ -491,6 +498,13 @@ impl Scenario {
         Scenario::with_daemon(name, tools, d).await
     }
 
+    /// `start`, then the attract screen: where most scenarios begin.
+    async fn at_idle(name: &'static str, tools: &Tools, cfg: Cfg) -> Scenario {
+        let mut s = Scenario::start(name, tools, cfg).await;
+        s.follow_until("idle", Duration::from_secs(10)).await;
+        s
+    }
+
     async fn with_daemon(name: &'static str, tools: &Tools, d: Daemon) -> Scenario {
         let (tap, watch) = tokio::join!(Browser::launch(tools, SMALL), Browser::launch(tools, LARGE));
         let url = format!("http://{}/", d.kiosk);
@@ -733,11 +747,10 @@ fn count_in(log: &[String], screen: &str) -> usize {
 /// (40 000 so'm) → QR → `photoboothd pay` → printing → done → attract; the prints are the strip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paid_session_from_attract_screen_to_prints() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start("paid", &tools, Cfg::default()).await;
-
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle("paid", &tools, Cfg::default()).await;
     assert_eq!(s.b().text("#start").await, "Boshlash");
     assert!(
         s.b().text("#attract-price").await.contains("20 000 soʻm"),
@@ -851,15 +864,15 @@ async fn paid_session_from_attract_screen_to_prints() {
 /// taken, and the booth goes back to the attract screen by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unpaid_order_expires_back_to_the_attract_screen() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let cfg = Cfg {
         order_ttl_s: 5,
         error_timeout_s: 2,
         ..Cfg::default()
     };
-    let mut s = Scenario::start("expiry", &tools, cfg).await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let mut s = Scenario::at_idle("expiry", &tools, cfg).await;
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap();
@@ -890,9 +903,10 @@ async fn unpaid_order_expires_back_to_the_attract_screen() {
 /// screen in the customer's language, nothing starts a session, and no order is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start(
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle(
         "paper",
         &tools,
         Cfg {
@@ -901,7 +915,6 @@ async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
         },
     )
     .await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
 
     // The last print on the roll: a stand-alone order paid like Payme would.
     let (order_id, _) = s.d.new_order(1).await;
@@ -964,8 +977,9 @@ async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
 /// file): out of service from the start, "not ready", nothing taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let d = Daemon::start_with_config(|data| {
         let file = data.parent().unwrap().join("not-a-folder");
         std::fs::write(&file, "a file where the prints folder's parent should be").unwrap();
@@ -994,10 +1008,10 @@ async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
 /// UZ → RU → EN → UZ changes the texts; a language picked for a session ends with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn language_switch_changes_the_texts_for_one_session() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start("lang", &tools, Cfg::default()).await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle("lang", &tools, Cfg::default()).await;
     assert_eq!(s.b().text("#start").await, "Boshlash");
     for (lang, start, title) in [
         ("ru", "Начать", "Сделайте фото!"),
@@ -1047,10 +1061,10 @@ async fn language_switch_changes_the_texts_for_one_session() {
 /// was charged, then the attract screen again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_and_compose_failures_say_nothing_was_charged() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start("errors", &tools, Cfg::default()).await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle("errors", &tools, Cfg::default()).await;
 
     // The sessions folder is a file: the camera cannot save its first shot.
     let sessions = s.d.data_dir().join("sessions");
@@ -1093,10 +1107,10 @@ async fn camera_and_compose_failures_say_nothing_was_charged() {
 /// order number big.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn print_failure_after_payment_shows_the_order_number_for_staff() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start("printfail", &tools, Cfg::default()).await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle("printfail", &tools, Cfg::default()).await;
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap();
@@ -1124,10 +1138,10 @@ async fn print_failure_after_payment_shows_the_order_number_for_staff() {
 /// paid order waits for a printer that went away; Payme refunds it: "payment cancelled".
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
-    let mut s = Scenario::start("refund", &tools, Cfg::default()).await;
-    s.follow_until("idle", Duration::from_secs(10)).await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
+    let mut s = Scenario::at_idle("refund", &tools, Cfg::default()).await;
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
@@ -1190,8 +1204,9 @@ async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
 /// daemon gone it says it is connecting, and it reloads itself from the daemon once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn polling_fallback_and_a_daemon_restart() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut s = Scenario::start(
         "poll",
@@ -1314,8 +1329,9 @@ async fn shoot_service(b: &Browser, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let d = Daemon::start_with_config(|data_dir| {
         format!(
             "{}\n[service]\npin = \"0123\"\n",
@@ -1417,8 +1433,9 @@ const PHONE: (u32, u32) = (390, 844);
 
 #[tokio::test]
 async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let d = Daemon::start_with_config(|data| {
         booth_config(
             data,
@@ -1479,8 +1496,9 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
 /// At a prepaid event a guest's done screen shows the same download QR as a paying customer's.
 #[tokio::test]
 async fn an_event_guests_done_screen_shows_the_download_qr() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let d = Daemon::start_with_config(|data| {
         let cfg = Cfg {
             done_timeout_s: 60,
@@ -1824,8 +1842,9 @@ impl Walk {
 /// `target/ui-screens/walk-<screen>-<W>x<H>.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_screen_fits_every_screen_size() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let cfg = Cfg {
         shots: 1,
         // Long enough to check the countdown at six sizes on a loaded machine (30 is the most).
@@ -1885,8 +1904,9 @@ async fn every_screen_fits_every_screen_size() {
 /// the plain one, without the mirror, and the session goes on to its review.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
-    let Some(tools) = browser_tools() else { return };
-    let _turn = SERIAL.lock().await;
+    let Some((tools, _turn)) = browser_turn().await else {
+        return;
+    };
     let fake = tempfile::tempdir().unwrap();
     let cfg = Cfg {
         shots: 1,
