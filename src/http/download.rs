@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clock;
 use crate::config::Language;
@@ -51,20 +52,32 @@ pub fn router(state: Downloads) -> Router {
         .with_state(state)
 }
 
-/// The page's language: the phone's (`Accept-Language`), else the booth's.
-pub(super) fn phone_language(d: &Downloads, headers: &HeaderMap) -> Language {
-    page::language(
-        headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-        d.language,
-    )
+/// What every download request starts with: one of the permits (none free: 503 at once, see
+/// [`busy`]) and the page's language, the phone's (`Accept-Language`), else the booth's.
+pub(super) struct Slot {
+    pub lang: Language,
+    pub permit: OwnedSemaphorePermit,
 }
 
-async fn page_handler(State(d): State<Downloads>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+impl FromRequestParts<Downloads> for Slot {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, d: &Downloads) -> Result<Slot, Response> {
+        let permit = d.permits.clone().try_acquire_owned().map_err(|_| busy())?;
+        let phone = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        Ok(Slot {
+            lang: page::language(phone, d.language),
+            permit,
+        })
+    }
+}
+
+async fn page_handler(
+    State(d): State<Downloads>,
+    Path(token): Path<String>,
+    Slot { lang, permit: _permit }: Slot,
+) -> Response {
     // The order's language when the kiosk recorded it, else the phone's, else the booth's.
-    let lang = phone_language(&d, &headers);
-    let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
-        return busy();
-    };
     match lookup(&d, token).await {
         Ok(Found::Live(link, shots, order_language)) => {
             let lang = order_language.unwrap_or(lang);
@@ -91,12 +104,8 @@ async fn file_handler(
     State(d): State<Downloads>,
     Path((token, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    Slot { lang, permit }: Slot,
 ) -> Response {
-    let lang = phone_language(&d, &headers);
-    let Ok(permit) = d.permits.clone().try_acquire_owned() else {
-        return busy();
-    };
     let (link, shots) = match lookup(&d, token).await {
         Ok(Found::Live(link, shots, _)) => (link, shots),
         Ok(Found::Gallery(g)) => return super::gallery::zip(&d, &g, &name, permit, lang),

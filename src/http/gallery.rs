@@ -6,11 +6,11 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::download::{busy, html_response, lookup, phone_language, private, serve_file, Downloads};
+use super::download::{html_response, lookup, private, serve_file, Downloads, Slot};
 use crate::clock;
 use crate::config::Language;
 use crate::digital::gallery::{self, Gallery};
@@ -93,12 +93,8 @@ pub(super) async fn file_handler(
     State(d): State<Downloads>,
     Path((token, order, name)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    Slot { lang, permit: _permit }: Slot,
 ) -> Response {
-    let lang = phone_language(&d, &headers);
-    let Ok(_permit) = d.permits.clone().try_acquire_owned() else {
-        return busy();
-    };
     let g = match lookup(&d, token).await {
         Ok(Found::Gallery(g)) => g,
         Ok(Found::Expired) => return html_response(StatusCode::GONE, page::expired(lang)),
