@@ -12,11 +12,7 @@ const FAST: &str = "[camera]\ncountdown_s = 0\nshots = 2\nwidth = 800\nheight = 
 
 /// Takes a session to the copies screen and orders `body` (`{"copies": 1}` or digital only).
 async fn session_order(d: &Daemon, body: &str) -> Value {
-    let (status, v) = d.session_act("start").await;
-    assert_eq!(status, 200, "{v}");
-    d.wait_stage("review").await;
-    d.session_act("accept").await;
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     let (status, order) = d.kiosk("POST", "/api/generate-qr", body).await;
     assert_eq!(status, 200, "{order}");
     order
@@ -242,11 +238,7 @@ async fn digital_only_sells_while_the_printer_is_out_of_paper_and_never_prints()
     assert_eq!(idle["accepting_orders"], true, "{idle}");
     assert_eq!(idle["digital_price"], 10000);
     assert_eq!(idle["print_blocker"]["reason"], "media_counter_empty");
-    let (status, v) = d.session_act("start").await;
-    assert_eq!(status, 200, "{v}");
-    d.wait_stage("review").await;
-    d.session_act("accept").await;
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     // Prints are refused, digital only is sold.
     let (status, v) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     assert_eq!(
@@ -302,10 +294,7 @@ async fn without_a_price_digital_only_is_not_sold() {
     let d = Daemon::start_with(FAST).await;
     let idle = d.session_view().await;
     assert_eq!(idle["digital_price"], Value::Null);
-    d.session_act("start").await;
-    d.wait_stage("review").await;
-    d.session_act("accept").await;
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     let (status, v) = d.kiosk("POST", "/api/generate-qr", r#"{"digital_only": true}"#).await;
     assert_eq!(
         (status, v["reason"].clone()),

@@ -18,10 +18,7 @@ const FAST: &str = "[camera]\ncountdown_s = 0\nshots = 2\nwidth = 640\nheight = 
 /// One guest: a session to the copies screen, one free print, back to the attract screen.
 /// Returns the order as the done screen had it.
 async fn guest(d: &Daemon) -> Value {
-    assert_eq!(d.session_act("start").await.0, 200);
-    d.wait_stage("review").await;
-    assert_eq!(d.session_act("accept").await.0, 200);
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     let (status, order) = d.kiosk("POST", "/api/session/print", r#"{"copies": 1}"#).await;
     assert_eq!(status, 200, "{order}");
     let done = d.wait_stage("done").await;

@@ -10,15 +10,6 @@ use serde_json::json;
 const FAST: &str = "[camera]\ncountdown_s = 0\nshots = 1\nwidth = 640\nheight = 480\n\
                     [session]\ndone_timeout_s = 2\nerror_timeout_s = 2\n";
 
-/// A session from the attract screen to the copies screen; returns its view there.
-async fn to_copies_screen(d: &Daemon) -> serde_json::Value {
-    let (status, v) = d.kiosk("POST", "/api/session/start", "").await;
-    assert_eq!(status, 200, "{v}");
-    d.wait_stage("review").await;
-    assert_eq!(d.kiosk("POST", "/api/session/accept", "").await.0, 200);
-    d.wait_stage("choose_copies").await
-}
-
 async fn print(d: &Daemon, copies: u32) -> (u16, serde_json::Value) {
     d.kiosk("POST", "/api/session/print", &json!({ "copies": copies }).to_string())
         .await
@@ -39,7 +30,7 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
     assert_eq!(idle["event"]["prints_left"], 3, "{idle}");
     assert_eq!(idle["event"]["title"], "Aziza & Bobur");
 
-    let copies = to_copies_screen(&d).await;
+    let copies = d.to_copies_screen().await;
     assert_eq!(
         copies["max_copies"], 3,
         "the copies screen offers no more than are left"
@@ -60,7 +51,7 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
     d.wait_stage("idle").await;
     assert_eq!(d.prints().len(), 2);
 
-    let copies = to_copies_screen(&d).await;
+    let copies = d.to_copies_screen().await;
     assert_eq!(copies["max_copies"], 1);
     assert_eq!(print(&d, 2).await.0, 409);
     assert_eq!(print(&d, 1).await.0, 200);
@@ -98,7 +89,7 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
 #[tokio::test]
 async fn outside_an_event_printing_without_paying_is_refused() {
     let d = Daemon::start_with(FAST).await;
-    to_copies_screen(&d).await;
+    d.to_copies_screen().await;
     let (status, v) = print(&d, 1).await;
     assert_eq!((status, v["reason"].as_str()), (409, Some("not_event")), "{v}");
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
@@ -125,7 +116,7 @@ async fn an_event_started_from_the_service_menu_survives_a_restart() {
         (Some(event_id), Some("Kamola & Jasur"), Some(5)),
         "{idle}"
     );
-    to_copies_screen(&d).await;
+    d.to_copies_screen().await;
     assert_eq!(print(&d, 2).await.0, 200);
     d.wait_stage("done").await;
     let (_, summary) = d

@@ -1447,10 +1447,7 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
     })
     .await;
     // The session through the API; the browsers only look.
-    d.session_act("start").await;
-    d.wait_stage("review").await;
-    d.session_act("accept").await;
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     assert_eq!(status, 200, "{order}");
     let id = order["order_id"].as_i64().unwrap();
@@ -1507,10 +1504,7 @@ async fn an_event_guests_done_screen_shows_the_download_qr() {
         booth_config(data, &cfg).replace("language = \"uz\"\n", "language = \"uz\"\nmode = \"event\"\n")
     })
     .await;
-    d.session_act("start").await;
-    d.wait_stage("review").await;
-    d.session_act("accept").await;
-    d.wait_stage("choose_copies").await;
+    d.to_copies_screen().await;
     let (status, order) = d.kiosk("POST", "/api/session/print", r#"{"copies": 1}"#).await;
     assert_eq!((status, order["amount_tiyin"].as_i64()), (200, Some(0)), "{order}");
     let done = d.wait_stage("done").await;

@@ -386,15 +386,26 @@ mod tests {
         Config::parse(&text, "test.toml").unwrap()
     }
 
+    /// The key sources beside the config file: `PAYME_KEY` and the systemd credentials folder.
+    fn key_env(payme_key: Option<&str>, credentials_dir: Option<&Path>) -> KeyEnv {
+        KeyEnv {
+            payme_key: payme_key.map(String::from),
+            credentials_dir: credentials_dir.map(Path::to_path_buf),
+        }
+    }
+
+    /// A credentials folder whose Payme credential holds `text`.
+    fn credentials(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CREDENTIAL_NAME), text).unwrap();
+        dir
+    }
+
     #[test]
     fn two_different_configured_keys_are_an_error_naming_both_sources_not_the_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CREDENTIAL_NAME), "placeholder-key-from-postinst\n").unwrap();
+        let dir = credentials("placeholder-key-from-postinst\n");
         let config = config_with("key = \"the-cabinet-key\"");
-        let env = KeyEnv {
-            payme_key: None,
-            credentials_dir: Some(dir.path().to_path_buf()),
-        };
+        let env = key_env(None, Some(dir.path()));
         let err = configured_source(&config, &env, None).err().unwrap().0;
         assert!(
             err.contains("systemd credential") && err.contains("payme.key in the configuration"),
@@ -404,10 +415,7 @@ mod tests {
             !err.contains("placeholder-key") && !err.contains("the-cabinet-key"),
             "{err}"
         );
-        let env = KeyEnv {
-            payme_key: Some("from-env".into()),
-            credentials_dir: None,
-        };
+        let env = key_env(Some("from-env"), None);
         let err = configured_source(&config, &env, None).err().unwrap().0;
         assert!(
             err.contains("PAYME_KEY") && err.contains("payme.key in the configuration"),
@@ -417,19 +425,12 @@ mod tests {
 
     #[test]
     fn one_key_in_several_places_or_an_empty_credential_is_fine() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CREDENTIAL_NAME), "\n").unwrap();
+        let dir = credentials("\n");
         let config = config_with("key = \"k1\"");
-        let env = KeyEnv {
-            payme_key: Some("k1\n".into()),
-            credentials_dir: Some(dir.path().to_path_buf()),
-        };
+        let env = key_env(Some("k1\n"), Some(dir.path()));
         let key = configured_source(&config, &env, None).unwrap().unwrap();
         assert_eq!((key.key.as_str(), key.origin), ("k1", KeyOrigin::Environment));
-        let none = KeyEnv {
-            payme_key: None,
-            credentials_dir: None,
-        };
+        let none = key_env(None, None);
         let key = configured_source(&config, &none, None).unwrap().unwrap();
         assert_eq!(key.origin, KeyOrigin::ConfigFile);
         // Nothing configured: the caller generates (or reads) the development key.

@@ -695,12 +695,7 @@ impl Daemon {
     /// A whole session: photos, accept, `copies`, payment, printed, back to idle. Needs a fast
     /// camera (`countdown_s = 0`). Returns the order's id, its amount in tiyin and Payme's id.
     pub async fn paid_session(&self, copies: u32) -> (String, i64, String) {
-        let (status, v) = self.kiosk("POST", "/api/session/start", "").await;
-        assert_eq!(status, 200, "{v}");
-        self.wait_stage("review").await;
-        let (status, v) = self.kiosk("POST", "/api/session/accept", "").await;
-        assert_eq!(status, 200, "{v}");
-        self.wait_stage("choose_copies").await;
+        self.to_copies_screen().await;
         let (order, amount) = self.new_order(copies).await;
         let payme_id = self.pay(&order, amount).await;
         self.wait_stage("done").await;
@@ -744,6 +739,17 @@ impl Daemon {
     /// `POST /api/session/{action}`.
     pub async fn session_act(&self, action: &str) -> (u16, Value) {
         self.kiosk("POST", &format!("/api/session/{action}"), "").await
+    }
+
+    /// A session from the attract screen to the copies screen (photos taken, accepted); returns
+    /// its view there. Needs a fast camera (`countdown_s = 0`).
+    pub async fn to_copies_screen(&self) -> Value {
+        let (status, v) = self.session_act("start").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("review").await;
+        let (status, v) = self.session_act("accept").await;
+        assert_eq!(status, 200, "{v}");
+        self.wait_stage("choose_copies").await
     }
 
     /// Create and Perform for the whole amount, as Payme does after the customer paid.
