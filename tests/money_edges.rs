@@ -32,14 +32,6 @@ async fn post_raw(d: &Daemon, body: impl Into<Vec<u8>>) -> String {
     String::from_utf8(r.body.to_vec()).unwrap()
 }
 
-async fn create(d: &Daemon, order: &str, amount: i64, id: &str) -> Value {
-    d.rpc(
-        "CreateTransaction",
-        json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order) }),
-    )
-    .await
-}
-
 async fn check(d: &Daemon, order: &str, amount: i64) -> Value {
     d.rpc(
         "CheckPerformTransaction",
@@ -57,10 +49,13 @@ async fn no_new_payment_while_the_printer_cannot_print_but_a_created_one_complet
     let (waiting, waiting_amount) = d.new_order(1).await;
     let (new, new_amount) = d.new_order(1).await;
     let created = payme_id(1);
-    assert_eq!(create(&d, &held, held_amount, &created).await["result"]["state"], 1);
+    assert_eq!(
+        d.create_at(&created, now_ms(), held_amount, &held).await["result"]["state"],
+        1
+    );
     let pending = payme_id(2);
     assert_eq!(
-        create(&d, &waiting, waiting_amount, &pending).await["result"]["state"],
+        d.create_at(&pending, now_ms(), waiting_amount, &waiting).await["result"]["state"],
         1
     );
 
@@ -71,11 +66,14 @@ async fn no_new_payment_while_the_printer_cannot_print_but_a_created_one_complet
     d.wait_accepting(false).await;
     let before = d.snapshot();
     assert_eq!(error_code(&check(&d, &new, new_amount).await), -31008);
-    assert_eq!(error_code(&create(&d, &new, new_amount, &payme_id(3)).await), -31008);
+    assert_eq!(
+        error_code(&d.create_at(&payme_id(3), now_ms(), new_amount, &new).await),
+        -31008
+    );
     assert_eq!(d.snapshot(), before, "a refused payment writes nothing");
     // A repeat of a created transaction is answered from its row, as ever.
     assert_eq!(
-        create(&d, &waiting, waiting_amount, &pending).await["result"]["state"],
+        d.create_at(&pending, now_ms(), waiting_amount, &waiting).await["result"]["state"],
         1
     );
     // The customer already confirmed this one in the app: Perform succeeds, the job waits.
@@ -138,7 +136,7 @@ async fn simulated_payments_are_in_no_statement_report_or_metric() {
     assert!(ok, "{out}");
     let (real, amount) = d.new_order(1).await;
     let id = payme_id(9);
-    create(&d, &real, amount, &id).await;
+    d.create_at(&id, now_ms(), amount, &real).await;
     d.rpc("PerformTransaction", json!({ "id": id })).await;
     d.wait_for_status(&simulated, "printed").await;
     d.wait_for_status(&real, "printed").await;

@@ -54,12 +54,7 @@ async fn scenario_a_create_and_cancel_an_unconfirmed_transaction() {
         .await;
     assert_eq!(error_code(&v), -31001);
     // 3. Create with the wrong amount → -31001 and no row.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t1, "time": t, "amount": a + 100, "account": account(&o1) }),
-        )
-        .await;
+    let v = d.create_at(&t1, t, a + 100, &o1).await;
     assert_eq!(error_code(&v), -31001);
     assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
     // 4. Unknown order → account error with data "order_id" and three languages.
@@ -71,12 +66,7 @@ async fn scenario_a_create_and_cancel_an_unconfirmed_transaction() {
         .await;
     assert_account_error(&v);
     // 5. Create on an unknown order → the same.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t1, "time": t, "amount": a, "account": account("999999") }),
-        )
-        .await;
+    let v = d.create_at(&t1, t, a, "999999").await;
     assert_account_error(&v);
     assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
     // 6. The right order and amount → allow.
@@ -107,12 +97,7 @@ async fn scenario_a_create_and_cancel_an_unconfirmed_transaction() {
     );
     assert_eq!(d.order(&o1).await["status"], "awaiting_payment");
     // 10. Another transaction for the held order → -31008.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t2, "time": t, "amount": a, "account": account(&o1) }),
-        )
-        .await;
+    let v = d.create_at(&t2, t, a, &o1).await;
     assert_eq!(error_code(&v), -31008);
     // 11. Cancel with reason 3.
     let v11 = d.rpc("CancelTransaction", json!({ "id": t1, "reason": 3 })).await;
@@ -134,12 +119,7 @@ async fn scenario_a_create_and_cancel_an_unconfirmed_transaction() {
     );
     // A cancel before perform leaves the order payable (until its TTL) by a new transaction.
     assert_eq!(d.order(&o1).await["status"], "awaiting_payment");
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t2, "time": now_ms(), "amount": a, "account": account(&o1) }),
-        )
-        .await;
+    let v = d.create_at(&t2, now_ms(), a, &o1).await;
     assert_eq!(result(&v)["state"], 1);
     // Nothing was printed for a cancelled transaction.
     assert_eq!(d.count("SELECT count(*) FROM print_jobs"), 0);
@@ -172,12 +152,7 @@ async fn scenario_b_create_perform_then_refund() {
     let v = d.rpc("CheckTransaction", json!({ "id": t3 })).await;
     assert_eq!(result(&v)["state"], 1);
     // 18. A second transaction for the same order → -31008.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t4, "time": t, "amount": a, "account": account(&o2) }),
-        )
-        .await;
+    let v = d.create_at(&t4, t, a, &o2).await;
     assert_eq!(error_code(&v), -31008);
     // 19. Perform: state 2, the order is paid, one print job.
     let v19 = d.rpc("PerformTransaction", json!({ "id": t3 })).await;
@@ -279,12 +254,7 @@ async fn case_25_26_unknown_ids_and_cancelled_transactions() {
         -31008
     );
     // A repeated Create of a cancelled transaction → -31008 too.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": t1, "time": now_ms(), "amount": a, "account": account(&order) }),
-        )
-        .await;
+    let v = d.create_at(&t1, now_ms(), a, &order).await;
     assert_eq!(error_code(&v), -31008);
     assert_eq!(d.snapshot(), before);
 }
@@ -297,27 +267,10 @@ async fn case_27_get_statement_is_inclusive_ascending_and_skips_failed_creates()
     let base = now_ms() - 10_000;
     let (t1, t3, bad) = (payme_id(1), payme_id(3), payme_id(5));
     // Created out of order: the statement sorts by Payme's time, not ours.
-    result(
-        &d.rpc(
-            "CreateTransaction",
-            json!({ "id": t3, "time": base + 200, "amount": a2, "account": account(&o2) }),
-        )
-        .await,
-    );
-    result(
-        &d.rpc(
-            "CreateTransaction",
-            json!({ "id": t1, "time": base + 100, "amount": a1, "account": account(&o1) }),
-        )
-        .await,
-    );
+    result(&d.create_at(&t3, base + 200, a2, &o2).await);
+    result(&d.create_at(&t1, base + 100, a1, &o1).await);
     // A failed create leaves no trace in the statement.
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": bad, "time": base + 150, "amount": 1, "account": account(&o1) }),
-        )
-        .await;
+    let v = d.create_at(&bad, base + 150, 1, &o1).await;
     assert_eq!(error_code(&v), -31001);
     result(&d.rpc("CancelTransaction", json!({ "id": t1, "reason": 3 })).await);
     d.perform_tx(&t3).await;
@@ -399,12 +352,7 @@ async fn case_30_the_twelve_hour_rule() {
 
     // A Create whose Payme time is already over 12 hours old is refused and writes nothing.
     let before = d.snapshot();
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": payme_id(1), "time": now_ms() - TWELVE_H - 1_000, "amount": a, "account": account(&order) }),
-        )
-        .await;
+    let v = d.create_at(&payme_id(1), now_ms() - TWELVE_H - 1_000, a, &order).await;
     assert_eq!(error_code(&v), -31008);
     assert_eq!(d.snapshot(), before);
 

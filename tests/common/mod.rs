@@ -762,13 +762,18 @@ impl Daemon {
 
     /// CreateTransaction `id` for the order's whole amount; asserts it was created (state 1).
     pub async fn create_tx(&self, id: &str, order_id: &str, amount: i64) {
-        let create = self
-            .rpc(
-                "CreateTransaction",
-                json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(order_id) }),
-            )
-            .await;
+        let create = self.create_at(id, now_ms(), amount, order_id).await;
         assert_eq!(create["result"]["state"], 1, "{create}");
+    }
+
+    /// CreateTransaction as Payme sends it: transaction `id` made at `time` (ms), `amount` in
+    /// tiyin, for `order_id`. Returns the reply as it is.
+    pub async fn create_at(&self, id: &str, time: i64, amount: i64, order_id: &str) -> Value {
+        self.rpc(
+            "CreateTransaction",
+            json!({ "id": id, "time": time, "amount": amount, "account": account(order_id) }),
+        )
+        .await
     }
 
     /// PerformTransaction `id`; asserts it was performed (state 2).
