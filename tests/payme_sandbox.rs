@@ -386,26 +386,27 @@ async fn case_30_the_twelve_hour_rule() {
     assert_eq!(result(&v)["reason"], 4);
 }
 
+/// The old key is refused (-32504, `why`) and `new_key` is let in (a transaction it does not know:
+/// -31003).
+async fn only_the_new_key_works(d: &Daemon, new_key: &str, why: &str) {
+    let v = d.rpc("CheckTransaction", json!({ "id": payme_id(1) })).await;
+    assert_eq!(error_code(&v), -32504, "{why}");
+    let v = d
+        .rpc_with_key(new_key, "CheckTransaction", json!({ "id": payme_id(1) }))
+        .await;
+    assert_eq!(error_code(&v), -31003);
+}
+
 #[tokio::test]
 async fn case_32_change_password_takes_effect_at_once_and_survives_a_restart() {
     let mut d = Daemon::start().await;
     let new_key = "NewKey&%!#@?:zzzzzzzzzzzzzzzzzzzzzzzz";
     let v = d.rpc("ChangePassword", json!({ "password": new_key })).await;
     assert_eq!(result(&v), &json!({ "success": true }));
-    let v = d.rpc("CheckTransaction", json!({ "id": payme_id(1) })).await;
-    assert_eq!(error_code(&v), -32504, "the old key must stop working at once");
-    let v = d
-        .rpc_with_key(new_key, "CheckTransaction", json!({ "id": payme_id(1) }))
-        .await;
-    assert_eq!(error_code(&v), -31003);
+    only_the_new_key_works(&d, new_key, "the old key must stop working at once").await;
 
     d.restart().await;
-    let v = d.rpc("CheckTransaction", json!({ "id": payme_id(1) })).await;
-    assert_eq!(error_code(&v), -32504, "the old key must stay dead after a restart");
-    let v = d
-        .rpc_with_key(new_key, "CheckTransaction", json!({ "id": payme_id(1) }))
-        .await;
-    assert_eq!(error_code(&v), -31003);
+    only_the_new_key_works(&d, new_key, "the old key must stay dead after a restart").await;
     assert!(
         !d.log().contains(new_key) && !d.log().contains(KEY),
         "a key reached the log"
