@@ -246,10 +246,7 @@ fn fill_slots(path: &Path, slots: &[Slot]) -> Result<Vec<RgbImage>, LayoutError>
     decoder
         .read_info()
         .map_err(|e| fail(format!("not a readable JPEG: {e}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| fail("not a readable JPEG: no frame header".into()))?;
-    let (raw_w, raw_h) = (u32::from(info.width), u32::from(info.height));
+    let (raw_w, raw_h, _) = frame(&decoder, "readable").map_err(fail)?;
     if raw_w == 0 || raw_h == 0 {
         return Err(fail(format!("not a readable JPEG: {raw_w}×{raw_h} pixels")));
     }
@@ -288,11 +285,8 @@ fn fill_slots(path: &Path, slots: &[Slot]) -> Result<Vec<RgbImage>, LayoutError>
     let pixels = decoder
         .decode()
         .map_err(|e| fail(format!("not a decodable JPEG: {e}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| fail("not a decodable JPEG: no frame header".into()))?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    let rgb = match info.pixel_format {
+    let (w, h, format) = frame(&decoder, "decodable").map_err(fail)?;
+    let rgb = match format {
         PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
         PixelFormat::L8 => RgbImage::from_raw(w, h, pixels.iter().flat_map(|&l| [l, l, l]).collect()),
         // Cameras write 8-bit YCbCr; CMYK and 16-bit lossless JPEGs come from prepress and medical
@@ -305,6 +299,15 @@ fn fill_slots(path: &Path, slots: &[Slot]) -> Result<Vec<RgbImage>, LayoutError>
     img.apply_orientation(orientation);
     let img = img.into_rgb8();
     Ok(slots.iter().map(|s| cover(&img, s.w, s.h)).collect())
+}
+
+/// The frame's width, height and pixel format as `decoder` knows them after its last step; `step`
+/// ("readable": the header read, "decodable": the pixels) says which in the error when it has none.
+fn frame(decoder: &Decoder<&[u8]>, step: &str) -> Result<(u32, u32, PixelFormat), String> {
+    let info = decoder
+        .info()
+        .ok_or_else(|| format!("not a {step} JPEG: no frame header"))?;
+    Ok((u32::from(info.width), u32::from(info.height), info.pixel_format))
 }
 
 fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
