@@ -6,7 +6,6 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
 
 fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
     run_cli(&d.config_path(), args, None)
@@ -14,13 +13,7 @@ fn cli(d: &Daemon, args: &[&str]) -> (bool, String) {
 
 async fn paid_order(d: &Daemon, copies: u32) -> String {
     let (order, amount) = d.new_order(copies).await;
-    let id = payme_id(order.parse().unwrap());
-    d.rpc(
-        "CreateTransaction",
-        json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order) }),
-    )
-    .await;
-    d.rpc("PerformTransaction", json!({ "id": id })).await;
+    d.pay(&order, amount).await;
     d.wait_for_status(&order, "printed").await;
     order
 }

@@ -29,15 +29,8 @@ async fn with_pin() -> Daemon {
 async fn paid_order(d: &Daemon, copies: u32) -> (String, String) {
     let (order_id, amount) = d.new_order(copies).await;
     let id = payme_id(order_id.parse::<u64>().unwrap() + 7);
-    let create = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order_id) }),
-        )
-        .await;
-    assert_eq!(create["result"]["state"], 1, "{create}");
-    let perform = d.rpc("PerformTransaction", json!({ "id": id })).await;
-    assert_eq!(perform["result"]["state"], 2, "{perform}");
+    d.create_tx(&id, &order_id, amount).await;
+    d.perform_tx(&id).await;
     (order_id, id)
 }
 

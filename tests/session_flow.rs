@@ -167,11 +167,7 @@ async fn cancel_and_timeouts_return_to_idle_and_a_late_payment_still_prints() {
     let order_id = order["order_id"].as_i64().unwrap().to_string();
     let id = payme_id(77);
     let amount = order["amount_tiyin"].as_i64().unwrap();
-    d.rpc(
-        "CreateTransaction",
-        json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order_id) }),
-    )
-    .await;
+    d.create_tx(&id, &order_id, amount).await;
     assert_eq!(act(&d, "cancel").await.1["reason"], "payment_in_progress");
     d.kill_session_via_restart().await;
     d.rpc("PerformTransaction", json!({ "id": id })).await;

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// One small shot on the thermal-58 page: quick sessions. Digital copies are off, so a printed
 /// session's shots follow the print-only rule (a live download link keeps them: janitor unit tests
@@ -66,14 +66,8 @@ async fn paid_session(d: &Daemon) -> (i64, String) {
     let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     assert_eq!(status, 200, "{order}");
     let order_id = order["order_id"].as_i64().unwrap().to_string();
-    let id = payme_id(order_id.parse().unwrap());
     let amount = order["amount_tiyin"].as_i64().unwrap();
-    d.rpc(
-        "CreateTransaction",
-        json!({ "id": id, "time": now_ms(), "amount": amount, "account": account(&order_id) }),
-    )
-    .await;
-    d.rpc("PerformTransaction", json!({ "id": id })).await;
+    d.pay(&order_id, amount).await;
     wait_stage(d, "done").await;
     act(d, "dismiss").await;
     wait_stage(d, "idle").await;
