@@ -486,14 +486,8 @@ async fn paid_order_on_cups_that_cannot_say_how_the_job_ended(completed_list: &s
     .await;
     let (order, amount) = d.new_order(1).await;
     let id = common::payme_id(7);
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            serde_json::json!({ "id": id, "time": common::now_ms(), "amount": amount, "account": common::account(&order) }),
-        )
-        .await;
-    assert_eq!(v["result"]["state"], 1, "{v}");
-    d.rpc("PerformTransaction", serde_json::json!({ "id": id })).await;
+    d.create_tx(&id, &order, amount).await;
+    d.perform_tx(&id).await;
     let v = d.wait_for_status(&order, "print_failed").await;
     assert!(
         v["print"]["last_error"]

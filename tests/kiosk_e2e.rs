@@ -1149,14 +1149,7 @@ async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
 
     // The customer is typing the card code: a live Payme transaction holds the order.
     let payme_id = common::payme_id(7);
-    let v = s
-        .d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": payme_id, "time": common::now_ms(), "amount": amount, "account": common::account(&order_id) }),
-        )
-        .await;
-    assert!(v.get("error").is_none_or(Value::is_null), "{v}");
+    s.d.create_tx(&payme_id, &order_id, amount).await;
     s.b().tap("#cancel").await;
     let b = s.b();
     s.wait_for("cancel refused and hidden", Duration::from_secs(10), async || {

@@ -739,12 +739,7 @@ async fn kiosk_shows_out_of_service_while_the_store_cannot_write() {
     // Writes fail: the kiosk's own order and Payme's Create.
     let (status, v) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
     assert!(status >= 500, "{v}");
-    let v = d
-        .rpc(
-            "CreateTransaction",
-            json!({ "id": payme_id(9), "time": now_ms(), "amount": PRICE_TIYIN, "account": account(&order) }),
-        )
-        .await;
+    let v = d.create_at(&payme_id(9), now_ms(), PRICE_TIYIN, &order).await;
     assert_system_error(&v, "Create on a full disk");
 
     // The kiosk page must show out of service (as it does for a stopped printer) rather than
