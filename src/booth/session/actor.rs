@@ -273,10 +273,17 @@ impl SessionManager {
                 "no order to create",
             )));
         };
-        // The page is on disk before any order that prints it exists.
+        // The page is on disk before any order that prints it exists. A failure arriving here
+        // (before the run loop saw it) ends the session the same way: the compose error screen,
+        // no order, nothing charged; a second tap must not find the session still at the copies.
         if let Err(e) = self.page_saved().await {
-            tracing::error!(session_id, error = %e, "the session's page could not be saved");
-            return Err(OrderError::Store(StoreError::Io(std::io::Error::other(e))));
+            if let Err(recorded) = self.handle(Event::PageFailed(e)).await {
+                tracing::error!(error = %recorded.message, "cannot record the page failure");
+            }
+            return Err(OrderError::Session(SessionError::new(
+                Refusal::NotNow,
+                "the photos could not be prepared; nothing was charged",
+            )));
         }
         let booth = self.shared.booth.clone();
         let order = tokio::task::spawn_blocking(move || match (what, free) {
