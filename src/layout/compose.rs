@@ -286,19 +286,23 @@ fn fill_slots(path: &Path, slots: &[Slot]) -> Result<Vec<RgbImage>, LayoutError>
         .decode()
         .map_err(|e| fail(format!("not a decodable JPEG: {e}")))?;
     let (w, h, format) = frame(&decoder, "decodable").map_err(fail)?;
-    let rgb = match format {
-        PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
-        PixelFormat::L8 => RgbImage::from_raw(w, h, pixels.iter().flat_map(|&l| [l, l, l]).collect()),
-        // Cameras write 8-bit YCbCr; CMYK and 16-bit lossless JPEGs come from prepress and medical
-        // tools, not from a booth.
-        PixelFormat::CMYK32 => return Err(fail("CMYK JPEGs are not supported".into())),
-        PixelFormat::L16 => return Err(fail("16-bit JPEGs are not supported".into())),
-    }
-    .ok_or_else(|| fail(format!("decoder returned a short image for {w}×{h}")))?;
+    let rgb = to_rgb(format, w, h, pixels).map_err(fail)?;
     let mut img = DynamicImage::ImageRgb8(rgb);
     img.apply_orientation(orientation);
     let img = img.into_rgb8();
     Ok(slots.iter().map(|s| cover(&img, s.w, s.h)).collect())
+}
+
+/// jpeg-decoder's pixels as an RGB image. Cameras write 8-bit YCbCr (or grey); CMYK and 16-bit
+/// lossless JPEGs come from prepress and medical tools, not from a booth.
+pub(super) fn to_rgb(format: PixelFormat, w: u32, h: u32, pixels: Vec<u8>) -> Result<RgbImage, String> {
+    match format {
+        PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
+        PixelFormat::L8 => RgbImage::from_raw(w, h, pixels.iter().flat_map(|&l| [l, l, l]).collect()),
+        PixelFormat::CMYK32 => return Err("CMYK JPEGs are not supported".into()),
+        PixelFormat::L16 => return Err("16-bit JPEGs are not supported".into()),
+    }
+    .ok_or_else(|| format!("decoder returned a short image for {w}×{h}"))
 }
 
 /// The frame's width, height and pixel format as `decoder` knows them after its last step; `step`

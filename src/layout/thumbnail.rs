@@ -14,7 +14,9 @@ use std::path::Path;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
-use jpeg_decoder::{Decoder, PixelFormat};
+use jpeg_decoder::Decoder;
+
+use super::compose;
 
 /// Enough for SOI, a JFIF APP0 and a full APP1: EXIF must come before the image data.
 const HEAD_BYTES: u64 = 160 * 1024;
@@ -122,13 +124,8 @@ fn decode(bytes: &[u8]) -> Option<RgbImage> {
     if u32::from(info.width) * u32::from(info.height) > MAX_THUMB_PIXELS {
         return None;
     }
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    match info.pixel_format {
-        PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
-        PixelFormat::L8 => RgbImage::from_raw(w, h, pixels.iter().flat_map(|&l| [l, l, l]).collect()),
-        PixelFormat::CMYK32 | PixelFormat::L16 => None,
-    }
+    let (w, h, format) = (u32::from(info.width), u32::from(info.height), info.pixel_format);
+    compose::to_rgb(format, w, h, decoder.decode().ok()?).ok()
 }
 
 #[cfg(test)]
