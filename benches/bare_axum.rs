@@ -78,9 +78,9 @@ fn main() {
 }
 
 /// A WAL database in a temporary directory with one order and no transaction, as in the bench.
-fn store() -> rusqlite::Result<(rusqlite::Connection, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let conn = rusqlite::Connection::open(dir.path().join("bare.db"))?;
+fn store() -> Result<(rusqlite::Connection, tempfile::TempDir), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let conn = rusqlite::Connection::open(dir.path().join("bare.db")).map_err(|e| e.to_string())?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          CREATE TABLE orders (id INTEGER PRIMARY KEY, copies INTEGER, amount_tiyin INTEGER, status TEXT,
@@ -88,7 +88,8 @@ fn store() -> rusqlite::Result<(rusqlite::Connection, tempfile::TempDir)> {
          CREATE TABLE transactions (id INTEGER PRIMARY KEY, order_id INTEGER, state INTEGER, payme_time INTEGER);
          CREATE INDEX transactions_order ON transactions(order_id);
          INSERT INTO orders VALUES (1, 1, 2000000, 'open', 0, 9000000000000);",
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     Ok((conn, dir))
 }
 
