@@ -145,6 +145,8 @@ fn new_tx(conn: &Connection, n: u32, order_id: i64, amount: i64, time: i64) -> r
         amount,
         account: &account,
         payme_time: time,
+        // Seeded as Payme's own: the fuzzed statements and reports must see them.
+        simulated: false,
     };
     Ok(transactions::insert(conn, &new, time + 100)?.id)
 }
