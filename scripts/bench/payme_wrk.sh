@@ -9,7 +9,8 @@
 # `cargo bench --bench bare_axum --no-run`), a bare axum server on the daemon's runtime settings
 # answering the daemon's own reply with no auth, parsing or SQLite: the HTTP stack's ceiling; then
 # against the same server doing a Check's store read per request (BARE_SQLITE=1). The last lines
-# give the daemon's rate as a share of each, from the same run.
+# give the daemon's rate as a share of each, from the same run, and each server's CPU time per
+# request (user and system), which a busy machine moves much less than the rates.
 #
 # The daemon runs at its default log level (RUST_LOG unset -> info) with stderr to /dev/null,
 # unless BENCH_RUST_LOG is set (e.g. BENCH_RUST_LOG=warn, for a comparison only).
@@ -101,6 +102,19 @@ probe="$(curl -sS -X POST "http://$webhook/payme" -H "Authorization: $PAYME_AUTH
 echo "probe reply: $probe"
 case "$probe" in *'"allow":true'*) ;; *) echo "CheckPerformTransaction is not allowed; aborting" >&2; exit 1 ;; esac
 
+secs="${duration%s}"
+hz="$(getconf CLK_TCK)"
+# A process's CPU time so far, in clock ticks: user and system.
+proc_cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# The server's CPU time per request over a wrk run, from two proc_cpu samples and wrk's rate: the
+# work a request costs, which contention on this machine changes far less than the rate.
+per_request() { # label "user0 sys0" "user1 sys1" rate
+  awk -v l="$1" -v a="$2" -v b="$3" -v r="$4" -v s="$secs" -v hz="$hz" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); n = r * s; if (n < 1) n = 1
+    u = (y[1] - x[1]) * 1e6 / hz / n; k = (y[2] - x[2]) * 1e6 / hz / n
+    printf "%s: %.1f us of CPU per request (user %.1f, system %.1f)\n", l, u + k, u, k }'
+}
+
 # One anchor run: benches/bare_axum.rs with extra environment ($2), under the same wrk load;
 # prints its wrk report and leaves the rate in $tmp/$1.rate.
 run_bare() {
@@ -111,11 +125,15 @@ run_bare() {
   bare_addr="$(sed -n 's/^listening //p' "$tmp/$name.out")"
   [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/$name.out")" >&2; kill "$bare_pid"; exit 1; }
   echo "== anchor: $name at $bare_addr"
+  local c0 c1
+  c0="$(proc_cpu "$bare_pid")"
   wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$bare_addr/payme" \
     | tee "$tmp/$name.wrk"
+  c1="$(proc_cpu "$bare_pid")"
   kill "$bare_pid" 2>/dev/null || true
   wait "$bare_pid" 2>/dev/null || true
   sed -n 's/^req_per_s //p' "$tmp/$name.wrk" > "$tmp/$name.rate"
+  per_request "$name" "$c0" "$c1" "$(cat "$tmp/$name.rate")" > "$tmp/$name.cpu"
 }
 
 bare_rate=""
@@ -134,7 +152,6 @@ if [ "${BARE:-1}" != 0 ]; then
 fi
 
 # VmRSS every 0.5 s while wrk runs; bounded by the wrk duration plus a margin.
-secs="${duration%s}"
 samples=$(( (secs + 5) * 2 ))
 (
   for _ in $(seq 1 "$samples"); do
@@ -156,13 +173,13 @@ children_cpu() {
   tail -1 "$tmp/times" | awk '{split($1,a,"m"); split($2,b,"m"); printf "%d\n", (a[1]*60+a[2]+b[1]*60+b[2])*100}'
 }
 children_cpu > "$tmp/c0"
-b0=$(cpu_busy); t0=$(cpu_total); d0=$(daemon_cpu)
+b0=$(cpu_busy); t0=$(cpu_total); d0=$(daemon_cpu); p0="$(proc_cpu "$pid")"
 
 echo "wrk -t$threads -c$connections -d$duration --latency -s $here/check_perform.lua http://$webhook/payme"
 wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$webhook/payme" \
   | tee "$tmp/daemon.wrk"
 
-b1=$(cpu_busy); t1=$(cpu_total); d1=$(daemon_cpu)
+b1=$(cpu_busy); t1=$(cpu_total); d1=$(daemon_cpu); p1="$(proc_cpu "$pid")"
 children_cpu > "$tmp/c1"
 c0=$(cat "$tmp/c0"); c1=$(cat "$tmp/c1")
 awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v d=$((d1 - d0)) -v w=$((c1 - c0)) -v n="$(nproc)" 'BEGIN {
@@ -173,8 +190,10 @@ awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v d=$((d1 - d0)) -v w=$((c1 - c0)) -v n
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 sampler=""
+daemon_rate="$(sed -n 's/^req_per_s //p' "$tmp/daemon.wrk")"
+[ -z "$bare_rate" ] || cat "$tmp/bare axum.cpu" "$tmp/bare axum + SQLite lookup.cpu"
+per_request photoboothd "$p0" "$p1" "$daemon_rate"
 if [ -n "$bare_rate" ]; then
-  daemon_rate="$(sed -n 's/^req_per_s //p' "$tmp/daemon.wrk")"
   awk -v d="$daemon_rate" -v b="$bare_rate" -v q="$sqlite_rate" 'BEGIN {
     printf "same run: photoboothd %.0f req/s, bare axum %.0f req/s: %.1f%% of the ceiling\n", d, b, 100 * d / b
     printf "same run: bare axum + SQLite lookup %.0f req/s (%.1f%% of bare axum); photoboothd at %.1f%% of it\n", q, 100 * q / b, 100 * d / q }'
