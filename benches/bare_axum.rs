@@ -7,8 +7,8 @@
 //!   BARE_REPLY='{"jsonrpc":"2.0",...}' target/release/deps/bare_axum-*  # prints "listening ADDR"
 //!
 //! With `BARE_SQLITE=1` each request also does what a CheckPerformTransaction must do in the store
-//! and nothing else: one read transaction on a WAL database with two point lookups (the order by
-//! id, its live transaction), the daemon's own statement shapes. That is the second anchor: the
+//! and nothing else: one read transaction on a WAL database with one statement (the order by id
+//! joined to its live transaction), the daemon's own statement shape. That is the second anchor: the
 //! HTTP stack plus the store read no implementation of Check can skip.
 //!
 //! `scripts/bench/payme_wrk.sh` builds and runs it beside the daemon (BENCHMARKS.md, "Webhook").
@@ -93,17 +93,17 @@ fn store() -> Result<(rusqlite::Connection, tempfile::TempDir), String> {
     Ok((conn, dir))
 }
 
-/// The store work of a Check: one snapshot, the order by id, its live transaction.
+/// The store work of a Check in the daemon's shape (`store::transactions::order_with_live`): one
+/// snapshot, one statement for the order by id and its live transaction.
 fn lookup((conn, _): &(rusqlite::Connection, tempfile::TempDir)) -> rusqlite::Result<i64> {
     conn.prepare_cached("BEGIN")?.execute([])?;
-    let amount: i64 = conn
-        .prepare_cached("SELECT * FROM orders WHERE id = ?1")?
-        .query_row([1], |r| r.get("amount_tiyin"))?;
-    let live = conn
-        .prepare_cached("SELECT * FROM transactions WHERE order_id = ?1 AND state IN (1, 2) LIMIT 1")?
-        .query([1])?
-        .next()?
-        .is_some();
+    let (amount, live) = conn
+        .prepare_cached(
+            "SELECT o.amount_tiyin, t.state FROM orders o
+             LEFT JOIN transactions t ON t.order_id = o.id AND t.state IN (1, 2)
+             WHERE o.id = ?1",
+        )?
+        .query_row([1], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))?;
     conn.prepare_cached("COMMIT")?.execute([])?;
-    Ok(amount + i64::from(live))
+    Ok(amount + live.unwrap_or(0))
 }

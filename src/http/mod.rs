@@ -26,7 +26,9 @@ fn json(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        body.to_string(),
+        // Straight into a buffer, not through `Display`'s formatter (a share of a webhook Check).
+        // A `Value` always serialises (string keys, no fallible impls); the fallback is unreachable.
+        serde_json::to_vec(body).unwrap_or_default(),
     )
         .into_response()
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::methods::Fail;
 use super::methods::TIMEOUT_MS;
 use super::rpc::{code, RpcError, Text};
-use crate::store::orders::{self, NotPayable, Order};
+use crate::store::orders::{NotPayable, Order};
 use crate::store::transactions::{self, TxState};
 
 /// Payme may send the order id as a string or a number; both name the same order.
@@ -73,8 +73,8 @@ pub fn payable_order(
     amount: i64,
     now: i64,
 ) -> Result<Order, Fail> {
-    let order = order_id(account, field)
-        .map(|id| orders::get(conn, id))
+    let (order, live) = order_id(account, field)
+        .map(|id| transactions::order_with_live(conn, id))
         .transpose()?
         .flatten()
         .ok_or_else(|| not_found(field))?;
@@ -83,8 +83,7 @@ pub fn payable_order(
     }
     // A transaction past Payme's 12 hours no longer holds the order, even before anything has
     // touched it to record the expiry (Create does that before it inserts the new one).
-    let live = transactions::live_for_order(conn, order.id)?
-        .is_some_and(|tx| !(tx.state == TxState::Created && now - tx.payme_time > TIMEOUT_MS));
+    let live = live.is_some_and(|tx| !(tx.state == TxState::Created && now - tx.payme_time > TIMEOUT_MS));
     order.payability(live, now).map_err(|why| not_payable(why, field))?;
     Ok(order)
 }

@@ -22,8 +22,21 @@ macro_rules! row_struct {
 
         impl $crate::store::FromRow for $name {
             fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<$name> {
+                // One pass over the statement's columns, each name matched once: rusqlite's
+                // `row.get("name")` searches every column name per field (n² name reads), which
+                // was a visible share of a webhook Check (BENCHMARKS.md, issue 17).
+                $(let mut $field: Option<$ty> = None;)*
+                let stmt = row.as_ref();
+                for i in 0..stmt.column_count() {
+                    match stmt.column_name(i)? {
+                        // The first column of a name wins, as with `row.get("name")`.
+                        $(stringify!($field) if $field.is_none() => $field = Some(row.get(i)?),)*
+                        _ => {}
+                    }
+                }
                 Ok($name {
-                    $($field: row.get(stringify!($field))?,)*
+                    $($field: $field
+                        .ok_or_else(|| rusqlite::Error::InvalidColumnName(stringify!($field).into()))?,)*
                 })
             }
         }

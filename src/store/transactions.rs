@@ -3,7 +3,9 @@
 //! here instead of recomputing it, which is what keeps them identical.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::orders::Order;
 
 use super::FromRow;
 
@@ -69,6 +71,40 @@ pub struct NewTx<'a> {
 
 pub fn by_payme_id(conn: &Connection, payme_id: &str) -> rusqlite::Result<Option<PaymeTx>> {
     PaymeTx::one(conn, "SELECT * FROM payme_transactions WHERE payme_id = ?1", [payme_id])
+}
+
+/// What an order's live transaction says about a new one: its state and Payme's time of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub state: TxState,
+    pub payme_time: i64,
+}
+
+/// An order and, if a transaction in state 1 or 2 holds it (at most one, by a unique index), that
+/// transaction's state and Payme time: what a new payment must know, in one statement, since every
+/// CheckPerformTransaction asks it (two statements were a visible share of a Check: BENCHMARKS.md,
+/// issue 17).
+pub fn order_with_live(conn: &Connection, order_id: i64) -> rusqlite::Result<Option<(Order, Option<Live>)>> {
+    conn.prepare_cached(
+        "SELECT o.*, t.state, t.payme_time FROM orders o
+         LEFT JOIN payme_transactions t ON t.order_id = o.id AND t.state IN (1, 2)
+         WHERE o.id = ?1",
+    )?
+    .query_row([order_id], |row| {
+        let order = Order::from_row(row)?;
+        // The two columns after `o.*`, by position: `orders` has no `state` or `payme_time`,
+        // but a position needs no name search.
+        let n = row.as_ref().column_count();
+        let state: Option<TxState> = row.get(n - 2)?;
+        let payme_time: Option<i64> = row.get(n - 1)?;
+        Ok((
+            order,
+            state
+                .zip(payme_time)
+                .map(|(state, payme_time)| Live { state, payme_time }),
+        ))
+    })
+    .optional()
 }
 
 /// The transaction in state 1 or 2 that holds the order, if any (at most one, by a unique index).
