@@ -203,6 +203,17 @@ impl Ctx {
         }
     }
 
+    /// `CancelTransaction` of `id` for `reason` (3: before perform, 5: a refund), recorded as `kind`.
+    async fn cancel(&self, kind: &'static str, id: &str, reason: i64) -> Result<Value, String> {
+        self.ok(kind, "CancelTransaction", json!({ "id": id, "reason": reason }))
+            .await
+    }
+
+    async fn check(&self, id: &str) -> Result<Value, String> {
+        self.ok("CheckTransaction", "CheckTransaction", json!({ "id": id }))
+            .await
+    }
+
     /// A call that must fail with `code`.
     async fn expect_error(&self, kind: &'static str, method: &str, params: Value, code: i64) -> Result<(), String> {
         let v = self.call(kind, method, params).await?;
@@ -260,17 +271,9 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
             .await?;
     }
     if rng.chance(5) {
-        let cancelled = ctx
-            .ok(
-                "CancelTransaction (before perform)",
-                "CancelTransaction",
-                json!({ "id": id, "reason": 3 }),
-            )
-            .await?;
+        let cancelled = ctx.cancel("CancelTransaction (before perform)", &id, 3).await?;
         expect("CancelTransaction state", cancelled["state"] == -1, &cancelled)?;
-        let checked = ctx
-            .ok("CheckTransaction", "CheckTransaction", json!({ "id": id }))
-            .await?;
+        let checked = ctx.check(&id).await?;
         expect(
             "CheckTransaction after cancel",
             checked["state"] == -1 && checked["reason"] == 3,
@@ -289,9 +292,7 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
             .await?;
         expect("PerformTransaction repeat differs", again == performed, &again)?;
     }
-    let checked = ctx
-        .ok("CheckTransaction", "CheckTransaction", json!({ "id": id }))
-        .await?;
+    let checked = ctx.check(&id).await?;
     expect(
         "CheckTransaction after perform",
         checked["state"] == 2 && checked["perform_time"] == performed["perform_time"],
@@ -299,22 +300,10 @@ async fn flow(ctx: &Ctx, rng: &mut Rng) -> Result<(), String> {
     )?;
 
     if rng.chance(5) {
-        let refunded = ctx
-            .ok(
-                "CancelTransaction (refund)",
-                "CancelTransaction",
-                json!({ "id": id, "reason": 5 }),
-            )
-            .await?;
+        let refunded = ctx.cancel("CancelTransaction (refund)", &id, 5).await?;
         expect("refund state", refunded["state"] == -2, &refunded)?;
         if rng.chance(50) {
-            let again = ctx
-                .ok(
-                    "CancelTransaction (repeat)",
-                    "CancelTransaction",
-                    json!({ "id": id, "reason": 5 }),
-                )
-                .await?;
+            let again = ctx.cancel("CancelTransaction (repeat)", &id, 5).await?;
             expect("CancelTransaction repeat differs", again == refunded, &again)?;
         }
     }

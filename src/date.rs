@@ -83,11 +83,15 @@ mod tests {
 
     #[test]
     fn parses_dates() {
-        assert_eq!(days_from_date("1970-01-01"), Some(0));
-        assert_eq!(days_from_date("2000-02-29"), Some(11_016));
-        assert_eq!(days_from_date("2026-11-27"), Some(20_784));
-        assert_eq!(days_from_date("2026-13-01"), None);
-        assert_eq!(days_from_date("yesterday"), None);
+        for (text, days) in [
+            ("1970-01-01", Some(0)),
+            ("2000-02-29", Some(11_016)),
+            ("2026-11-27", Some(20_784)),
+            ("2026-13-01", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(days_from_date(text), days, "{text}");
+        }
     }
 
     #[test]

@@ -203,17 +203,20 @@ fn rpicam_missing_tool_is_not_found_naming_both() {
     assert_eq!(fake.runs(), 0);
 }
 
-/// The rpicam fake in `mode` fails with `kind`, says `needle`, and leaves no photo behind.
-fn assert_rpicam_fails(mode: &str, kind: CameraErrorKind, needle: &str) {
-    let fake = Fake::new(&format!("rpicam-{mode}"));
-    let err = fake.capture_fails(&fake.rpicam(mode, &["rpicam"], |_| {}), kind);
-    assert!(err.message.contains(needle), "{err}");
-    fake.assert_no_photo();
-}
-
+/// No camera, output that is not a JPEG, success without a file: each fails with its kind, says
+/// why, and leaves no photo behind.
 #[test]
-fn rpicam_no_camera_is_not_found() {
-    assert_rpicam_fails("nocamera", CameraErrorKind::NotFound, "no cameras available");
+fn rpicam_failures_have_their_kind_and_leave_no_photo() {
+    for (mode, kind, needle) in [
+        ("nocamera", CameraErrorKind::NotFound, "no cameras available"),
+        ("notjpeg", CameraErrorKind::Failed, "not a JPEG"),
+        ("nofile", CameraErrorKind::Failed, "wrote no file"),
+    ] {
+        let fake = Fake::new(&format!("rpicam-{mode}"));
+        let err = fake.capture_fails(&fake.rpicam(mode, &["rpicam"], |_| {}), kind);
+        assert!(err.message.contains(needle), "{mode}: {err}");
+        fake.assert_no_photo();
+    }
 }
 
 #[test]
@@ -224,16 +227,6 @@ fn rpicam_hang_is_killed_at_the_timeout_with_its_children() {
     fake.capture_fails(&cam, CameraErrorKind::Timeout);
     fake.assert_killed_in_time(started);
     fake.assert_no_photo();
-}
-
-#[test]
-fn rpicam_output_that_is_not_a_jpeg_fails() {
-    assert_rpicam_fails("notjpeg", CameraErrorKind::Failed, "not a JPEG");
-}
-
-#[test]
-fn rpicam_success_without_a_file_fails() {
-    assert_rpicam_fails("nofile", CameraErrorKind::Failed, "wrote no file");
 }
 
 #[test]
@@ -300,13 +293,16 @@ fn gphoto2_no_camera_is_reported_at_once_without_retries() {
     fake.assert_no_photo();
 }
 
+/// Busy twice, or an I/O error once, then the photo: retried until it comes.
 #[test]
-fn gphoto2_busy_twice_then_succeeds() {
-    let fake = Fake::new("gphoto2-busy2");
-    let cam = gphoto2(&fake, "busy-then-ok", |c| c.retries = 2);
-    cam.capture(&fake.dest(), 1).unwrap();
-    assert_eq!(fake.runs(), 3);
-    assert_is_the_fixture_photo(&fake.dest());
+fn gphoto2_busy_and_io_errors_are_retried_until_it_succeeds() {
+    for (mode, retries, runs) in [("busy-then-ok", 2, 3), ("io-then-ok", 1, 2)] {
+        let fake = Fake::new(&format!("gphoto2-{mode}"));
+        let cam = gphoto2(&fake, mode, |c| c.retries = retries);
+        cam.capture(&fake.dest(), 1).unwrap();
+        assert_eq!(fake.runs(), runs, "{mode}");
+        assert_is_the_fixture_photo(&fake.dest());
+    }
 }
 
 #[test]
@@ -328,14 +324,6 @@ fn gphoto2_zero_retries_means_one_attempt() {
     let cam = gphoto2(&fake, "busy", |c| c.retries = 0);
     assert_eq!(cam.capture(&fake.dest(), 1).unwrap_err().kind, CameraErrorKind::Busy);
     assert_eq!(fake.runs(), 1);
-}
-
-#[test]
-fn gphoto2_io_error_is_retried() {
-    let fake = Fake::new("gphoto2-io");
-    let cam = gphoto2(&fake, "io-then-ok", |c| c.retries = 1);
-    cam.capture(&fake.dest(), 1).unwrap();
-    assert_eq!(fake.runs(), 2);
 }
 
 #[test]

@@ -26,15 +26,17 @@ async fn every_command_works_against_a_live_daemon() {
 
     let (ok, out) = cli(&d, &["status"]);
     assert!(ok, "{out}");
-    for needle in [
-        "daemon       running",
-        "printer      file ready",
-        "camera       sim ready",
-        "sessions     accepted",
-        "0 queued",
-    ] {
-        assert!(out.contains(needle), "status lacks {needle:?}:\n{out}");
-    }
+    assert_contains_all(
+        "status",
+        &out,
+        &[
+            "daemon       running",
+            "printer      file ready",
+            "camera       sim ready",
+            "sessions     accepted",
+            "0 queued",
+        ],
+    );
     assert!(out.contains(&format!("order {order}")), "{out}");
 
     let (ok, out) = cli(&d, &["orders"]);
@@ -51,14 +53,16 @@ async fn every_command_works_against_a_live_daemon() {
 
     let (ok, out) = cli(&d, &["order", &order]);
     assert!(ok, "{out}");
-    for needle in [
-        "created",
-        "performed: paid",
-        "paid print job",
-        "printed after 1 attempt",
-    ] {
-        assert!(out.contains(needle), "order lacks {needle:?}:\n{out}");
-    }
+    assert_contains_all(
+        "order",
+        &out,
+        &[
+            "created",
+            "performed: paid",
+            "paid print job",
+            "printed after 1 attempt",
+        ],
+    );
     let (ok, out) = cli(&d, &["order", "99999"]);
     assert!(!ok && out.contains("does not exist"), "{out}");
 
@@ -100,15 +104,17 @@ async fn every_command_works_against_a_live_daemon() {
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&metrics.body);
-    for needle in [
-        "photoboothd_orders{status=\"paid\"} 1",
-        "photoboothd_payments{state=\"2\"} 1",
-        "photoboothd_prints_total 3",
-        "photoboothd_printer_up 1",
-        "photoboothd_webhook_seconds_count{method=\"PerformTransaction\"} 1",
-    ] {
-        assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
-    }
+    assert_contains_all(
+        "metrics",
+        &text,
+        &[
+            "photoboothd_orders{status=\"paid\"} 1",
+            "photoboothd_payments{state=\"2\"} 1",
+            "photoboothd_prints_total 3",
+            "photoboothd_printer_up 1",
+            "photoboothd_webhook_seconds_count{method=\"PerformTransaction\"} 1",
+        ],
+    );
 }
 
 #[tokio::test]

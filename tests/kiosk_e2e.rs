@@ -66,11 +66,20 @@ fn browser_tools() -> Option<Tools> {
     None
 }
 
-/// A browser test's start: the tools (`None`: skipped, see [`browser_tools`]) and its turn, held
-/// until the test ends.
-async fn browser_turn() -> Option<(Tools, tokio::sync::MutexGuard<'static, ()>)> {
+/// A browser test's start: the tools and its turn at them, held until the test (or its
+/// [`Scenario`]) ends.
+struct Turn {
+    tools: Tools,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// `None`: skipped, see [`browser_tools`].
+async fn browser_turn() -> Option<Turn> {
     let tools = browser_tools()?;
-    Some((tools, SERIAL.lock().await))
+    Some(Turn {
+        tools,
+        _serial: SERIAL.lock().await,
+    })
 }
 
 extern "C" {
@@ -430,29 +439,40 @@ impl Default for Cfg {
 /// The whole configuration: sim camera (small frames keep a debug build quick), sim GPIO, the file
 /// printer with the 2×6 strip layout, one-second countdowns.
 fn booth_config(data_dir: &Path, c: &Cfg) -> String {
-    let dir = c
-        .printer_dir
+    let Cfg {
+        order_ttl_s,
+        done_timeout_s,
+        error_timeout_s,
+        capacity,
+        printer_dir,
+        kiosk_port,
+        shots,
+        countdown_s,
+        review_timeout_s,
+        camera_backend,
+    } = c;
+    let dir = printer_dir
         .as_ref()
         .map(|d| format!("dir = \"{}\"\n", d.display()))
         .unwrap_or_default();
     TestConfig {
         name: "E2E Booth".into(),
-        kiosk_listen: format!("127.0.0.1:{}", c.kiosk_port),
-        booth: format!("order_ttl_s = {}\nlanguage = \"uz\"\n", c.order_ttl_s),
-        printer: format!("layout = \"strip-2x6\"\ncapacity = {}\n{dir}", c.capacity),
+        kiosk_listen: format!("127.0.0.1:{kiosk_port}"),
+        booth: format!("order_ttl_s = {order_ttl_s}\nlanguage = \"uz\"\n"),
+        printer: format!("layout = \"strip-2x6\"\ncapacity = {capacity}\n{dir}"),
         tail: format!(
             r#"
 [session]
 max_retakes = 2
-review_timeout_s = {review}
-copies_timeout_s = {review}
-done_timeout_s = {done}
-error_timeout_s = {error}
+review_timeout_s = {review_timeout_s}
+copies_timeout_s = {review_timeout_s}
+done_timeout_s = {done_timeout_s}
+error_timeout_s = {error_timeout_s}
 
 [camera]
-backend = "{camera}"
+backend = "{camera_backend}"
 shots = {shots}
-countdown_s = {countdown}
+countdown_s = {countdown_s}
 timeout_s = 20
 width = 960
 height = 720
@@ -461,13 +481,7 @@ live_height = 360
 
 [gpio]
 backend = "sim"
-"#,
-            done = c.done_timeout_s,
-            error = c.error_timeout_s,
-            shots = c.shots,
-            countdown = c.countdown_s,
-            review = c.review_timeout_s,
-            camera = c.camera_backend,
+"#
         ),
         ..TestConfig::new(data_dir)
     }
@@ -490,22 +504,27 @@ struct Scenario {
     tap: Option<Browser>,
     watch: Option<Browser>,
     shots: BTreeSet<String>,
+    /// Last, so the turn passes on only when the browsers are gone.
+    _turn: Turn,
 }
 
 impl Scenario {
-    async fn start(name: &'static str, tools: &Tools, cfg: Cfg) -> Scenario {
+    async fn start(name: &'static str, turn: Turn, cfg: Cfg) -> Scenario {
         let d = Daemon::start_with_config(|data| booth_config(data, &cfg)).await;
-        Scenario::with_daemon(name, tools, d).await
+        Scenario::with_daemon(name, turn, d).await
     }
 
-    /// `start`, then the attract screen: where most scenarios begin.
-    async fn at_idle(name: &'static str, tools: &Tools, cfg: Cfg) -> Scenario {
-        let mut s = Scenario::start(name, tools, cfg).await;
+    /// Where most scenarios begin: this test's turn at the browsers (`None`: skipped), `start`,
+    /// then the attract screen.
+    async fn at_idle(name: &'static str, cfg: Cfg) -> Option<Scenario> {
+        let turn = browser_turn().await?;
+        let mut s = Scenario::start(name, turn, cfg).await;
         s.follow_until("idle", Duration::from_secs(10)).await;
-        s
+        Some(s)
     }
 
-    async fn with_daemon(name: &'static str, tools: &Tools, d: Daemon) -> Scenario {
+    async fn with_daemon(name: &'static str, turn: Turn, d: Daemon) -> Scenario {
+        let tools = &turn.tools;
         let (tap, watch) = tokio::join!(Browser::launch(tools, SMALL), Browser::launch(tools, LARGE));
         let url = format!("http://{}/", d.kiosk);
         tokio::join!(tap.open(&url), watch.open(&url));
@@ -515,6 +534,7 @@ impl Scenario {
             tap: Some(tap),
             watch: Some(watch),
             shots: BTreeSet::new(),
+            _turn: turn,
         }
     }
 
@@ -747,10 +767,9 @@ fn count_in(log: &[String], screen: &str) -> usize {
 /// (40 000 so'm) → QR → `photoboothd pay` → printing → done → attract; the prints are the strip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paid_session_from_attract_screen_to_prints() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(mut s) = Scenario::at_idle("paid", Cfg::default()).await else {
         return;
     };
-    let mut s = Scenario::at_idle("paid", &tools, Cfg::default()).await;
     assert_eq!(s.b().text("#start").await, "Boshlash");
     assert!(
         s.b().text("#attract-price").await.contains("20 000 soʻm"),
@@ -864,15 +883,14 @@ async fn paid_session_from_attract_screen_to_prints() {
 /// taken, and the booth goes back to the attract screen by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unpaid_order_expires_back_to_the_attract_screen() {
-    let Some((tools, _turn)) = browser_turn().await else {
-        return;
-    };
     let cfg = Cfg {
         order_ttl_s: 5,
         error_timeout_s: 2,
         ..Cfg::default()
     };
-    let mut s = Scenario::at_idle("expiry", &tools, cfg).await;
+    let Some(mut s) = Scenario::at_idle("expiry", cfg).await else {
+        return;
+    };
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap();
@@ -903,18 +921,13 @@ async fn unpaid_order_expires_back_to_the_attract_screen() {
 /// screen in the customer's language, nothing starts a session, and no order is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let cfg = Cfg {
+        capacity: 1,
+        ..Cfg::default()
+    };
+    let Some(mut s) = Scenario::at_idle("paper", cfg).await else {
         return;
     };
-    let mut s = Scenario::at_idle(
-        "paper",
-        &tools,
-        Cfg {
-            capacity: 1,
-            ..Cfg::default()
-        },
-    )
-    .await;
 
     // The last print on the roll: a stand-alone order paid like Payme would.
     let (order_id, _) = s.d.new_order(1).await;
@@ -977,7 +990,7 @@ async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
 /// file): out of service from the start, "not ready", nothing taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let d = Daemon::start_with_config(|data| {
@@ -992,7 +1005,7 @@ async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
         )
     })
     .await;
-    let mut s = Scenario::with_daemon("offline", &tools, d).await;
+    let mut s = Scenario::with_daemon("offline", turn, d).await;
     s.follow_until("out_of_service", Duration::from_secs(20)).await;
     assert_eq!(s.b().text("#oos-reason").await, "Printer hozir tayyor emas.");
     assert!(!s.b().displayed("#start").await);
@@ -1008,10 +1021,9 @@ async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
 /// UZ → RU → EN → UZ changes the texts; a language picked for a session ends with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn language_switch_changes_the_texts_for_one_session() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(mut s) = Scenario::at_idle("lang", Cfg::default()).await else {
         return;
     };
-    let mut s = Scenario::at_idle("lang", &tools, Cfg::default()).await;
     assert_eq!(s.b().text("#start").await, "Boshlash");
     for (lang, start, title) in [
         ("ru", "Начать", "Сделайте фото!"),
@@ -1061,10 +1073,9 @@ async fn language_switch_changes_the_texts_for_one_session() {
 /// was charged, then the attract screen again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_and_compose_failures_say_nothing_was_charged() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(mut s) = Scenario::at_idle("errors", Cfg::default()).await else {
         return;
     };
-    let mut s = Scenario::at_idle("errors", &tools, Cfg::default()).await;
 
     // The sessions folder is a file: the camera cannot save its first shot.
     let sessions = s.d.data_dir().join("sessions");
@@ -1107,10 +1118,9 @@ async fn camera_and_compose_failures_say_nothing_was_charged() {
 /// order number big.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn print_failure_after_payment_shows_the_order_number_for_staff() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(mut s) = Scenario::at_idle("printfail", Cfg::default()).await else {
         return;
     };
-    let mut s = Scenario::at_idle("printfail", &tools, Cfg::default()).await;
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap();
@@ -1138,10 +1148,9 @@ async fn print_failure_after_payment_shows_the_order_number_for_staff() {
 /// paid order waits for a printer that went away; Payme refunds it: "payment cancelled".
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(mut s) = Scenario::at_idle("refund", Cfg::default()).await else {
         return;
     };
-    let mut s = Scenario::at_idle("refund", &tools, Cfg::default()).await;
     s.capture_to_review().await;
     let order = s.order(1, false).await;
     let order_id = order["order_id"].as_i64().unwrap().to_string();
@@ -1197,13 +1206,13 @@ async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
 /// daemon gone it says it is connecting, and it reloads itself from the daemon once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn polling_fallback_and_a_daemon_restart() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut s = Scenario::start(
         "poll",
-        &tools,
+        turn,
         Cfg {
             kiosk_port: port,
             ..Cfg::default()
@@ -1322,7 +1331,7 @@ async fn shoot_service(b: &Browser, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let d = Daemon::start_with_config(|data_dir| {
@@ -1332,7 +1341,7 @@ async fn service_menu_opens_with_a_long_press_in_the_corner_and_the_pin() {
         )
     })
     .await;
-    let b = Browser::launch(&tools, SMALL).await;
+    let b = Browser::launch(&turn.tools, SMALL).await;
     b.open(&format!("http://{}/", d.kiosk)).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while b.screen().await != "idle" {
@@ -1426,7 +1435,7 @@ const PHONE: (u32, u32) = (390, 844);
 
 #[tokio::test]
 async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let d = Daemon::start_with_config(|data| {
@@ -1451,9 +1460,9 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
         .expect("a download link")
         .to_string();
 
-    done_screen_shows_the_download_qr(&tools, &d, "digital-done").await;
+    done_screen_shows_the_download_qr(&turn.tools, &d, "digital-done").await;
 
-    let phone = Browser::launch(&tools, PHONE).await;
+    let phone = Browser::launch(&turn.tools, PHONE).await;
     phone.open(&url).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !phone.image_loaded("figure img").await {
@@ -1486,7 +1495,7 @@ async fn the_done_screen_shows_the_download_qr_and_the_page_fits_a_phone() {
 /// At a prepaid event a guest's done screen shows the same download QR as a paying customer's.
 #[tokio::test]
 async fn an_event_guests_done_screen_shows_the_download_qr() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let d = Daemon::start_with_config(|data| {
@@ -1503,7 +1512,7 @@ async fn an_event_guests_done_screen_shows_the_download_qr() {
     let done = d.wait_stage("done").await;
     assert!(done["order"]["download_url"].is_string(), "{done}");
 
-    done_screen_shows_the_download_qr(&tools, &d, "event-done").await;
+    done_screen_shows_the_download_qr(&turn.tools, &d, "event-done").await;
     assert_eq!(d.count("SELECT count(*) FROM payme_transactions"), 0);
 }
 
@@ -1829,7 +1838,7 @@ impl Walk {
 /// `target/ui-screens/walk-<screen>-<W>x<H>.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_screen_fits_every_screen_size() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let cfg = Cfg {
@@ -1845,7 +1854,7 @@ async fn every_screen_fits_every_screen_size() {
     let d =
         Daemon::start_with_config(|data| format!("{}\n[service]\npin = \"{WALK_PIN}\"\n", booth_config(data, &cfg)))
             .await;
-    let b = Browser::launch(&tools, SIZES[3]).await;
+    let b = Browser::launch(&turn.tools, SIZES[3]).await;
     b.open(&format!("http://{}/", d.kiosk)).await;
     let mut walk = Walk {
         d,
@@ -1891,7 +1900,7 @@ async fn every_screen_fits_every_screen_size() {
 /// the plain one, without the mirror, and the session goes on to its review.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
-    let Some((tools, _turn)) = browser_turn().await else {
+    let Some(turn) = browser_turn().await else {
         return;
     };
     let fake = tempfile::tempdir().unwrap();
@@ -1911,7 +1920,7 @@ async fn a_failing_live_view_falls_back_to_the_plain_countdown() {
         ("FAKE_LIVE_MODE".into(), "busy".into()),
     ];
     d.restart_same_config().await;
-    let mut s = Scenario::with_daemon("nolive", &tools, d).await;
+    let mut s = Scenario::with_daemon("nolive", turn, d).await;
     s.follow_until("idle", Duration::from_secs(10)).await;
     s.b().tap("#start").await;
     s.reach("countdown", Duration::from_secs(10)).await;

@@ -1076,10 +1076,11 @@ impl Booth {
     fn snapshot(&self) -> Result<Snapshot, String> {
         self.store
             .read(|c| {
-                let tables: Vec<String> = c
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let tables: Vec<String> = all_rows(
+                    c,
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                    |r| r.get(0),
+                )?;
                 let mut snap = Snapshot::new();
                 for table in tables {
                     let mut stmt = c.prepare(&format!("SELECT rowid AS rowid_, * FROM \"{table}\""))?;
@@ -1106,16 +1107,16 @@ impl Booth {
         let (orders, txs, jobs, receipts, rotated) = self
             .store
             .read(|c| {
-                let orders: Vec<(i64, String, Option<i64>, Option<i64>)> = c
-                    .prepare("SELECT id, status, paid_at, closed_at FROM orders ORDER BY id")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let txs: Vec<MTx> = c
-                    .prepare(
-                        "SELECT id, payme_id, order_id, amount, account, payme_time, create_time, perform_time,
-                                cancel_time, state, reason FROM payme_transactions ORDER BY id",
-                    )?
-                    .query_map([], |r| {
+                let orders: Vec<(i64, String, Option<i64>, Option<i64>)> = all_rows(
+                    c,
+                    "SELECT id, status, paid_at, closed_at FROM orders ORDER BY id",
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+                let txs: Vec<MTx> = all_rows(
+                    c,
+                    "SELECT id, payme_id, order_id, amount, account, payme_time, create_time, perform_time,
+                            cancel_time, state, reason FROM payme_transactions ORDER BY id",
+                    |r| {
                         Ok(MTx {
                             rowid: r.get(0)?,
                             payme_id: r.get(1)?,
@@ -1129,23 +1130,24 @@ impl Booth {
                             state: r.get(9)?,
                             reason: r.get(10)?,
                         })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let jobs: Vec<MJob> = c
-                    .prepare("SELECT id, order_id, copies, status FROM print_jobs WHERE kind = 'paid' ORDER BY id")?
-                    .query_map([], |r| {
+                    },
+                )?;
+                let jobs: Vec<MJob> = all_rows(
+                    c,
+                    "SELECT id, order_id, copies, status FROM print_jobs WHERE kind = 'paid' ORDER BY id",
+                    |r| {
                         Ok(MJob {
                             id: r.get(0)?,
                             order_id: r.get(1)?,
                             copies: r.get(2)?,
                             status: r.get(3)?,
                         })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
-                let receipts: BTreeSet<(String, String)> = c
-                    .prepare("SELECT payme_id, type FROM fiscal_receipts")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                    },
+                )?;
+                let receipts: BTreeSet<(String, String)> =
+                    all_rows(c, "SELECT payme_id, type FROM fiscal_receipts", |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
                 let rotated: Option<String> = c
                     .query_row("SELECT value FROM settings WHERE key = 'payme.rotated_key'", [], |r| {
                         r.get(0)
@@ -1172,13 +1174,12 @@ impl Booth {
         let (live_dupes, job_mismatch) = self
             .store
             .read(|c| {
-                let live: Vec<(i64, i64)> = c
-                    .prepare(
-                        "SELECT order_id, count(*) FROM payme_transactions WHERE state IN (1, 2)
-                         GROUP BY order_id HAVING count(*) > 1",
-                    )?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let live: Vec<(i64, i64)> = all_rows(
+                    c,
+                    "SELECT order_id, count(*) FROM payme_transactions WHERE state IN (1, 2)
+                     GROUP BY order_id HAVING count(*) > 1",
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 // Orders whose paid-job count is not 1 if a transaction was performed, else 0.
                 let jobs: Vec<(i64, i64, i64)> = c
                     .prepare(
@@ -1280,6 +1281,15 @@ fn check_reply(reply: &Reply, rpc_id: i64, method: &str, expect: &Expected) -> R
         }
     }
     Ok(())
+}
+
+/// Every row `sql` selects (it takes no parameters), each read by `row`.
+fn all_rows<T, C: FromIterator<T>>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> rusqlite::Result<C> {
+    c.prepare(sql)?.query_map([], row)?.collect()
 }
 
 fn diff(want: &Snapshot, got: &Snapshot) -> String {

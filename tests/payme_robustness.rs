@@ -67,6 +67,12 @@ async fn refused(d: &Daemon, body: impl Into<Vec<u8>>, code: i64, data: Option<V
     .await;
 }
 
+/// Sends `body` and asserts -32600 naming the `member` at fault (`error.data`), `id` echoed, and
+/// that nothing was written.
+async fn refused_member(d: &Daemon, body: impl Into<Vec<u8>>, member: &str, id: i64, what: &str) {
+    refused(d, body, -32600, Some(json!(member)), json!(id), what).await;
+}
+
 async fn refused_with(
     d: &Daemon,
     headers: &[(&str, &str)],
@@ -526,18 +532,10 @@ async fn envelope_errors_get_32600_and_extra_fields_and_string_ids_are_fine() {
     let params = json!({ "amount": a, "account": account(&order) });
     for bad in [json!(null), json!([]), json!("x"), json!(42), json!([params.clone()])] {
         let body = json!({ "method": "CheckPerformTransaction", "params": bad, "id": 11 }).to_string();
-        refused(
-            &d,
-            body,
-            -32600,
-            Some(json!("params")),
-            json!(11),
-            &format!("params {bad}"),
-        )
-        .await;
+        refused_member(&d, body, "params", 11, &format!("params {bad}")).await;
     }
     let body = json!({ "method": "CreateTransaction", "id": 12 }).to_string();
-    refused(&d, body, -32600, Some(json!("params")), json!(12), "params missing").await;
+    refused_member(&d, body, "params", 12, "params missing").await;
     for bad in [
         json!(42),
         json!(null),
@@ -545,18 +543,10 @@ async fn envelope_errors_get_32600_and_extra_fields_and_string_ids_are_fine() {
         json!({ "name": "x" }),
     ] {
         let body = json!({ "method": bad, "params": params, "id": 13 }).to_string();
-        refused(
-            &d,
-            body,
-            -32600,
-            Some(json!("method")),
-            json!(13),
-            &format!("method {bad}"),
-        )
-        .await;
+        refused_member(&d, body, "method", 13, &format!("method {bad}")).await;
     }
     let body = json!({ "params": params, "id": 14 }).to_string();
-    refused(&d, body, -32600, Some(json!("method")), json!(14), "method missing").await;
+    refused_member(&d, body, "method", 14, "method missing").await;
     let body = json!({ "method": "checkPerformTransaction", "params": params, "id": 15 }).to_string();
     refused(
         &d,
@@ -663,10 +653,10 @@ async fn mistyped_params_get_the_documented_codes_and_write_nothing() {
             "CreateTransaction",
             json!({ "id": id, "time": bad, "amount": a, "account": acc }),
         );
-        refused(&d, body, -32600, Some(json!("time")), json!(21), &format!("time {bad}")).await;
+        refused_member(&d, body, "time", 21, &format!("time {bad}")).await;
     }
     let body = call("CreateTransaction", json!({ "id": id, "amount": a, "account": acc }));
-    refused(&d, body, -32600, Some(json!("time")), json!(21), "time missing").await;
+    refused_member(&d, body, "time", 21, "time missing").await;
 
     // The Payme id must be a string.
     for method in [
@@ -680,15 +670,7 @@ async fn mistyped_params_get_the_documented_codes_and_write_nothing() {
                 method,
                 json!({ "id": bad, "time": time, "amount": a, "account": acc, "reason": 1 }),
             );
-            refused(
-                &d,
-                body,
-                -32600,
-                Some(json!("id")),
-                json!(21),
-                &format!("{method} id {bad}"),
-            )
-            .await;
+            refused_member(&d, body, "id", 21, &format!("{method} id {bad}")).await;
         }
     }
 
@@ -706,15 +688,7 @@ async fn mistyped_params_get_the_documented_codes_and_write_nothing() {
                 params["account"] = bad.clone();
             }
             let what = format!("{method} account {bad:?}");
-            refused(
-                &d,
-                call(method, params),
-                -32600,
-                Some(json!("account")),
-                json!(21),
-                &what,
-            )
-            .await;
+            refused_member(&d, call(method, params), "account", 21, &what).await;
         }
         // An account without our field → an account error naming the field.
         for bad in [

@@ -93,16 +93,18 @@ async fn a_whole_paid_session_prints_the_composed_layout() {
 
     // The log tells the session's story with its ids.
     let log = d.log();
-    for needle in [
-        "session started",
-        "session stage",
-        "photo taken",
-        "order created",
-        "printed",
-        "session ended",
-    ] {
-        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
-    }
+    assert_contains_all(
+        "log",
+        &log,
+        &[
+            "session started",
+            "session stage",
+            "photo taken",
+            "order created",
+            "printed",
+            "session ended",
+        ],
+    );
     assert!(log.contains(&format!("session_id={session_id}")));
 }
 

@@ -12,228 +12,9 @@
   // Narrow no-break space: the thin thousands separator ("40 000").
   var THIN = '\u202f';
 
-  function ruPlural(n, one, few, many) {
-    var m10 = n % 10;
-    var m100 = n % 100;
-    if (m10 === 1 && m100 !== 11) return one;
-    if (m10 >= 2 && m10 <= 4 && (m100 < 12 || m100 > 14)) return few;
-    return many;
-  }
-
-  // Uzbek in Latin script with the proper oʻ/gʻ letters (U+02BB).
-  var TEXTS = {
-    uz: {
-      brand: 'Fotobudka',
-      cancel: 'Bekor qilish',
-      start: 'Boshlash',
-      attract_title: 'Suratga tushing!',
-      attract_hint: 'Ekranga teging yoki katta tugmani bosing',
-      attract_price: function (p) { return p.shots + ' ta surat · bir nusxasi ' + p.price; },
-      attract_pay_note: 'Toʻlov Payme orqali — suratlarni koʻrganingizdan keyin',
-      oos_title: 'Fotobudka vaqtincha ishlamayapti',
-      oos_paper: 'Printerda qogʻoz tugadi.',
-      oos_printer: 'Printer hozir tayyor emas.',
-      oos_booth: 'Fotobudka hozir tayyor emas.',
-      oos_staff: 'Xodim tez orada keladi. Iltimos, birozdan soʻng qaytib keling.',
-      shot_of: function (p) { return 'Surat ' + p.n + ' / ' + p.total; },
-      look_at_camera: 'Kameraga qarang',
-      smile: 'Jilmaying!',
-      preparing: 'Suratlaringiz tayyorlanmoqda…',
-      review_title: 'Suratlar yoqdimi?',
-      review_note: 'Faqat chop etsangiz toʻlaysiz.',
-      print: 'Chop etish',
-      retake: function (p) { return 'Qayta olish (' + p.n + ' ta qoldi)'; },
-      no_retakes: 'Qayta olish qolmadi',
-      copies_title: 'Nechta nusxa chop etamiz?',
-      each: function (p) { return 'Bir nusxasi ' + p.price; },
-      total: 'Jami:',
-      pay: 'Toʻlash',
-      pay_title: 'Payme orqali toʻlang',
-      pay_step1: 'Telefoningizda Payme ilovasini oching',
-      pay_step2: 'QR-kodni skanerlang',
-      pay_step3: 'Toʻlovni tasdiqlang',
-      to_pay: 'Toʻlov summasi',
-      order_no: function (p) { return 'Buyurtma № ' + p.id; },
-      copies_n: function (p) { return p.n + ' ta nusxa'; },
-      time_left: 'Qolgan vaqt:',
-      payment_in_progress: 'Toʻlov jarayonda — uni ilovada yakunlang',
-      printing_title: 'Suratlaringiz chop etilmoqda…',
-      printing_sub: 'Toʻlov qabul qilindi, rahmat! Bir daqiqacha kuting.',
-      print_waiting: 'Printer tayyorlanmoqda, biroz kuting…',
-      print_retry: function (p) { return 'Printer qayta urinmoqda (' + p.n + '-urinish). Iltimos, kuting.'; },
-      done_title: 'Suratlaringizni oling!',
-      done_sub: 'Ular printerda tayyor. Tashrifingiz uchun rahmat!',
-      done_ok: 'Tayyor',
-      ok: 'Tushunarli',
-      connecting: 'Ulanmoqda…',
-      connecting_wait: 'Iltimos, bir daqiqa kuting.',
-      net_error: 'Aloqa yoʻq. Qayta urinib koʻrilmoqda…',
-      try_again: 'Bajarilmadi. Iltimos, qaytadan urinib koʻring.',
-      errors: {
-        camera_failed: ['Kamera ishlamadi', 'Sizdan pul olinmadi. Iltimos, qaytadan urinib koʻring.'],
-        compose_failed: ['Suratlarni tayyorlab boʻlmadi', 'Sizdan pul olinmadi. Iltimos, qaytadan urinib koʻring.'],
-        payment_expired: ['Toʻlov vaqti tugadi', 'Sizdan pul olinmadi. Xohlasangiz, qaytadan boshlang.'],
-        payment_cancelled: ['Toʻlov bekor qilindi', 'Agar pul yechilgan boʻlsa, Payme uni avtomatik qaytaradi.'],
-        print_failed: ['Kechirasiz, printer chop eta olmadi',
-          'Toʻlovingiz va suratlaringiz saqlangan. Xodimni chaqiring va ushbu raqamni koʻrsating:'],
-        other: ['Nimadir xato ketdi', 'Qaytadan urinib koʻring yoki xodimni chaqiring.']
-      },
-      event_free: 'Bugun suratlar bepul!',
-      event_left: function (p) { return 'Qolgan suratlar: ' + p.n; },
-      event_print: 'Chop etish',
-      event_printing_sub: 'Bir daqiqacha kuting. Bayramingiz muborak!',
-      oos_event_over: 'Ushbu tadbir uchun suratlar tugadi. Rahmat!'
-    },
-    ru: {
-      brand: 'Фотобудка',
-      cancel: 'Отмена',
-      start: 'Начать',
-      attract_title: 'Сделайте фото!',
-      attract_hint: 'Коснитесь экрана или нажмите большую кнопку',
-      attract_price: function (p) {
-        return p.shots + ' ' + ruPlural(p.shots, 'снимок', 'снимка', 'снимков') + ' · отпечаток ' + p.price;
-      },
-      attract_pay_note: 'Оплата через Payme — после того, как увидите фото',
-      oos_title: 'Фотобудка временно не работает',
-      oos_paper: 'В принтере закончилась бумага.',
-      oos_printer: 'Принтер сейчас не готов.',
-      oos_booth: 'Фотобудка сейчас не готова.',
-      oos_staff: 'Сотрудник скоро подойдёт. Пожалуйста, загляните через несколько минут.',
-      shot_of: function (p) { return 'Снимок ' + p.n + ' из ' + p.total; },
-      look_at_camera: 'Смотрите в камеру',
-      smile: 'Улыбочку!',
-      preparing: 'Готовим ваши фото…',
-      review_title: 'Нравится?',
-      review_note: 'Платите, только если печатаете.',
-      print: 'Печатать',
-      retake: function (p) { return 'Переснять (осталось ' + p.n + ')'; },
-      no_retakes: 'Пересъёмок не осталось',
-      copies_title: 'Сколько отпечатков?',
-      each: function (p) { return p.price + ' за отпечаток'; },
-      total: 'Итого:',
-      pay: 'Оплатить',
-      pay_title: 'Оплатите через Payme',
-      pay_step1: 'Откройте приложение Payme на телефоне',
-      pay_step2: 'Отсканируйте QR-код',
-      pay_step3: 'Подтвердите оплату',
-      to_pay: 'К оплате',
-      order_no: function (p) { return 'Заказ № ' + p.id; },
-      copies_n: function (p) { return p.n + ' ' + ruPlural(p.n, 'отпечаток', 'отпечатка', 'отпечатков'); },
-      time_left: 'Осталось:',
-      payment_in_progress: 'Идёт оплата — завершите её в приложении',
-      printing_title: 'Печатаем ваши фото…',
-      printing_sub: 'Оплата получена, спасибо! Это займёт около минуты.',
-      print_waiting: 'Готовим принтер, подождите немного…',
-      print_retry: function (p) { return 'Принтер пробует ещё раз (попытка ' + p.n + '). Подождите, пожалуйста.'; },
-      done_title: 'Заберите ваши фото!',
-      done_sub: 'Они ждут вас в принтере. Спасибо, что зашли!',
-      done_ok: 'Готово',
-      ok: 'Понятно',
-      connecting: 'Подключение…',
-      connecting_wait: 'Пожалуйста, подождите минутку.',
-      net_error: 'Нет связи. Пробуем ещё раз…',
-      try_again: 'Не получилось. Пожалуйста, попробуйте ещё раз.',
-      errors: {
-        camera_failed: ['Камера не сработала', 'Деньги не списаны. Пожалуйста, попробуйте ещё раз.'],
-        compose_failed: ['Не удалось подготовить фото', 'Деньги не списаны. Пожалуйста, попробуйте ещё раз.'],
-        payment_expired: ['Время на оплату истекло', 'Деньги не списаны. Можно начать заново.'],
-        payment_cancelled: ['Оплата отменена', 'Если деньги списались, Payme вернёт их автоматически.'],
-        print_failed: ['Извините, принтер не смог напечатать',
-          'Оплата и ваши фото сохранены. Позовите сотрудника и покажите этот номер:'],
-        other: ['Что-то пошло не так', 'Попробуйте ещё раз или позовите сотрудника.']
-      },
-      event_free: 'Сегодня печать бесплатно!',
-      event_left: function (p) { return 'Осталось отпечатков: ' + p.n; },
-      event_print: 'Печатать',
-      event_printing_sub: 'Это займёт около минуты. Хорошего праздника!',
-      oos_event_over: 'Отпечатки этого праздника закончились. Спасибо!'
-    },
-    en: {
-      brand: 'Photo booth',
-      cancel: 'Cancel',
-      start: 'Start',
-      attract_title: 'Strike a pose!',
-      attract_hint: 'Touch the screen or press the big button',
-      attract_price: function (p) { return p.shots + ' photos · ' + p.price + ' per print'; },
-      attract_pay_note: 'Pay with Payme — after you see your photos',
-      oos_title: 'Sorry, the booth is out of service',
-      oos_paper: 'The printer is out of paper.',
-      oos_printer: 'The printer is not ready.',
-      oos_booth: 'The booth is not ready.',
-      oos_staff: 'Staff will be here soon. Please come back in a few minutes.',
-      shot_of: function (p) { return 'Photo ' + p.n + ' of ' + p.total; },
-      look_at_camera: 'Look at the camera',
-      smile: 'Smile!',
-      preparing: 'Preparing your photos…',
-      review_title: 'Do you like it?',
-      review_note: 'You only pay if you print.',
-      print: 'Print',
-      retake: function (p) { return 'Retake (' + p.n + ' left)'; },
-      no_retakes: 'No retakes left',
-      copies_title: 'How many prints?',
-      each: function (p) { return p.price + ' per print'; },
-      total: 'Total:',
-      pay: 'Pay',
-      pay_title: 'Pay with Payme',
-      pay_step1: 'Open the Payme app on your phone',
-      pay_step2: 'Scan the QR code',
-      pay_step3: 'Confirm the payment',
-      to_pay: 'Amount',
-      order_no: function (p) { return 'Order #' + p.id; },
-      copies_n: function (p) { return p.n === 1 ? '1 print' : p.n + ' prints'; },
-      time_left: 'Time left:',
-      payment_in_progress: 'Payment in progress — please finish it in the app',
-      printing_title: 'Printing your photos…',
-      printing_sub: 'Payment received — thank you! This takes about a minute.',
-      print_waiting: 'Getting the printer ready…',
-      print_retry: function (p) { return 'The printer is trying again (attempt ' + p.n + '). Please wait.'; },
-      done_title: 'Take your photos!',
-      done_sub: 'They are waiting in the printer. Thanks for coming!',
-      done_ok: 'Done',
-      ok: 'OK',
-      connecting: 'Connecting…',
-      connecting_wait: 'Please wait a moment.',
-      net_error: 'No connection. Trying again…',
-      try_again: 'That did not work. Please try again.',
-      errors: {
-        camera_failed: ['The camera didn’t work', 'You have not been charged. Please try again.'],
-        compose_failed: ['We couldn’t prepare your photos', 'You have not been charged. Please try again.'],
-        payment_expired: ['Time to pay ran out', 'No money was taken. You can start again any time.'],
-        payment_cancelled: ['The payment was cancelled', 'If money was taken, Payme returns it automatically.'],
-        print_failed: ['Sorry, the printer failed',
-          'Your payment and your photos are safe. Please call staff and show them this number:'],
-        other: ['Something went wrong', 'Please try again, or call staff.']
-      },
-      event_free: 'Prints are free today!',
-      event_left: function (p) { return 'Prints left: ' + p.n; },
-      event_print: 'Print',
-      event_printing_sub: 'This takes about a minute. Enjoy the party!',
-      oos_event_over: 'This event’s prints are all used up. Thank you!'
-    }
-  };
-
-  // ---------- digital copies: texts ----------
-  Object.assign(TEXTS.uz, {
-    digital_scan: 'Suratlaringizni telefoningizda saqlash uchun skanerlang',
-    digital_only: 'Faqat raqamli, chop etmasdan',
-    digital_done_title: 'Suratlaringiz tayyor!',
-    digital_done_sub: 'QR kodni skanerlang va suratlarni telefoningizga saqlang.',
-    prints_unavailable: 'Hozir chop etib boʻlmaydi — faqat raqamli nusxalar'
-  });
-  Object.assign(TEXTS.ru, {
-    digital_scan: 'Отсканируйте, чтобы сохранить фото в телефоне',
-    digital_only: 'Только цифровые, без печати',
-    digital_done_title: 'Ваши фото готовы!',
-    digital_done_sub: 'Отсканируйте QR-код и сохраните фото в телефон.',
-    prints_unavailable: 'Печать сейчас недоступна — только цифровые копии'
-  });
-  Object.assign(TEXTS.en, {
-    digital_scan: 'Scan to keep your photos on your phone',
-    digital_only: 'Digital only, no print',
-    digital_done_title: 'Your photos are ready!',
-    digital_done_sub: 'Scan the QR code and save them on your phone.',
-    prints_unavailable: 'Printing is unavailable right now: digital copies only'
-  });
+  // The words on the screen in uz/ru/en (Uzbek in Latin script with the proper oʻ/gʻ letters,
+  // U+02BB): texts.json, read through i18n.js before anything is drawn.
+  var TEXTS = null;
 
   var PAPER_REASONS = ['printer_media_empty', 'media_counter_empty'];
   var BLOCKER_REASONS = ['printer_stopped', 'printer_media_empty', 'printer_offline', 'media_counter_empty',
@@ -285,10 +66,7 @@
   }
 
   function t(key, params) {
-    var table = TEXTS[lang()];
-    var value = table[key];
-    if (value === undefined) value = TEXTS.en[key];
-    if (typeof value === 'function') return value(params || {});
+    var value = boothTexts.text(TEXTS, lang(), key, params);
     return value === undefined ? key : value;
   }
 
@@ -878,11 +656,15 @@
 
     fitImages();
     mirrorInit();
-    setInterval(tick, 200);
     showSandboxBadge();
-    connect();
-    // Until the first view arrives, a plain request is often quicker than the stream.
-    poll();
+    // The loading screen stays until the words are here: everything after this draws with them.
+    boothTexts.load('/ui/texts.json', function (texts) {
+      TEXTS = texts;
+      setInterval(tick, 200);
+      connect();
+      // Until the first view arrives, a plain request is often quicker than the stream.
+      poll();
+    });
   }
 
   // ---- Sandbox badge -------------------------------------------------------------------------

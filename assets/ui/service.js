@@ -11,47 +11,9 @@
   // An open menu nobody touches locks itself, so a guest never finds it open.
   var IDLE_CLOSE_MS = 120000;
 
-  var TEXTS = {
-    uz: {
-      pin_title: 'Xizmat menyusi', pin_hint: 'PIN-kodni kiriting', wrong_pin: 'PIN notoʻgʻri',
-      locked: function (p) { return 'Juda koʻp urinish. ' + p.m + ' daqiqadan soʻng qayta urining.'; },
-      ok: 'OK', close: 'Yopish', lock: 'Qulflash', today: 'Bugun', month: 'Shu oy',
-      sessions: 'Seanslar', paid_orders: 'Toʻlangan', revenue: 'Tushum', refunds: 'Qaytarilgan',
-      prints: 'Chop etilgan', event_prints: 'Tadbir suratlari', printer: 'Printer', camera: 'Kamera',
-      media_left: 'Qogʻoz qoldi', not_counted: 'hisoblanmaydi', ready: 'tayyor', not_ready: 'tayyor emas',
-      refill: 'Qogʻoz solindi', test_print: 'Sinov chop', resume: 'Printerni davom ettirish',
-      reprint: 'Qayta chop', last_orders: 'Oxirgi buyurtmalar', event: 'Tadbir', no_event: 'Tadbir yoʻq (pullik rejim)',
-      event_start: 'Tadbirni boshlash', event_stop: 'Tadbirni tugatish', max_prints: 'Suratlar soni (0 = cheksiz)',
-      title: 'Sarlavha', date: 'Sana', done: 'Bajarildi', failed: 'Bajarilmadi', left: 'qoldi', used: 'ishlatildi',
-      gallery: function (p) { return 'Tadbir galereyasi: barcha suratlar va ZIP. Tadbirdan soʻng ' + p.d + ' kun saqlanadi.'; }
-    },
-    ru: {
-      pin_title: 'Сервисное меню', pin_hint: 'Введите PIN-код', wrong_pin: 'Неверный PIN',
-      locked: function (p) { return 'Слишком много попыток. Повторите через ' + p.m + ' мин.'; },
-      ok: 'OK', close: 'Закрыть', lock: 'Заблокировать', today: 'Сегодня', month: 'Этот месяц',
-      sessions: 'Сеансы', paid_orders: 'Оплачено', revenue: 'Выручка', refunds: 'Возвраты',
-      prints: 'Отпечатки', event_prints: 'Отпечатки праздника', printer: 'Принтер', camera: 'Камера',
-      media_left: 'Бумаги осталось', not_counted: 'не считается', ready: 'готов', not_ready: 'не готов',
-      refill: 'Бумага заправлена', test_print: 'Тестовая печать', resume: 'Возобновить принтер',
-      reprint: 'Перепечатать', last_orders: 'Последние заказы', event: 'Праздник', no_event: 'Праздника нет (платный режим)',
-      event_start: 'Начать праздник', event_stop: 'Завершить праздник', max_prints: 'Отпечатков (0 = без лимита)',
-      title: 'Заголовок', date: 'Дата', done: 'Готово', failed: 'Не получилось', left: 'осталось', used: 'использовано',
-      gallery: function (p) { return 'Галерея праздника: все фото и ZIP. Хранится ' + p.d + ' дн. после праздника.'; }
-    },
-    en: {
-      pin_title: 'Service menu', pin_hint: 'Enter the PIN', wrong_pin: 'Wrong PIN',
-      locked: function (p) { return 'Too many tries. Try again in ' + p.m + ' min.'; },
-      ok: 'OK', close: 'Close', lock: 'Lock', today: 'Today', month: 'This month',
-      sessions: 'Sessions', paid_orders: 'Paid orders', revenue: 'Revenue', refunds: 'Refunds',
-      prints: 'Prints', event_prints: 'Event prints', printer: 'Printer', camera: 'Camera',
-      media_left: 'Media left', not_counted: 'not counted', ready: 'ready', not_ready: 'not ready',
-      refill: 'Paper refilled', test_print: 'Test print', resume: 'Resume printer',
-      reprint: 'Reprint', last_orders: 'Last orders', event: 'Event', no_event: 'No event (paid mode)',
-      event_start: 'Start event', event_stop: 'Stop event', max_prints: 'Prints (0 = no cap)',
-      title: 'Title', date: 'Date', done: 'Done', failed: 'Failed', left: 'left', used: 'used',
-      gallery: function (p) { return 'The event gallery: every photo, and a ZIP of them all. Kept ' + p.d + ' days after the event.'; }
-    }
-  };
+  // The menu's words in uz/ru/en: service-texts.json, read through i18n.js.
+  var TEXTS = null;
+  boothTexts.load('/ui/service-texts.json', function (texts) { TEXTS = texts; });
 
   var svc = { screen: null, token: null, pin: '', summary: null, lastTouch: 0 };
   // For tests: which service screen shows (null, 'pin' or 'menu').
@@ -63,9 +25,7 @@
   }
 
   function t(key, params) {
-    var v = TEXTS[lang()][key];
-    if (v === undefined) v = TEXTS.en[key];
-    return typeof v === 'function' ? v(params || {}) : v;
+    return boothTexts.text(TEXTS, lang(), key, params);
   }
 
   function el(tag, attrs, children) {
@@ -97,6 +57,8 @@
   var corner = el('div', { id: 'service-corner', 'aria-hidden': 'true' });
   var holdTimer = null;
   function cornerAllowed() {
+    // Nothing to draw the PIN pad with until the words are here.
+    if (!TEXTS) return false;
     var s = document.body.getAttribute('data-screen');
     return s === 'idle' || s === 'out_of_service';
   }

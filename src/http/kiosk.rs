@@ -48,6 +48,16 @@ const UI_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../assets/ui/index.html"),
     ),
     (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/ui/i18n.js"),
+    ),
+    (
+        "texts.json",
+        "application/json",
+        include_str!("../../assets/ui/texts.json"),
+    ),
+    (
         "app.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/ui/app.js"),
@@ -61,6 +71,11 @@ const UI_FILES: &[(&str, &str, &str)] = &[
         "service.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/ui/service.js"),
+    ),
+    (
+        "service-texts.json",
+        "application/json",
+        include_str!("../../assets/ui/service-texts.json"),
     ),
     (
         "service.css",
@@ -454,4 +469,31 @@ async fn dev_button(State(k): State<Kiosk>, body: Bytes) -> Result<Response, Api
         ));
     }
     Ok(json(StatusCode::OK, &j!({ "event": event })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The UI's text tables (`assets/ui/*texts.json`, read by `i18n.js`) are JSON objects, and
+    /// every language has every text English has.
+    #[test]
+    fn every_ui_text_table_gives_every_language_every_text() {
+        let tables: Vec<_> = UI_FILES.iter().filter(|(name, _, _)| name.ends_with(".json")).collect();
+        assert_eq!(tables.len(), 2);
+        for (name, _, body) in tables {
+            let table: Map<String, Value> = serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let keys = |lang: &str| -> BTreeSet<String> {
+                table[lang]
+                    .as_object()
+                    .map(|t| t.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            assert!(!keys("en").is_empty(), "{name}");
+            for lang in ["uz", "ru"] {
+                assert_eq!(keys(lang), keys("en"), "{name}: {lang}");
+            }
+        }
+    }
 }

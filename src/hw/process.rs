@@ -498,29 +498,32 @@ mod tests {
         assert_eq!(done.stdout.trim(), format!("/nonexistent:{FALLBACK_PATH}|C|bar"));
     }
 
+    /// Runs the bash `script` made for a marker unique to this test (for `exec -a`), then asserts
+    /// that `run` came back within 10 s and that no process so marked is left. Returns what `run`
+    /// returned.
+    fn run_marked(name: &str, script: impl Fn(&str) -> String, limit: Duration) -> Result<Finished, RunError> {
+        let marker = format!("proc-test-{name}-{}", std::process::id());
+        let (prog, args) = bash(&script(&marker));
+        let started = Instant::now();
+        let result = run(&prog, &args, &system_env(), limit);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(!leftovers(&marker), "a process marked {marker} survived");
+        result
+    }
+
     #[test]
     fn timeout_kills_the_whole_group() {
-        let marker = format!("proc-test-hang-{}", std::process::id());
-        let script = format!("(exec -a {marker}-bg sleep 30) & (exec -a {marker}-fg sleep 30); echo never");
-        let (prog, args) = bash(&script);
-        let started = Instant::now();
-        let err = run(&prog, &args, &system_env(), Duration::from_millis(300)).unwrap_err();
+        let script = |m: &str| format!("(exec -a {m}-bg sleep 30) & (exec -a {m}-fg sleep 30); echo never");
+        let err = run_marked("hang", script, Duration::from_millis(300)).unwrap_err();
         assert_eq!(err.kind, RunErrorKind::Timeout, "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(!leftovers(&marker), "a process marked {marker} survived the timeout");
     }
 
     #[test]
     fn a_stray_left_after_exit_is_killed_and_does_not_block() {
-        let marker = format!("proc-test-stray-{}", std::process::id());
-        let script = format!("(exec -a {marker} sleep 30) & echo done");
-        let (prog, args) = bash(&script);
-        let started = Instant::now();
-        let done = run(&prog, &args, &system_env(), Duration::from_secs(20)).unwrap();
+        let script = |m: &str| format!("(exec -a {m} sleep 30) & echo done");
+        let done = run_marked("stray", script, Duration::from_secs(20)).unwrap();
         assert!(done.status.success());
         assert_eq!(done.stdout.trim(), "done");
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(!leftovers(&marker), "the stray {marker} survived");
     }
 
     #[test]

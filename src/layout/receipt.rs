@@ -98,9 +98,9 @@ mod tests {
 
     #[test]
     fn formats_money_and_time() {
-        assert_eq!(format_sum(4_000_000), "40 000");
-        assert_eq!(format_sum(50), "0.50");
-        assert_eq!(format_sum(12_345_678_900), "123 456 789");
+        for (tiyin, text) in [(4_000_000, "40 000"), (50, "0.50"), (12_345_678_900, "123 456 789")] {
+            assert_eq!(format_sum(tiyin), text);
+        }
     }
 
     #[test]

@@ -621,6 +621,13 @@ pub fn skip(why: &str) {
     let _ = writeln!(std::io::stdout().lock(), "SKIPPED: {why}");
 }
 
+/// Asserts that `text` (`what`: the command output, log or page it is) holds every needle.
+pub fn assert_contains_all(what: &str, text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{what} lacks {needle:?}:\n{text}");
+    }
+}
+
 pub fn now_ms() -> i64 {
     photoboothd::clock::now_ms()
 }

@@ -49,6 +49,14 @@ impl PrintError {
             may_have_printed: false,
         }
     }
+
+    /// The same error, saying whether some of the job may already be on paper.
+    pub fn maybe_printed(self, may_have_printed: bool) -> PrintError {
+        PrintError {
+            may_have_printed,
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for PrintError {

@@ -64,14 +64,11 @@ impl CupsPrinter {
         parse_request_id(&out.stdout).ok_or_else(|| {
             // lp said yes but we cannot tell which job it made: it will probably print, so a retry
             // could print twice. A person has to look.
-            PrintError {
-                message: format!(
-                    "cups: lp accepted the job but printed no request id: {:?}",
-                    out.stdout.trim()
-                ),
-                transient: false,
-                may_have_printed: true,
-            }
+            PrintError::permanent(format!(
+                "cups: lp accepted the job but printed no request id: {:?}",
+                out.stdout.trim()
+            ))
+            .maybe_printed(true)
         })
     }
 
@@ -170,11 +167,8 @@ impl CupsPrinter {
                 Err(ListError::QueueMissing) => {
                     // Deleting a queue cancels its jobs: nothing of ours is left to print.
                     self.journal.remove(job_id);
-                    return Err(PrintError {
-                        message: format!("cups: queue {} was deleted while job {request} waited", self.queue),
-                        transient: false,
-                        may_have_printed: processed,
-                    });
+                    let message = format!("cups: queue {} was deleted while job {request} waited", self.queue);
+                    return Err(PrintError::permanent(message).maybe_printed(processed));
                 }
                 // A scheduler restart or a slow answer: keep asking until the deadline.
                 Err(ListError::Other(e)) => last_hiccup = Some(e),
@@ -212,34 +206,26 @@ impl CupsPrinter {
                     Ended::Unknown(e) => format!("its state cannot be read ({e})"),
                     _ => "CUPS has no record of how it ended".to_string(),
                 };
-                Err(PrintError {
-                    message: format!(
-                        "cups: job {request} left the queue but {why}: it may not have printed; check the printer, then `photoboothd printer resume` prints it again"
-                    ),
-                    transient: false,
-                    may_have_printed: true,
-                })
+                Err(PrintError::permanent(format!(
+                    "cups: job {request} left the queue but {why}: it may not have printed; check the printer, then `photoboothd printer resume` prints it again"
+                ))
+                .maybe_printed(true))
             }
             // Someone cancelled it in CUPS (web page, `cancel`): they had a reason, so no automatic
             // retry; the technician decides.
-            Ended::Canceled => Err(PrintError {
-                message: format!("cups: job {request} was cancelled in CUPS by someone else"),
-                transient: false,
-                may_have_printed: processed,
-            }),
-            Ended::Aborted => Err(PrintError {
-                message: format!(
-                    "cups: CUPS aborted job {request} (a driver or filter error; see /var/log/cups/error_log)"
-                ),
-                transient: false,
-                may_have_printed: processed,
-            }),
-            Ended::Live => Err(PrintError {
-                // Cannot happen: `cancel` succeeded on a job listed as finished.
-                message: format!("cups: job {request} was listed finished but was still live; it is cancelled now"),
-                transient: true,
-                may_have_printed: processed,
-            }),
+            Ended::Canceled => Err(PrintError::permanent(format!(
+                "cups: job {request} was cancelled in CUPS by someone else"
+            ))
+            .maybe_printed(processed)),
+            Ended::Aborted => Err(PrintError::permanent(format!(
+                "cups: CUPS aborted job {request} (a driver or filter error; see /var/log/cups/error_log)"
+            ))
+            .maybe_printed(processed)),
+            // Cannot happen: `cancel` succeeded on a job listed as finished.
+            Ended::Live => Err(PrintError::transient(format!(
+                "cups: job {request} was listed finished but was still live; it is cancelled now"
+            ))
+            .maybe_printed(processed)),
         }
     }
 
