@@ -523,6 +523,16 @@ impl Scenario {
         Some(s)
     }
 
+    /// Where the payment scenarios begin: `at_idle`, the three shots, then a one-copy order on the
+    /// payment screen (`order`). Returns the scenario and the order's id.
+    async fn awaiting_payment(name: &'static str, cfg: Cfg) -> Option<(Scenario, i64)> {
+        let mut s = Scenario::at_idle(name, cfg).await?;
+        s.capture_to_review().await;
+        let order = s.order(1, false).await;
+        let order_id = order["order_id"].as_i64().unwrap();
+        Some((s, order_id))
+    }
+
     async fn with_daemon(name: &'static str, turn: Turn, d: Daemon) -> Scenario {
         let tools = &turn.tools;
         let (tap, watch) = tokio::join!(Browser::launch(tools, SMALL), Browser::launch(tools, LARGE));
@@ -888,12 +898,9 @@ async fn unpaid_order_expires_back_to_the_attract_screen() {
         error_timeout_s: 2,
         ..Cfg::default()
     };
-    let Some(mut s) = Scenario::at_idle("expiry", cfg).await else {
+    let Some((mut s, order_id)) = Scenario::awaiting_payment("expiry", cfg).await else {
         return;
     };
-    s.capture_to_review().await;
-    let order = s.order(1, false).await;
-    let order_id = order["order_id"].as_i64().unwrap();
     let ttl = s.b().text("#pay-timer").await;
     assert!(ttl.starts_with("0:0"), "five seconds to pay: {ttl}");
     assert_eq!(s.b().text("#pay-amount").await, "20 000 soʻm");
@@ -1118,12 +1125,9 @@ async fn camera_and_compose_failures_say_nothing_was_charged() {
 /// order number big.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn print_failure_after_payment_shows_the_order_number_for_staff() {
-    let Some(mut s) = Scenario::at_idle("printfail", Cfg::default()).await else {
+    let Some((mut s, order_id)) = Scenario::awaiting_payment("printfail", Cfg::default()).await else {
         return;
     };
-    s.capture_to_review().await;
-    let order = s.order(1, false).await;
-    let order_id = order["order_id"].as_i64().unwrap();
 
     // The composed page is gone before the print: no retry can fix that.
     let session_id = s.session().await["session_id"].as_i64().unwrap();
@@ -1148,13 +1152,11 @@ async fn print_failure_after_payment_shows_the_order_number_for_staff() {
 /// paid order waits for a printer that went away; Payme refunds it: "payment cancelled".
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
-    let Some(mut s) = Scenario::at_idle("refund", Cfg::default()).await else {
+    let Some((mut s, order_id)) = Scenario::awaiting_payment("refund", Cfg::default()).await else {
         return;
     };
-    s.capture_to_review().await;
-    let order = s.order(1, false).await;
-    let order_id = order["order_id"].as_i64().unwrap().to_string();
-    let amount = order["amount_tiyin"].as_i64().unwrap();
+    let order_id = order_id.to_string();
+    let amount = s.d.order(&order_id).await["amount_tiyin"].as_i64().unwrap();
 
     // The customer is typing the card code: a live Payme transaction holds the order.
     let payme_id = common::payme_id(7);
