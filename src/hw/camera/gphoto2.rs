@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use super::live::{self, LiveControl, StreamEnd};
-use super::{accept_jpeg, check_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
+use super::live::{LiveControl, StreamEnd};
+use super::{accept_jpeg, check_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind, CliTool};
 use crate::config;
 use crate::hw::process::{self, Finished, ToolEnv};
 
@@ -38,27 +38,19 @@ const DEFAULT_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 pub struct Gphoto2Camera {
-    timeout: Duration,
+    tool: CliTool,
     retries: u32,
     backoff: Duration,
-    extra_args: Vec<String>,
-    env: ToolEnv,
 }
 
 impl Gphoto2Camera {
-    /// From the `[camera]` section; `gphoto2` is looked up on this process's `PATH`.
-    pub fn new(c: &config::Camera) -> Gphoto2Camera {
-        Gphoto2Camera::with_env(c, ToolEnv::inherited())
-    }
-
-    /// Looks `gphoto2` up on `env.path` instead, and gives it `env`'s variables (tests use a fake).
+    /// From the `[camera]` section; `gphoto2` is looked up on `env.path` and given `env`'s
+    /// variables (the daemon's own, `ToolEnv::inherited`; tests use a fake).
     pub fn with_env(c: &config::Camera, env: ToolEnv) -> Gphoto2Camera {
         Gphoto2Camera {
-            timeout: Duration::from_secs(u64::from(c.timeout_s)),
+            tool: CliTool::new(c, env),
             retries: c.retries,
             backoff: DEFAULT_BACKOFF,
-            extra_args: c.extra_args.clone(),
-            env,
         }
     }
 
@@ -73,7 +65,7 @@ impl Gphoto2Camera {
         // gphoto2 runs its actions in command-line order, so the extra arguments come first: a
         // `--set-config` placed after the capture would only take effect after it. Plain settings
         // (`--port`, `--camera`, `--keep`) work in any position.
-        let mut args: Vec<OsString> = self.extra_args.iter().map(OsString::from).collect();
+        let mut args: Vec<OsString> = self.tool.extra_args().collect();
         args.push("--capture-image-and-download".into());
         args.push("--filename".into());
         args.push(escape_filename(out));
@@ -85,14 +77,14 @@ impl Gphoto2Camera {
 
     /// The live view command line: `extra_args` first, as for a capture (`--port` matters here too).
     pub fn live_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = self.extra_args.iter().map(OsString::from).collect();
+        let mut args: Vec<OsString> = self.tool.extra_args().collect();
         args.push("--capture-movie".into());
         args.push("--stdout".into());
         args
     }
 
     fn program(&self) -> Result<PathBuf, CameraError> {
-        self.env.find(TOOL).ok_or_else(|| {
+        self.tool.find(TOOL).ok_or_else(|| {
             CameraError::new(
                 CameraErrorKind::NotFound,
                 "gphoto2 is not on PATH; install it (apt install gphoto2)",
@@ -102,7 +94,7 @@ impl Gphoto2Camera {
 
     fn attempt(&self, program: &Path, part: &Path, dest: &Path) -> Result<(), CameraError> {
         remove_if_present(part);
-        let finished = process::run(program, &self.args(part), &self.env, self.timeout)?;
+        let finished = self.tool.run(program, &self.args(part))?;
         let kind = classify(&finished.all_output());
         if finished.status.success() {
             // gphoto2 exits 0 after some failed captures; trust the file over the status, and the
@@ -157,12 +149,14 @@ impl Camera for Gphoto2Camera {
         let program = self.program()?;
         let (attempts, mut wait, mut attempt) = (self.retries.saturating_add(1), self.backoff, 1);
         loop {
-            let end = live::run_stream(&program, &self.live_args(), &self.env, self.timeout, ctl)?;
+            let end = self.tool.stream(&program, &self.live_args(), ctl)?;
             // Busy or I/O trouble before any frame: the camera was not ready (a capture just
             // finished, gvfs let go late); the same backoff as for a capture.
             let retry = matches!(&end, StreamEnd::Exited { frames: 0, finished }
                 if is_retryable(classify(&finished.all_output())));
-            let error = live::ended_error(TOOL, end, self.timeout, |f| error(classify(&f.all_output()), f));
+            let error = self
+                .tool
+                .ended_error(TOOL, end, |f| error(classify(&f.all_output()), f));
             match error {
                 None => return Ok(()),
                 Some(e) if retry && attempt < attempts => {

@@ -1,8 +1,8 @@
 //! The camera trait and the choice of backend from the configuration. One backend per file:
 //! `sim` (a generated picture), `rpicam` (`rpicam-still`), `gphoto2` (a DSLR over USB); the two CLI
-//! backends share `hw::process`, the one child-process runner of `hw/`. Each also streams a live
-//! view (`live`, frames split by `mjpeg`), which the live hub in `booth::live` runs on a thread of
-//! its own.
+//! backends run their tool as one `CliTool` (its settings here) through `hw::process`, the one
+//! child-process runner of `hw/`. Each also streams a live view (`live`, frames split by `mjpeg`),
+//! which the live hub in `booth::live` runs on a thread of its own.
 
 mod gphoto2;
 pub mod live;
@@ -10,16 +10,20 @@ mod mjpeg;
 mod rpicam;
 mod sim;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{CameraBackend, Config};
+use crate::config::{self, CameraBackend, Config};
 pub use crate::hw::process::ToolEnv;
+use crate::hw::process::{self, Finished, RunError};
 pub use gphoto2::Gphoto2Camera;
 pub use live::LiveControl;
+use live::StreamEnd;
 pub use rpicam::RpicamCamera;
 pub use sim::SimCamera;
 
@@ -97,8 +101,55 @@ pub fn from_config(config: &Config) -> Box<dyn Camera> {
     let c = &config.camera;
     match c.backend {
         CameraBackend::Sim => Box::new(SimCamera::new(c)),
-        CameraBackend::Rpicam => Box::new(RpicamCamera::new(c)),
-        CameraBackend::Gphoto2 => Box::new(Gphoto2Camera::new(c)),
+        CameraBackend::Rpicam => Box::new(RpicamCamera::with_env(c, ToolEnv::inherited())),
+        CameraBackend::Gphoto2 => Box::new(Gphoto2Camera::with_env(c, ToolEnv::inherited())),
+    }
+}
+
+/// What both CLI backends run their tool with, from `[camera]`: where it is looked up (and its
+/// variables), how long it may take (a capture, or a live stream without a frame), and the
+/// operator's `extra_args`.
+struct CliTool {
+    env: ToolEnv,
+    timeout: Duration,
+    extra_args: Vec<String>,
+}
+
+impl CliTool {
+    fn new(c: &config::Camera, env: ToolEnv) -> CliTool {
+        CliTool {
+            env,
+            timeout: Duration::from_secs(u64::from(c.timeout_s)),
+            extra_args: c.extra_args.clone(),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<PathBuf> {
+        self.env.find(name)
+    }
+
+    fn extra_args(&self) -> impl Iterator<Item = OsString> + '_ {
+        self.extra_args.iter().map(OsString::from)
+    }
+
+    /// One capture, killed at the timeout (`process::run`).
+    fn run(&self, program: &Path, args: &[OsString]) -> Result<Finished, RunError> {
+        process::run(program, args, &self.env, self.timeout)
+    }
+
+    /// The live view until it is stopped, or stalls for the timeout (`live::run_stream`).
+    fn stream(&self, program: &Path, args: &[OsString], ctl: &LiveControl) -> Result<StreamEnd, CameraError> {
+        live::run_stream(program, args, &self.env, self.timeout, ctl)
+    }
+
+    /// Why a stream ended, `None` when it was stopped (`live::ended_error`).
+    fn ended_error(
+        &self,
+        tool: &str,
+        end: StreamEnd,
+        classify: impl Fn(&Finished) -> CameraError,
+    ) -> Option<CameraError> {
+        live::ended_error(tool, end, self.timeout, classify)
     }
 }
 

@@ -8,12 +8,11 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::time::Duration;
 
-use super::live::{self, LiveControl};
-use super::{accept_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind};
+use super::live::LiveControl;
+use super::{accept_jpeg, prepare, remove_if_present, Camera, CameraError, CameraErrorKind, CliTool};
 use crate::config;
-use crate::hw::process::{self, Finished, ToolEnv};
+use crate::hw::process::{Finished, ToolEnv};
 
 /// Tried in this order on `PATH`.
 const TOOLS: [&str; 2] = ["rpicam-still", "libcamera-still"];
@@ -26,33 +25,25 @@ const LIVE_QUALITY: u8 = 70;
 const QUALITY: u8 = 93;
 
 pub struct RpicamCamera {
-    timeout: Duration,
+    tool: CliTool,
     width: u32,
     height: u32,
     immediate: bool,
-    extra_args: Vec<String>,
     live_size: (u32, u32),
     live_fps: u32,
-    env: ToolEnv,
 }
 
 impl RpicamCamera {
-    /// From the `[camera]` section; the tool is looked up on this process's `PATH`.
-    pub fn new(c: &config::Camera) -> RpicamCamera {
-        RpicamCamera::with_env(c, ToolEnv::inherited())
-    }
-
-    /// Looks the tool up on `env.path` instead, and gives it `env`'s variables (tests use fakes).
+    /// From the `[camera]` section; the tool is looked up on `env.path` and given `env`'s variables
+    /// (the daemon's own, `ToolEnv::inherited`; tests use fakes).
     pub fn with_env(c: &config::Camera, env: ToolEnv) -> RpicamCamera {
         RpicamCamera {
-            timeout: Duration::from_secs(u64::from(c.timeout_s)),
+            tool: CliTool::new(c, env),
             width: c.width,
             height: c.height,
             immediate: c.immediate,
-            extra_args: c.extra_args.clone(),
             live_size: (c.live_width, c.live_height),
             live_fps: c.live_fps,
-            env,
         }
     }
 
@@ -85,7 +76,7 @@ impl RpicamCamera {
     fn find(&self, names: [&'static str; 2]) -> Result<(&'static str, std::path::PathBuf), CameraError> {
         names
             .iter()
-            .find_map(|name| self.env.find(name).map(|path| (*name, path)))
+            .find_map(|name| self.tool.find(name).map(|path| (*name, path)))
             .ok_or_else(|| {
                 CameraError::new(
                     CameraErrorKind::NotFound,
@@ -131,7 +122,7 @@ impl RpicamCamera {
         args.push("-o".into());
         args.push(out.into());
         // Last, so the operator can override anything above (rpicam-apps takes the last value).
-        args.extend(self.extra_args.iter().map(OsString::from));
+        args.extend(self.tool.extra_args());
         args
     }
 }
@@ -144,7 +135,7 @@ impl Camera for RpicamCamera {
     fn capture(&self, dest: &Path, _shot: u32) -> Result<(), CameraError> {
         let (tool, program) = self.find(TOOLS)?;
         let part = prepare(dest)?;
-        let finished = match process::run(&program, &self.args(&part), &self.env, self.timeout) {
+        let finished = match self.tool.run(&program, &self.args(&part)) {
             Ok(f) => f,
             Err(e) => {
                 remove_if_present(&part);
@@ -160,8 +151,8 @@ impl Camera for RpicamCamera {
 
     fn live(&self, ctl: &LiveControl) -> Result<(), CameraError> {
         let (tool, program) = self.find(LIVE_TOOLS)?;
-        let end = live::run_stream(&program, &self.live_args(), &self.env, self.timeout, ctl)?;
-        match live::ended_error(tool, end, self.timeout, |f| classify(tool, f)) {
+        let end = self.tool.stream(&program, &self.live_args(), ctl)?;
+        match self.tool.ended_error(tool, end, |f| classify(tool, f)) {
             None => Ok(()),
             Some(e) => Err(e),
         }
