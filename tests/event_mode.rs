@@ -36,8 +36,9 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
         "the copies screen offers no more than are left"
     );
     // No Payme order in an event.
-    let (status, v) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
-    assert_eq!((status, v["reason"].as_str()), (409, Some("event_mode")), "{v}");
+    d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#)
+        .await
+        .refused(409, "event_mode");
     assert_eq!(print(&d, 4).await.1["reason"], "event_prints_left");
     let (status, order) = print(&d, 2).await;
     assert_eq!(status, 200, "{order}");
@@ -60,8 +61,9 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
     let idle = d.wait_stage("idle").await;
     assert_eq!(d.prints().len(), 3);
     assert_eq!(idle["blocker"]["reason"], "event_over", "{idle}");
-    let (status, v) = d.kiosk("POST", "/api/session/start", "").await;
-    assert_eq!((status, v["reason"].as_str()), (503, Some("event_over")), "{v}");
+    d.kiosk("POST", "/api/session/start", "")
+        .await
+        .refused(503, "event_over");
 
     // Stored as free event orders; Payme never saw one, and cannot pay one.
     assert_eq!(
@@ -90,8 +92,7 @@ async fn an_event_of_three_prints_two_then_one_then_refuses_and_never_reaches_pa
 async fn outside_an_event_printing_without_paying_is_refused() {
     let d = Daemon::start_with(FAST).await;
     d.to_copies_screen().await;
-    let (status, v) = print(&d, 1).await;
-    assert_eq!((status, v["reason"].as_str()), (409, Some("not_event")), "{v}");
+    print(&d, 1).await.refused(409, "not_event");
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
 }
 

@@ -959,18 +959,7 @@ async fn out_of_paper_shows_out_of_service_and_takes_no_order() {
         refusals(&d.log()) > before
     })
     .await;
-    let (status, v) = s.d.kiosk("POST", "/api/session/start", "").await;
-    assert_eq!(
-        (status, v["reason"].as_str()),
-        (503, Some("media_counter_empty")),
-        "{v}"
-    );
-    let (status, v) = s.d.kiosk("POST", "/api/generate-qr", r#"{"copies":1}"#).await;
-    assert_eq!(
-        (status, v["reason"].as_str()),
-        (503, Some("media_counter_empty")),
-        "{v}"
-    );
+    s.d.sells_nothing(503, "media_counter_empty").await;
     assert_eq!(s.b().screen().await, "out_of_service");
     assert_eq!(s.session().await["stage"], "idle");
     assert_eq!(s.d.count("SELECT COUNT(*) FROM sessions"), 0, "no session was started");
@@ -1016,10 +1005,7 @@ async fn printer_not_ready_shows_out_of_service_and_takes_no_order() {
     s.follow_until("out_of_service", Duration::from_secs(20)).await;
     assert_eq!(s.b().text("#oos-reason").await, "Printer hozir tayyor emas.");
     assert!(!s.b().displayed("#start").await);
-    let (status, v) = s.d.kiosk("POST", "/api/session/start", "").await;
-    assert_eq!((status, v["reason"].as_str()), (503, Some("printer_offline")), "{v}");
-    let (status, v) = s.d.kiosk("POST", "/api/generate-qr", r#"{"copies":1}"#).await;
-    assert_eq!((status, v["reason"].as_str()), (503, Some("printer_offline")), "{v}");
+    s.d.sells_nothing(503, "printer_offline").await;
     assert_eq!(s.d.count("SELECT COUNT(*) FROM sessions"), 0);
     assert_eq!(s.d.count("SELECT COUNT(*) FROM orders"), 0);
     s.close().await;

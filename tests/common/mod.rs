@@ -25,6 +25,20 @@ pub const STOP_LIMIT: Duration = Duration::from_secs(30);
 /// 20 000 sum per copy, in tiyin.
 pub const PRICE_TIYIN: i64 = 2_000_000;
 
+/// A kiosk or service menu reply, `(status, body)`, that must be a refusal: `status`, and in the
+/// body `reason`, the code the page shows its message for. Panics with the whole reply otherwise.
+pub trait Refusal {
+    fn refused(&self, status: u16, reason: &str);
+}
+
+impl Refusal for (u16, Value) {
+    #[track_caller]
+    fn refused(&self, status: u16, reason: &str) {
+        let (got, v) = self;
+        assert_eq!((*got, v["reason"].as_str()), (status, Some(reason)), "{v}");
+    }
+}
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     process: Option<Process>,
@@ -513,6 +527,16 @@ impl Daemon {
         kiosk_request(self.kiosk, method, path, body)
             .await
             .expect("kiosk reachable")
+    }
+
+    /// Out of service: the kiosk refuses both a new session and an order with `status` and `reason`.
+    pub async fn sells_nothing(&self, status: u16, reason: &str) {
+        self.kiosk("POST", "/api/session/start", "")
+            .await
+            .refused(status, reason);
+        self.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#)
+            .await
+            .refused(status, reason);
     }
 
     /// A new order of `copies`; returns its id and amount in tiyin.
