@@ -1,9 +1,10 @@
 // photoboothd kiosk screen.
 //
-// The daemon owns the session (see src/booth/session.rs); this page draws the SessionView it
-// receives on /api/events (Server-Sent Events, polling /api/session every second when they fail)
-// and turns taps into POSTs. It keeps only what is the customer's alone: the language they picked
-// (for their session; back to the booth's default on the attract screen) and the copies counter.
+// The daemon owns the session (src/booth/session/; view.rs is what this page gets); this page
+// draws the SessionView it receives on /api/events (Server-Sent Events, polling /api/session every
+// second when they fail) and turns taps into POSTs. It keeps only what is the customer's alone: the
+// language they picked (for their session; back to the booth's default on the attract screen) and
+// the copies counter.
 // Plain ES2017, no build step, nothing loaded from the network.
 'use strict';
 
