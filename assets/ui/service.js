@@ -213,7 +213,7 @@
     var orders = el('div', { class: 'svc-orders' }, [el('h2', { text: t('last_orders') })].concat(s.last_orders.map(function (o) {
       var deliverable = ['paid', 'printing', 'printed', 'print_failed'].indexOf(o.status) >= 0;
       return el('div', { class: 'svc-order', 'data-order': String(o.order_id) }, [
-        el('span', { text: '№ ' + o.order_id + ' · ' + o.copies + ' × · ' + (o.event_id ? t('event') : sum(o.amount_tiyin)) + ' · ' + o.status }),
+        el('span', { text: '№ ' + o.order_id + ' · ' + t('copies', { n: o.copies }) + ' · ' + (o.event_id ? t('event') : sum(o.amount_tiyin)) + ' · ' + (t('status_' + o.status) || o.status) }),
         deliverable ? button('svc-reprint-' + o.order_id, t('reprint'), function () { action('/api/service/reprint', { order_id: o.order_id }); }) : null
       ]);
     })));
