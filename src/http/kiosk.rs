@@ -477,7 +477,9 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// The UI's text tables (`assets/ui/*texts.json`, read by `i18n.js`) are JSON objects, and
-    /// every language has every text English has.
+    /// every language has every text English has, in the same form: a plural object with its
+    /// variable and an `other` form, the same error codes with as many lines, and the same
+    /// `{placeholders}` (a missing one would show as `{n}` on the screen).
     #[test]
     fn every_ui_text_table_gives_every_language_every_text() {
         let tables: Vec<_> = UI_FILES.iter().filter(|(name, _, _)| name.ends_with(".json")).collect();
@@ -493,7 +495,84 @@ mod tests {
             assert!(!keys("en").is_empty(), "{name}");
             for lang in ["uz", "ru"] {
                 assert_eq!(keys(lang), keys("en"), "{name}: {lang}");
+                let mut problems = Vec::new();
+                same_form(&format!("{name}: {lang}"), &table["en"], &table[lang], &mut problems);
+                assert!(problems.is_empty(), "{problems:#?}");
             }
         }
+    }
+
+    /// Where `text` (one language's) differs in form from `en`, one line each into `problems`.
+    /// A text may be one string or plural forms in either language (English needs none for
+    /// "{shots} photos", Uzbek none for any number), but its placeholders are English's.
+    fn same_form(path: &str, en: &Value, text: &Value, problems: &mut Vec<String>) {
+        let plural = |v: &Value| v.get("plural").is_some();
+        let is_text = |v: &Value| v.is_string() || plural(v);
+        match (en, text) {
+            (Value::Array(a), Value::Array(b)) if a.len() != b.len() => {
+                problems.push(format!("{path}: {} lines, English has {}", b.len(), a.len()));
+            }
+            (Value::Object(a), Value::Object(b)) if !plural(en) && !plural(text) => {
+                let keys = |o: &Map<String, Value>| o.keys().cloned().collect::<BTreeSet<_>>();
+                if keys(a) != keys(b) {
+                    problems.push(format!("{path}: keys {:?}, English has {:?}", keys(b), keys(a)));
+                }
+                for (k, v) in a {
+                    if let Some(w) = b.get(k) {
+                        same_form(&format!("{path}.{k}"), v, w, problems);
+                    }
+                }
+            }
+            _ if (is_text(en) && is_text(text)) || (en.is_array() && text.is_array()) => {
+                if [en, text]
+                    .iter()
+                    .any(|v| plural(v) && !v.get("other").is_some_and(Value::is_string))
+                {
+                    problems.push(format!("{path}: plural forms need an `other` form"));
+                }
+                // Each form on its own: a form that drops `{n}` would read oddly for its numbers.
+                let english = placeholders(en);
+                for form in forms(text) {
+                    let own = placeholders(form);
+                    if own != english {
+                        problems.push(format!("{path}: placeholders {own:?}, English has {english:?}"));
+                    }
+                }
+            }
+            _ => problems.push(format!("{path}: not the same kind of value as in English")),
+        }
+    }
+
+    /// A text's forms: itself, or each of its plural forms.
+    fn forms(v: &Value) -> Vec<&Value> {
+        match v {
+            Value::Object(o) => o.iter().filter(|(k, _)| *k != "plural").map(|(_, f)| f).collect(),
+            _ => vec![v],
+        }
+    }
+
+    /// The `{name}` placeholders in a text, or in every line of a list of texts.
+    fn placeholders(v: &Value) -> BTreeSet<String> {
+        let texts: Vec<&str> = match v {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            // Plural forms: every form's, not the name of the number they follow.
+            Value::Object(forms) => forms
+                .iter()
+                .filter(|(k, _)| *k != "plural")
+                .filter_map(|(_, v)| v.as_str())
+                .collect(),
+            _ => Vec::new(),
+        };
+        texts
+            .iter()
+            .flat_map(|t| {
+                t.split('{')
+                    .skip(1)
+                    .filter_map(|rest| rest.split_once('}'))
+                    .map(|(n, _)| n.to_string())
+            })
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect()
     }
 }

@@ -28,11 +28,12 @@ macro_rules! row_struct {
                 $(let mut $field: Option<$ty> = None;)*
                 let stmt = row.as_ref();
                 for i in 0..stmt.column_count() {
-                    match stmt.column_name(i)? {
-                        // The first column of a name wins, as with `row.get("name")`.
-                        $(stringify!($field) if $field.is_none() => $field = Some(row.get(i)?),)*
-                        _ => {}
-                    }
+                    let name = stmt.column_name(i)?;
+                    // As with `row.get("name")`: ASCII case aside, and the first column of a name wins.
+                    $(if $field.is_none() && name.eq_ignore_ascii_case(stringify!($field)) {
+                        $field = Some(row.get(i)?);
+                        continue;
+                    })*
                 }
                 Ok($name {
                     $($field: $field

@@ -178,3 +178,56 @@ pub fn save_fiscal(conn: &Connection, payme_id: &str, kind: &str, data: &str, no
     .execute(params![payme_id, kind, data, now])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{orders, temp_store};
+
+    fn tx(n: u32, order_id: i64, time: i64) -> NewTx<'static> {
+        NewTx {
+            payme_id: ["p1", "p2", "p3"][n as usize],
+            order_id,
+            amount: 200,
+            account: "{}",
+            payme_time: time,
+            simulated: false,
+        }
+    }
+
+    /// The one-statement read gives what the order by id and `live_for_order` give: no
+    /// transaction, a created one, a performed one, and cancelled ones that hold nothing.
+    #[test]
+    fn order_with_live_is_the_order_and_its_live_transaction() {
+        let (_dir, store) = temp_store();
+        store
+            .write(|c| {
+                let order = orders::insert(c, 2, 100, 0, 60_000)?.id;
+                let read = |c: &Connection| order_with_live(c, order).map(|r| r.map(|(o, live)| (o.id, live)));
+                assert_eq!(read(c)?, Some((order, None)));
+                assert_eq!(order_with_live(c, order + 1)?, None, "an unknown order");
+
+                let first = insert(c, &tx(0, order, 10), 11)?;
+                let live = |state| Some((order, Some(Live { state, payme_time: 10 })));
+                assert_eq!(read(c)?, live(TxState::Created));
+                mark_cancelled(c, first.id, TxState::CancelledBeforePerform, 3, 12)?;
+                assert_eq!(read(c)?, Some((order, None)), "a cancelled transaction holds nothing");
+
+                let second = insert(c, &tx(1, order, 20), 21)?;
+                mark_performed(c, second.id, 22)?;
+                let performed = Some((
+                    order,
+                    Some(Live {
+                        state: TxState::Performed,
+                        payme_time: 20,
+                    }),
+                ));
+                assert_eq!(read(c)?, performed);
+                mark_cancelled(c, second.id, TxState::CancelledAfterPerform, 5, 23)?;
+                assert_eq!(read(c)?, Some((order, None)));
+                assert_eq!(live_for_order(c, order)?, None);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
