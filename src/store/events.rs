@@ -120,7 +120,7 @@ pub fn prints_printed(conn: &Connection, event_id: i64) -> rusqlite::Result<i64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::temp_store;
 
     fn new(token: &str) -> NewEvent<'_> {
         NewEvent {
@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn one_event_at_a_time_and_its_orders_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = temp_store();
         store
             .write(|c| {
                 assert_eq!(current(c)?, None);
@@ -158,8 +157,7 @@ mod tests {
 
     /// Whether the database refuses `statements`, run in one write on a fresh store.
     fn refused(statements: &[&str]) -> bool {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_in(dir.path()).unwrap();
+        let (_dir, store) = temp_store();
         store
             .write(|c| statements.iter().try_for_each(|sql| c.execute(sql, []).map(drop)))
             .is_err()

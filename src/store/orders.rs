@@ -3,7 +3,6 @@
 //! methods can never disagree about it.
 
 use rusqlite::{params, Connection};
-
 use serde::Serialize;
 
 use super::bad_value;

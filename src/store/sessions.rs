@@ -3,9 +3,9 @@
 //! cleanly instead of leaving the screen in a state nobody can leave.
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
 
 use super::FromRow;
-use serde::Serialize;
 
 text_enum! {
     /// Where a session is. `Idle` is never stored: no open session means the booth is idle.

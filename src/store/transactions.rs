@@ -6,7 +6,6 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::orders::Order;
-
 use super::FromRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
