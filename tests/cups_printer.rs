@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use image::{Rgb, RgbImage};
 use photoboothd::hw::printer::cups::{CupsPrinter, CupsTiming};
-use photoboothd::hw::printer::{PrintRequest, Printer, PrinterState};
+use photoboothd::hw::printer::{PrintError, PrintRequest, Printer, PrinterState, PrinterStatus};
 
 use common::cups::{must, tool as cups, CAPTURE_ROOT};
 
@@ -178,6 +178,28 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What a failed print says of itself: whether to retry, whether paper may have come out (the
+/// print loop's refund decision rests on it), and words a technician can act on.
+fn assert_failure(err: &PrintError, transient: bool, may_have_printed: bool, says: &str) {
+    assert_eq!(
+        (err.transient, err.may_have_printed),
+        (transient, may_have_printed),
+        "{err:?}"
+    );
+    assert!(err.message.contains(says), "{err:?} does not say {says:?}");
+}
+
+/// The printer's status is `state` with a reason that contains `reason`; returned for more checks.
+fn assert_status(printer: &CupsPrinter, state: PrinterState, reason: &str) -> PrinterStatus {
+    let status = printer.status();
+    assert_eq!(status.state, state, "{status:?}");
+    assert!(
+        status.reasons.iter().any(|r| r.contains(reason)),
+        "no reason says {reason:?}: {status:?}"
+    );
+    status
+}
+
 /// Mean absolute difference per channel, for JPEG round trips.
 fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
@@ -246,10 +268,8 @@ fn a_stopped_queue_blocks_sessions_and_resume_prints_the_waiting_job() {
     let Some(q) = TestQueue::new() else { return };
     let printer = Arc::new(q.printer(Duration::from_secs(60)));
     must("cupsdisable", &[&q.name]);
-    let status = printer.status();
-    assert_eq!(status.state, PrinterState::Stopped, "{status:?}");
+    let status = assert_status(&printer, PrinterState::Stopped, "paused");
     assert!(!status.state.can_print(), "a stopped queue must block new sessions");
-    assert!(status.reasons.iter().any(|r| r == "paused"), "{status:?}");
 
     // A job sent now stays queued in CUPS, and print keeps waiting for it.
     let waiting = {
@@ -281,9 +301,8 @@ fn a_queue_left_stopped_gives_the_job_up_and_cancels_it() {
     let err = printer
         .print(&request(8, 1, &page))
         .expect_err("the queue stays stopped");
-    assert!(err.transient, "{err:?}");
-    assert!(!err.may_have_printed, "the job never reached the printer: {err:?}");
-    assert!(err.message.contains("stopped"), "{err:?}");
+    // The job never reached the printer.
+    assert_failure(&err, true, false, "stopped");
     assert!(q.unfinished().is_empty(), "the given-up job is cancelled");
 
     // When the queue runs again the cancelled job does not come back; the retry prints it once.
@@ -303,16 +322,11 @@ fn ribbon_out_mid_job_stops_the_queue_and_may_have_printed() {
     let err = printer
         .print(&request(9, 1, &page(300, 450)))
         .expect_err("the queue stopped");
-    assert!(err.transient, "{err:?}");
-    assert!(err.may_have_printed, "the job had reached the printer: {err:?}");
-    assert!(err.message.contains("stopped"), "{err:?}");
+    // The job had reached the printer.
+    assert_failure(&err, true, true, "stopped");
     assert!(q.unfinished().is_empty());
-    let status = printer.status();
-    assert_eq!(status.state, PrinterState::Stopped, "{status:?}");
-    assert!(
-        status.reasons.iter().any(|r| r.contains("simulated ribbon out")),
-        "the backend's message is shown: {status:?}"
-    );
+    // The backend's own message is shown.
+    assert_status(&printer, PrinterState::Stopped, "simulated ribbon out");
 
     q.clear_knob("fail");
     printer.resume().unwrap();
@@ -349,9 +363,7 @@ fn media_reasons_from_the_printer_show_as_media_empty() {
     q.knob("stderr", "STATE: +media-empty-error\nINFO: Load 4x6 media\n");
     let printer = q.printer(Duration::from_secs(10));
     printer.print(&request(11, 1, &page(300, 450))).expect("print");
-    let status = printer.status();
-    assert_eq!(status.state, PrinterState::MediaEmpty, "{status:?}");
-    assert!(status.reasons.iter().any(|r| r == "media-empty-error"), "{status:?}");
+    let status = assert_status(&printer, PrinterState::MediaEmpty, "media-empty-error");
     assert!(!status.state.can_print());
 }
 
@@ -360,15 +372,10 @@ fn a_rejecting_queue_is_stopped_until_resumed() {
     let Some(q) = TestQueue::new() else { return };
     let printer = q.printer(Duration::from_secs(10));
     must("cupsreject", &["-r", "out of ribbon", &q.name]);
-    let status = printer.status();
-    assert_eq!(status.state, PrinterState::Stopped, "{status:?}");
-    assert!(
-        status.reasons.iter().any(|r| r == "cups-not-accepting-jobs"),
-        "{status:?}"
-    );
+    assert_status(&printer, PrinterState::Stopped, "cups-not-accepting-jobs");
     let page = page(300, 450);
     let err = printer.print(&request(12, 1, &page)).expect_err("rejected");
-    assert!(err.transient && !err.may_have_printed, "{err:?}");
+    assert_failure(&err, true, false, "not accepting jobs");
     printer.resume().unwrap();
     assert_eq!(printer.status().state, PrinterState::Ready);
     printer.print(&request(12, 1, &page)).expect("accepted again");
@@ -383,15 +390,9 @@ fn a_missing_queue_is_offline_and_permanent() {
     let printer = CupsPrinter::new(&format!("photoboothd-test-missing-{}", std::process::id()), None, &[])
         .unwrap()
         .with_timing(timing(Duration::from_secs(1)));
-    let status = printer.status();
-    assert_eq!(status.state, PrinterState::Offline, "{status:?}");
-    assert!(
-        status.reasons.iter().any(|r| r.starts_with("cups-queue-missing")),
-        "{status:?}"
-    );
+    assert_status(&printer, PrinterState::Offline, "cups-queue-missing");
     let err = printer.print(&request(13, 1, &page(30, 45))).expect_err("no queue");
-    assert!(!err.transient && !err.may_have_printed, "{err:?}");
-    assert!(err.message.contains("does not exist"), "{err:?}");
+    assert_failure(&err, false, false, "does not exist");
     assert!(!printer.resume().expect_err("no queue").transient);
 }
 
@@ -407,9 +408,8 @@ fn a_stuck_job_times_out_and_is_cancelled() {
     let started = Instant::now();
     let err = printer.print(&request(14, 1, &page(30, 45))).expect_err("too slow");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(err.transient, "{err:?}");
-    assert!(err.may_have_printed, "it was at the printer when given up: {err:?}");
-    assert!(err.message.contains("did not finish"), "{err:?}");
+    // It was at the printer when given up.
+    assert_failure(&err, true, true, "did not finish");
     wait_until("the job is cancelled", Duration::from_secs(10), || {
         q.unfinished().is_empty()
     });
