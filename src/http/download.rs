@@ -12,8 +12,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::cap::{Cap, Place};
 use crate::clock;
 use crate::config::Language;
 use crate::digital::{self, page, File, Found};
@@ -29,7 +29,7 @@ pub struct Downloads {
     pub booth_name: String,
     /// The page's language when the phone names none we speak.
     pub language: Language,
-    pub permits: Arc<Semaphore>,
+    pub places: Cap,
 }
 
 impl Downloads {
@@ -39,7 +39,7 @@ impl Downloads {
             data_dir,
             booth_name,
             language,
-            permits: Arc::new(Semaphore::new(MAX_CONCURRENT)),
+            places: Cap::new(MAX_CONCURRENT),
         }
     }
 }
@@ -52,22 +52,22 @@ pub fn router(state: Downloads) -> Router {
         .with_state(state)
 }
 
-/// What every download request starts with: one of the permits (none free: 503 at once, see
+/// What every download request starts with: one of the places (none free: 503 at once, see
 /// [`busy`]) and the page's language, the phone's (`Accept-Language`), else the booth's.
 pub(super) struct Slot {
     pub lang: Language,
-    pub permit: OwnedSemaphorePermit,
+    pub place: Place,
 }
 
 impl FromRequestParts<Downloads> for Slot {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, d: &Downloads) -> Result<Slot, Response> {
-        let permit = d.permits.clone().try_acquire_owned().map_err(|_| busy())?;
+        let place = d.places.take().ok_or_else(busy)?;
         let phone = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
         Ok(Slot {
             lang: page::language(phone, d.language),
-            permit,
+            place,
         })
     }
 }
@@ -75,7 +75,7 @@ impl FromRequestParts<Downloads> for Slot {
 async fn page_handler(
     State(d): State<Downloads>,
     Path(token): Path<String>,
-    Slot { lang, permit: _permit }: Slot,
+    Slot { lang, place: _place }: Slot,
 ) -> Response {
     // The order's language when the kiosk recorded it, else the phone's, else the booth's.
     match lookup(&d, token).await {
@@ -104,11 +104,11 @@ async fn file_handler(
     State(d): State<Downloads>,
     Path((token, name)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    Slot { lang, permit }: Slot,
+    Slot { lang, place }: Slot,
 ) -> Response {
     let (link, shots) = match lookup(&d, token).await {
         Ok(Found::Live(link, shots, _)) => (link, shots),
-        Ok(Found::Gallery(g)) => return super::gallery::zip(&d, &g, &name, permit, lang),
+        Ok(Found::Gallery(g)) => return super::gallery::zip(&d, &g, &name, place, lang),
         Ok(Found::Expired) => return html_response(StatusCode::GONE, page::expired(lang)),
         Ok(Found::Missing) => return html_response(StatusCode::NOT_FOUND, page::missing(lang)),
         Err(status) => return status.into_response(),
@@ -199,18 +199,18 @@ pub(super) fn busy() -> Response {
 mod tests {
     use super::*;
 
-    /// With every permit taken a request is answered 503 at once (never queued); once a permit
-    /// is free the same request is looked up (404 for a made-up token).
+    /// With every place taken a request is answered 503 at once (never queued); once a place is
+    /// free the same request is looked up (404 for a made-up token).
     #[tokio::test]
     async fn a_flood_is_told_to_come_back_instead_of_queueing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in(dir.path()).unwrap());
         let state = Downloads::new(store, dir.path().to_path_buf(), "Booth".into(), Language::En);
-        let permits = state.permits.clone();
+        let places = state.places.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await });
-        let held = permits.clone().acquire_many_owned(MAX_CONCURRENT as u32).await.unwrap();
+        let held: Vec<_> = (0..MAX_CONCURRENT).map(|_| places.take().unwrap()).collect();
         let path = "/d/AAAAAAAAAAAAAAAAAAAAAA";
         let busy = crate::client::request(addr, "GET", path, &[], Vec::new())
             .await

@@ -2,14 +2,14 @@
 //! finds the token and hands a gallery over): `GET /d/{event token}` (the page),
 //! `/d/{event token}/{order}/{file}` (one picture, as an order's link serves it) and
 //! `/d/{event token}/photos-N.zip` (every original, streamed as a stored ZIP while it is written,
-//! so it never sits in memory; it holds one of the download permits until it is done).
+//! so it never sits in memory; it holds one of the download places until it is done).
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::OwnedSemaphorePermit;
 
+use super::cap::Place;
 use super::download::{html_response, lookup, private, serve_file, Downloads, Slot};
 use crate::clock;
 use crate::config::Language;
@@ -41,7 +41,7 @@ pub(super) fn page(d: &Downloads, g: &Gallery, lang: Language) -> Response {
 }
 
 /// `photos-N.zip`: the N-th archive of every original, streamed.
-pub(super) fn zip(d: &Downloads, g: &Gallery, name: &str, permit: OwnedSemaphorePermit, lang: Language) -> Response {
+pub(super) fn zip(d: &Downloads, g: &Gallery, name: &str, place: Place, lang: Language) -> Response {
     let entries = g.zip_entries(&d.data_dir, &d.booth_name);
     let parts = zip::parts(&entries, zip::MAX_BYTES);
     let Some(range) = gallery::parse_zip_name(name).and_then(|n| parts.get(n - 1)) else {
@@ -59,7 +59,7 @@ pub(super) fn zip(d: &Downloads, g: &Gallery, name: &str, permit: OwnedSemaphore
     );
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _place = place;
         let mut sink = |piece: Vec<u8>| {
             tx.blocking_send(Ok(piece))
                 .map_err(|_| std::io::Error::other("the client went away"))
@@ -93,7 +93,7 @@ pub(super) async fn file_handler(
     State(d): State<Downloads>,
     Path((token, order, name)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
-    Slot { lang, permit: _permit }: Slot,
+    Slot { lang, place: _place }: Slot,
 ) -> Response {
     let g = match lookup(&d, token).await {
         Ok(Found::Gallery(g)) => g,

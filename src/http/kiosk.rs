@@ -118,7 +118,7 @@ pub fn router(kiosk: Kiosk) -> Router {
         .route("/api/events", get(events))
         .with_state(kiosk.clone());
     // So is the live view (MJPEG), with its own cap on viewers.
-    let live = super::live::router(super::live::Live::new(kiosk.live.clone()));
+    let live = super::live::router(kiosk.live.clone());
     Router::new()
         .route("/", get(|| ui(Path("index.html".to_string()))))
         .route("/ui/{file}", get(ui))

@@ -4,8 +4,6 @@
 //! stream, so it lives outside the request timeout and has its own cap on viewers.
 //! `GET /api/camera`: what the kiosk page needs to know about the live view.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -14,8 +12,8 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::cap::{Cap, Place};
 use super::json;
 use crate::booth::live::{LiveHub, Viewer};
 
@@ -25,26 +23,18 @@ pub const MAX_VIEWERS: usize = 6;
 const BOUNDARY: &str = "frame";
 
 #[derive(Clone)]
-pub struct Live {
-    pub hub: LiveHub,
-    pub slots: Arc<Semaphore>,
-}
-
-impl Live {
-    pub fn new(hub: LiveHub) -> Live {
-        Live {
-            hub,
-            slots: Arc::new(Semaphore::new(MAX_VIEWERS)),
-        }
-    }
+struct Live {
+    hub: LiveHub,
+    viewers: Cap,
 }
 
 /// The live routes, without the request timeout (the caller merges them outside it).
-pub fn router(live: Live) -> Router {
+pub fn router(hub: LiveHub) -> Router {
+    let viewers = Cap::new(MAX_VIEWERS);
     Router::new()
         .route("/api/camera/live", get(stream))
         .route("/api/camera", get(info))
-        .with_state(live)
+        .with_state(Live { hub, viewers })
 }
 
 async fn info(State(live): State<Live>) -> Response {
@@ -52,14 +42,14 @@ async fn info(State(live): State<Live>) -> Response {
 }
 
 async fn stream(State(live): State<Live>) -> Response {
-    let Ok(permit) = live.slots.clone().try_acquire_owned() else {
+    let Some(place) = live.viewers.take() else {
         return json(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({ "error": "too many live view viewers", "reason": "too_many_viewers" }),
         );
     };
     let viewer = live.hub.watch();
-    let parts = futures_util::stream::unfold((viewer, permit), next_part).flat_map(futures_util::stream::iter);
+    let parts = futures_util::stream::unfold((viewer, place), next_part).flat_map(futures_util::stream::iter);
     (
         [
             (header::CONTENT_TYPE, "multipart/x-mixed-replace; boundary=frame"),
@@ -73,9 +63,7 @@ async fn stream(State(live): State<Live>) -> Response {
 type Part = [Result<Bytes, std::convert::Infallible>; 3];
 
 /// The next frame as one multipart part: header, the JPEG itself (shared, not copied), CRLF.
-async fn next_part(
-    (mut viewer, permit): (Viewer, OwnedSemaphorePermit),
-) -> Option<(Part, (Viewer, OwnedSemaphorePermit))> {
+async fn next_part((mut viewer, place): (Viewer, Place)) -> Option<(Part, (Viewer, Place))> {
     let frame = viewer.next().await?;
     let head = format!(
         "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
@@ -83,6 +71,6 @@ async fn next_part(
     );
     Some((
         [Ok(Bytes::from(head)), Ok(frame.jpeg), Ok(Bytes::from_static(b"\r\n"))],
-        (viewer, permit),
+        (viewer, place),
     ))
 }

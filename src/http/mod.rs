@@ -3,6 +3,7 @@
 //! and serves the touch UI's API; the optional metrics listener serves only `GET /metrics`.
 
 mod api_error;
+mod cap;
 mod download;
 mod gallery;
 mod kiosk;

@@ -9,48 +9,48 @@
 //! ends a stream cleanly after a while (the browser's EventSource reconnects by itself), so a
 //! half-dead client never keeps a slot for good.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::cap::{Cap, Place};
 
 /// One kind of stream's cap and lifetime.
 #[derive(Clone)]
 pub struct StreamCap {
     name: &'static str,
-    max: usize,
-    slots: Arc<Semaphore>,
+    places: Cap,
     lifetime: Duration,
 }
-
-/// A place in a `StreamCap`, held by the stream's body until it ends or the client goes.
-pub struct StreamSlot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl StreamCap {
     pub fn new(name: &'static str, max: usize, lifetime: Duration) -> StreamCap {
         StreamCap {
             name,
-            max,
-            slots: Arc::new(Semaphore::new(max)),
+            places: Cap::new(max),
             lifetime,
         }
     }
 
     /// How many streams of this kind may be open at once (their connections included).
     pub fn max(&self) -> usize {
-        self.max
+        self.places.max()
     }
 
-    /// A slot for a new stream, or the 503 to answer with (the connection then closes).
+    /// A place for a new stream, held by its body until it ends or the client goes; or the 503 to
+    /// answer with (the connection then closes).
     #[allow(clippy::result_large_err)] // the error is the response itself, built once
-    pub fn open(&self) -> Result<StreamSlot, Response> {
-        match self.slots.clone().try_acquire_owned() {
-            Ok(permit) => Ok(StreamSlot(permit)),
-            Err(_) => {
-                tracing::warn!(stream = self.name, max = self.max, "too many open streams; refused one");
+    pub fn open(&self) -> Result<Place, Response> {
+        match self.places.take() {
+            Some(place) => Ok(place),
+            None => {
+                tracing::warn!(
+                    stream = self.name,
+                    max = self.max(),
+                    "too many open streams; refused one"
+                );
                 let body = serde_json::json!({
                     "error": format!("too many {} streams are open", self.name),
                     "reason": "stream_limit",
@@ -70,11 +70,7 @@ impl StreamCap {
     }
 
     /// `stream`, ended after the cap's lifetime, holding `slot` for as long as it lives.
-    pub fn bounded<S: Stream + Send + 'static>(
-        &self,
-        slot: StreamSlot,
-        stream: S,
-    ) -> impl Stream<Item = S::Item> + Send {
+    pub fn bounded<S: Stream + Send + 'static>(&self, slot: Place, stream: S) -> impl Stream<Item = S::Item> + Send {
         stream
             .take_until(Box::pin(tokio::time::sleep(self.lifetime)))
             .map(move |item| {
