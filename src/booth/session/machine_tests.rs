@@ -342,27 +342,34 @@ fn the_order_moves_a_waiting_session_on() {
     let grace_end = NOW - PAYMENT_GRACE_MS;
     let (paying, printing) = (Stage::AwaitingPayment, Stage::Printing);
     let (failed, cancelled) = (Some("print_failed"), Some("payment_cancelled"));
-    for (stage, status, expires_at, want_stage, want_error) in [
-        (paying, O::AwaitingPayment, later, paying, None),
-        (paying, O::Paid, later, printing, None),
-        (paying, O::Printing, later, printing, None),
-        (paying, O::Printed, later, Stage::Done, None),
+    // Waiting for the payment: the order's status and its expiry both count.
+    let while_paying = [
+        (O::AwaitingPayment, later, paying, None),
+        (O::Paid, later, printing, None),
+        (O::Printing, later, printing, None),
+        (O::Printed, later, Stage::Done, None),
         // A digital-only order is delivered by its link the moment it is paid.
-        (paying, O::Delivered, later, Stage::Done, None),
-        (paying, O::PrintFailed, later, Stage::Error, failed),
-        (paying, O::Expired, later, Stage::Error, Some("payment_expired")),
-        (paying, O::Cancelled, later, Stage::Error, cancelled),
-        (paying, O::Refunded, later, Stage::Error, cancelled),
+        (O::Delivered, later, Stage::Done, None),
+        (O::PrintFailed, later, Stage::Error, failed),
+        (O::Expired, later, Stage::Error, Some("payment_expired")),
+        (O::Cancelled, later, Stage::Error, cancelled),
+        (O::Refunded, later, Stage::Error, cancelled),
         // Payme still holds a transaction past the TTL: wait out the grace, then end.
-        (paying, O::AwaitingPayment, grace_end, paying, None),
-        (paying, O::AwaitingPayment, grace_end - 1, Stage::Idle, None),
-        (printing, O::Printing, later, printing, None),
-        (printing, O::Paid, later, printing, None),
-        (printing, O::Expired, later, printing, None),
-        (printing, O::Printed, later, Stage::Done, None),
-        (printing, O::PrintFailed, later, Stage::Error, failed),
-        (printing, O::Refunded, later, Stage::Error, cancelled),
-    ] {
+        (O::AwaitingPayment, grace_end, paying, None),
+        (O::AwaitingPayment, grace_end - 1, Stage::Idle, None),
+    ];
+    // Printing a paid order: only the print's outcome or a refund moves the screen on.
+    let while_printing = [
+        (O::Printing, printing, None),
+        (O::Paid, printing, None),
+        (O::Expired, printing, None),
+        (O::Printed, Stage::Done, None),
+        (O::PrintFailed, Stage::Error, failed),
+        (O::Refunded, Stage::Error, cancelled),
+    ];
+    let paying_cases = while_paying.map(|(o, expires, to, error)| (paying, o, expires, to, error));
+    let printing_cases = while_printing.map(|(o, to, error)| (printing, o, later, to, error));
+    for (stage, status, expires_at, want_stage, want_error) in paying_cases.into_iter().chain(printing_cases) {
         let next = step(&state(stage), seen(status, expires_at)).unwrap();
         let s = next.state.session.as_ref();
         assert_eq!(next.state.stage(), want_stage, "{stage:?} + {status:?}");
