@@ -1132,17 +1132,10 @@ impl Booth {
                         })
                     },
                 )?;
-                let jobs: Vec<MJob> = all_rows(
+                let jobs: Vec<(i64, i64, u32, String)> = all_rows(
                     c,
                     "SELECT id, order_id, copies, status FROM print_jobs WHERE kind = 'paid' ORDER BY id",
-                    |r| {
-                        Ok(MJob {
-                            id: r.get(0)?,
-                            order_id: r.get(1)?,
-                            copies: r.get(2)?,
-                            status: r.get(3)?,
-                        })
-                    },
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )?;
                 let receipts: BTreeSet<(String, String)> =
                     all_rows(c, "SELECT payme_id, type FROM fiscal_receipts", |r| {
@@ -1163,7 +1156,12 @@ impl Booth {
             .collect();
         ensure_eq!(orders, want, "orders differ from the model");
         ensure_eq!(txs, m.txs, "payme_transactions differ from the model");
-        ensure_eq!(jobs, m.jobs, "print jobs differ from the model");
+        let want: Vec<_> = m
+            .jobs
+            .iter()
+            .map(|j| (j.id, j.order_id, j.copies, j.status.clone()))
+            .collect();
+        ensure_eq!(jobs, want, "print jobs differ from the model");
         ensure_eq!(receipts, m.receipts, "fiscal receipts differ from the model");
         ensure_eq!(rotated, m.rotated, "the stored key rotation differs from the model");
         Ok(())
