@@ -200,6 +200,19 @@ fn assert_status(printer: &CupsPrinter, state: PrinterState, reason: &str) -> Pr
     status
 }
 
+/// A job the printer gave up on is cancelled in CUPS: nothing of ours is left queued, and once the
+/// queue runs again the job does not come back and print after all (its refund was decided on it).
+fn assert_given_up_for_good(q: &TestQueue, printer: &CupsPrinter) {
+    assert!(q.unfinished().is_empty(), "the given-up job is cancelled");
+    printer.resume().expect("resume");
+    assert_eq!(printer.status().state, PrinterState::Ready);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        q.captured().is_empty(),
+        "the cancelled job does not print after the resume"
+    );
+}
+
 /// Mean absolute difference per channel, for JPEG round trips.
 fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
@@ -264,6 +277,16 @@ fn an_idle_queue_is_ready() {
 }
 
 #[test]
+fn media_reasons_from_the_printer_show_as_media_empty() {
+    let Some(q) = TestQueue::new() else { return };
+    q.knob("stderr", "STATE: +media-empty-error\nINFO: Load 4x6 media\n");
+    let printer = q.printer(Duration::from_secs(10));
+    printer.print(&request(11, 1, &page(300, 450))).expect("print");
+    let status = assert_status(&printer, PrinterState::MediaEmpty, "media-empty-error");
+    assert!(!status.state.can_print());
+}
+
+#[test]
 fn a_stopped_queue_blocks_sessions_and_resume_prints_the_waiting_job() {
     let Some(q) = TestQueue::new() else { return };
     let printer = Arc::new(q.printer(Duration::from_secs(60)));
@@ -303,12 +326,8 @@ fn a_queue_left_stopped_gives_the_job_up_and_cancels_it() {
         .expect_err("the queue stays stopped");
     // The job never reached the printer.
     assert_failure(&err, true, false, "stopped");
-    assert!(q.unfinished().is_empty(), "the given-up job is cancelled");
-
-    // When the queue runs again the cancelled job does not come back; the retry prints it once.
-    printer.resume().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(q.captured().is_empty());
+    assert_given_up_for_good(&q, &printer);
+    // The retry prints it once.
     printer.print(&request(8, 1, &page)).expect("the retry");
     assert_eq!(q.captured().len(), 1);
 }
@@ -324,18 +343,10 @@ fn ribbon_out_mid_job_stops_the_queue_and_may_have_printed() {
         .expect_err("the queue stopped");
     // The job had reached the printer.
     assert_failure(&err, true, true, "stopped");
-    assert!(q.unfinished().is_empty());
     // The backend's own message is shown.
     assert_status(&printer, PrinterState::Stopped, "simulated ribbon out");
-
     q.clear_knob("fail");
-    printer.resume().unwrap();
-    assert_eq!(printer.status().state, PrinterState::Ready);
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        q.captured().is_empty(),
-        "the cancelled job does not print after the resume"
-    );
+    assert_given_up_for_good(&q, &printer);
 }
 
 #[test]
@@ -355,16 +366,6 @@ fn resume_releases_our_held_job() {
     printer.resume().expect("resume");
     waiting.join().unwrap().expect("released and printed");
     assert_eq!(q.captured().len(), 1);
-}
-
-#[test]
-fn media_reasons_from_the_printer_show_as_media_empty() {
-    let Some(q) = TestQueue::new() else { return };
-    q.knob("stderr", "STATE: +media-empty-error\nINFO: Load 4x6 media\n");
-    let printer = q.printer(Duration::from_secs(10));
-    printer.print(&request(11, 1, &page(300, 450))).expect("print");
-    let status = assert_status(&printer, PrinterState::MediaEmpty, "media-empty-error");
-    assert!(!status.state.can_print());
 }
 
 #[test]
