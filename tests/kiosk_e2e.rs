@@ -1018,16 +1018,18 @@ async fn language_switch_changes_the_texts_for_one_session() {
         return;
     };
     assert_eq!(s.b().text("#start").await, "Boshlash");
-    for (lang, start, title) in [
-        ("ru", "Начать", "Сделайте фото!"),
-        ("en", "Start", "Strike a pose!"),
-        ("uz", "Boshlash", "Suratga tushing!"),
+    for (lang, start, title, shots) in [
+        ("ru", "Начать", "Сделайте фото!", "3 снимка · "),
+        ("en", "Start", "Strike a pose!", "3 photos · "),
+        ("uz", "Boshlash", "Suratga tushing!", "3 ta surat · "),
     ] {
         for b in s.browsers() {
             b.tap(&format!("#lang-{lang}")).await;
         }
         assert_eq!(s.b().text("#start").await, start);
         assert_eq!(s.b().text("[data-screen=idle] h1").await, title);
+        let price = s.b().text("#attract-price").await;
+        assert!(price.starts_with(shots), "{lang}: {price:?}");
         assert_eq!(s.b().js("return document.documentElement.lang").await, lang);
         assert_eq!(
             s.b()
@@ -1850,6 +1852,12 @@ async fn every_screen_fits_every_screen_size() {
         problems: Vec::new(),
         shots: 0,
     };
+    // One shot a session: English says "1 photo" (its plural form `one`), then back to Uzbek.
+    walk.wait_screen("idle", Duration::from_secs(30)).await;
+    walk.b.tap("#lang-en").await;
+    let price = walk.b.text("#attract-price").await;
+    assert!(price.starts_with("1 photo · "), "{price:?}");
+    walk.b.tap("#lang-uz").await;
     for stop in WALK {
         walk.reach(stop.reach).await;
         walk.wait_screen(stop.screen, Duration::from_secs(90)).await;
