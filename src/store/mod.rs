@@ -3,7 +3,8 @@
 //! One writer connection behind a mutex serialises every write, and each write runs in
 //! `BEGIN IMMEDIATE`, so two concurrent Payme duplicates can never interleave their read-then-write
 //! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
-//! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`.
+//! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`,
+//! except point lookups (`try_read`: microseconds, on a reader that is free right now).
 
 /// Declares a struct that is one table row: each field is read from the column of the same name
 /// (`SELECT *`), so a field list is written once and a mapper cannot fall out of step with it.
