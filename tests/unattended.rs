@@ -269,6 +269,39 @@ async fn under_systemd_orders_wait_for_a_synchronised_clock_by_default() {
     assert_eq!(status["blocker"]["reason"], "clock_unsynced", "{status}");
 }
 
+/// A Pi has no battery clock: after a power cut it boots on the last time it saved (fake-hwclock,
+/// timesyncd's clock file), which can be an hour before the cut, and the booth starts before the
+/// network time comes (or never, at a venue without internet). A paid job the last run put off
+/// for seconds (retry backoff, on the later clock) must not wait for that hour to pass again.
+#[tokio::test]
+async fn a_job_put_off_by_the_last_run_prints_at_once_when_the_clock_comes_up_behind() {
+    let mut d = Daemon::start().await;
+    let (order, amount) = d.new_order(1).await;
+    let id = payme_id(order.parse().unwrap());
+    d.create_tx(&id, &order, amount).await;
+    // The file printer is offline while its folder is a plain file: the paid job waits queued.
+    let prints = d.data_dir().join("prints");
+    let _ = std::fs::remove_dir_all(&prints);
+    std::fs::write(&prints, b"not a folder").unwrap();
+    d.wait_accepting(false).await;
+    d.perform_tx(&id).await;
+    d.kill();
+    // What a transient fault leaves: queued, to be retried within the minute on the last run's
+    // clock, which this boot's clock reads 30 minutes earlier.
+    let put_off = d
+        .db_rw()
+        .execute(
+            "UPDATE print_jobs SET attempts = 1, last_error = 'unplugged mid-job', next_attempt_at = ?1
+             WHERE status = 'queued'",
+            [now_ms() + 30 * 60_000],
+        )
+        .unwrap();
+    assert_eq!(put_off, 1);
+    std::fs::remove_file(&prints).unwrap();
+    d.restart_same_config().await;
+    d.wait_for_status(&order, "printed").await;
+}
+
 #[tokio::test]
 async fn sixty_four_idle_event_streams_do_not_delay_the_api() {
     let d = Daemon::start().await;

@@ -33,7 +33,7 @@ const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Retry backoff after a transient printer fault: 2 s doubling, capped, forever. A paid job is
 /// never dropped for a printer that is merely unplugged or busy.
 const BACKOFF_BASE_MS: i64 = 2_000;
-const BACKOFF_MAX_MS: i64 = 60_000;
+const BACKOFF_MAX_MS: i64 = jobs::LONGEST_WAIT_MS;
 
 pub struct PrintLoop {
     pub store: Arc<Store>,

@@ -64,15 +64,21 @@ pub fn paid_job_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<
     )
 }
 
+/// The longest a queued job is ever put off (the print loop's retry backoff stops here). A job due
+/// later than this from now had its time written on a clock ahead of today's: a Pi without a
+/// battery clock boots on the last time it saved, up to an hour before a power cut, or the clock
+/// was set back. Such a job is due now, not when that hour has passed again.
+pub const LONGEST_WAIT_MS: i64 = 60_000;
+
 /// Takes the oldest queued job that is due and deliverable and marks it printing, or returns `None`.
 pub fn claim_next(conn: &Connection, now: i64) -> rusqlite::Result<Option<PrintJob>> {
     let id: Option<i64> = conn
         .prepare_cached(concat!(
-            "SELECT id FROM print_jobs WHERE status = 'queued' AND next_attempt_at <= ?1 AND ",
+            "SELECT id FROM print_jobs WHERE status = 'queued' AND (next_attempt_at <= ?1 OR next_attempt_at > ?2) AND ",
             deliverable!(),
             " ORDER BY next_attempt_at, id LIMIT 1"
         ))?
-        .query_row([now], |r| r.get(0))
+        .query_row(params![now, now.saturating_add(LONGEST_WAIT_MS)], |r| r.get(0))
         .optional()?;
     let Some(id) = id else { return Ok(None) };
     conn.prepare_cached(
