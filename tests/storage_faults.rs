@@ -157,10 +157,11 @@ impl Drop for Rig {
 }
 
 impl Rig {
-    /// A daemon whose data folder (`at = ""`) or a folder inside it (`"prints"`) is a tmpfs.
-    async fn on_tmpfs(at: &str, size: &str) -> Rig {
+    /// A daemon (with `env`) whose data folder (`at = ""`) or a folder inside it (`"prints"`) is a
+    /// tmpfs.
+    async fn on_tmpfs(at: &str, size: &str, env: Vec<(String, String)>) -> Rig {
         let mut cleanup = Cleanup::default();
-        let d = Daemon::start_with_config(|data| {
+        let d = Daemon::start_with_config_env(env, |data| {
             let dir = if at.is_empty() {
                 data.to_path_buf()
             } else {
@@ -176,12 +177,12 @@ impl Rig {
 
     /// `on_tmpfs` where a tmpfs can be mounted and filled here; otherwise `test` is reported as
     /// skipped and there is no rig.
-    async fn on_tmpfs_or_skip(test: &str, at: &str, size: &str) -> Option<Rig> {
+    async fn on_tmpfs_or_skip(test: &str, at: &str, size: &str, env: Vec<(String, String)>) -> Option<Rig> {
         if let Err(why) = tmpfs_works() {
             unavailable(test, "a tmpfs mount filled to ENOSPC", &why);
             return None;
         }
-        Some(Rig::on_tmpfs(at, size).await)
+        Some(Rig::on_tmpfs(at, size, env).await)
     }
 
     async fn on_disk() -> Rig {
@@ -502,7 +503,7 @@ async fn store_fault_scenario(rig: &mut Rig, mut fault: Fault) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_under_create_and_perform_gets_32400_writes_nothing_and_recovers() {
-    let Some(mut rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m").await else {
+    let Some(mut rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m", Vec::new()).await else {
         return;
     };
     let dir = rig.d.data_dir();
@@ -560,7 +561,7 @@ async fn pay(d: &Daemon, copies: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_while_printing_retries_the_job_and_prints_once_space_returns() {
-    let Some(rig) = Rig::on_tmpfs_or_skip("full print folder", "prints", "4m").await else {
+    let Some(rig) = Rig::on_tmpfs_or_skip("full print folder", "prints", "4m", Vec::new()).await else {
         return;
     };
     let d = &rig.d;
@@ -630,11 +631,12 @@ fn mkfifo(path: &Path) {
 /// The disk under both the database and the print folder (the default layout) fills up while the
 /// print loop is writing a job: `copies` = 2 makes the second copy fail with ENOSPC (a transient
 /// fault whose retry must be recorded), `copies` = 1 lets the print finish (its success must be
-/// recorded). Neither record fits on the full disk; once space returns the job must still end
-/// printed, without a restart, with exactly one file per copy.
-async fn disk_fills_mid_print(copies: u32) {
+/// recorded). Neither record fits on the full disk, which stays full for `full_for`; once space
+/// returns the job must still end printed, without a restart, with exactly one file per copy.
+async fn disk_fills_mid_print(copies: u32, full_for: Duration, env: Vec<(String, String)>) {
     let what = format!("disk full mid-print, {copies} copies");
-    let Some(rig) = Rig::on_tmpfs_or_skip(&what, "", "16m").await else {
+    let watchdog = !env.is_empty();
+    let Some(rig) = Rig::on_tmpfs_or_skip(&what, "", "16m", env).await else {
         return;
     };
     let d = &rig.d;
@@ -671,13 +673,18 @@ async fn disk_fills_mid_print(copies: u32) {
         .unwrap();
     assert!(first.starts_with(b"\x89PNG"), "{what}: copy 1 is not a PNG");
     // The rest of the job and the attempt to record its outcome happen on the full disk.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(full_for).await;
     let v = d.order(&order).await;
     assert_ne!(
         v["status"], "printed",
         "{what}: recorded as printed on a full disk: {v}"
     );
     rig.assert_still_running(&what);
+    let log = d.log();
+    assert!(!watchdog || log.contains("systemd watchdog enabled"), "{what}:\n{log}");
+    // Under systemd a watchdog that stops being pinged is a restart, which forgets how the print
+    // ended: the print loop waiting for the disk is not stuck.
+    assert!(!log.contains("not pinging the systemd watchdog"), "{what}:\n{log}");
 
     drop(filler);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -705,12 +712,20 @@ async fn disk_fills_mid_print(copies: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_fills_mid_print_and_the_failed_copy_cannot_be_recorded_the_job_still_prints() {
-    disk_fills_mid_print(2).await;
+    disk_fills_mid_print(2, Duration::from_millis(1500), Vec::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_fills_mid_print_and_the_finished_print_cannot_be_recorded_the_order_still_ends_printed() {
-    disk_fills_mid_print(1).await;
+    disk_fills_mid_print(1, Duration::from_millis(1500), Vec::new()).await;
+}
+
+/// The disk stays full for longer than the watchdog gives a print loop that does not go round
+/// (2 minutes) after the print went out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_for_minutes_after_a_print_keeps_the_watchdog_pinged_and_prints_once() {
+    let watchdog = vec![("WATCHDOG_USEC".to_string(), "2000000".to_string())];
+    disk_fills_mid_print(1, Duration::from_secs(135), watchdog).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -727,7 +742,7 @@ async fn accepting(d: &Daemon) -> (bool, Value, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiosk_shows_out_of_service_while_the_store_cannot_write() {
-    let Some(rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m").await else {
+    let Some(rig) = Rig::on_tmpfs_or_skip("disk full", "", "16m", Vec::new()).await else {
         return;
     };
     let d = &rig.d;

@@ -219,7 +219,7 @@ impl PrintLoop {
                 Some(Ok(Err(next_due))) => return Drained::Idle(next_due),
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "print loop cannot read the queue");
-                    tokio::time::sleep(STORE_RETRY).await;
+                    self.wait_for_store().await;
                     continue;
                 }
                 None => return Drained::PrinterTrouble,
@@ -229,6 +229,13 @@ impl PrintLoop {
             }
         }
         Drained::Idle(None)
+    }
+
+    /// Waits before trying the store again. The loop is waiting for the disk, not stuck: it tells
+    /// the watchdog so, since a restart would forget how the print it holds ended.
+    async fn wait_for_store(&self) {
+        self.health.print_loop_beat(clock::mono_ms());
+        tokio::time::sleep(STORE_RETRY).await;
     }
 
     /// Prints one claimed job and records the outcome. False when the printer failed.
@@ -266,7 +273,7 @@ impl PrintLoop {
             match attempt {
                 Some(Err(e)) if !*shutdown.borrow() => {
                     tracing::error!(job_id, error = %e, "cannot record the print result; retrying");
-                    tokio::time::sleep(STORE_RETRY).await;
+                    self.wait_for_store().await;
                 }
                 other => break other,
             }
