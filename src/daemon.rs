@@ -223,7 +223,15 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         tracing::info!(base = %base, link_hours = config.digital.link_hours, "digital copies on");
         booth.set_download_base(&base);
     }
-    write_runtime_file(&data_dir, &info)?;
+    if let Err(e) = write_runtime_file(&data_dir, &info) {
+        // A full disk must not stop the start: the booth runs out of service (the free-space and
+        // store blockers) and comes back when space does, instead of systemd starting it again
+        // every 5 s while the kiosk shows the browser's error page. Without the file the CLI finds
+        // no daemon rather than a killed run's ports.
+        tracing::error!(error = %e, "the CLI cannot find this daemon");
+        let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
+        let _ = std::fs::remove_file(data_dir.join(format!(".{RUNTIME_FILE}.tmp")));
+    }
     tracing::info!(
         kiosk = %info.kiosk,
         webhook = %info.webhook,

@@ -728,6 +728,60 @@ async fn disk_full_for_minutes_after_a_print_keeps_the_watchdog_pinged_and_print
     disk_fills_mid_print(1, Duration::from_secs(135), watchdog).await;
 }
 
+/// The disk is already full when the daemon starts (after a crash, an upgrade, a power cut): it
+/// must start out of service, as it is when the disk fills while it runs, rather than exit and be
+/// started again by systemd every 5 s while the kiosk shows the browser's error page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_on_a_full_disk_runs_out_of_service() {
+    let what = "start on a full disk";
+    let Some(mut rig) = Rig::on_tmpfs_or_skip(what, "", "16m", Vec::new()).await else {
+        return;
+    };
+    rig.d.kill();
+    // The free-space watermark on (1 MB of this 16 MB disk), as in the default config.
+    let config = std::fs::read_to_string(rig.d.config_path()).unwrap();
+    std::fs::write(
+        rig.d.config_path(),
+        config.replace("min_free_mb = 0", "min_free_mb = 1"),
+    )
+    .unwrap();
+    let data = rig.d.data_dir();
+    let filler = Filler::fill(&data);
+    write_fails(&data, ENOSPC).unwrap();
+    let log = rig.d.dir.path().join("full-start.log");
+    let mut process = Process::spawn(&binary(), &rig.d.config_path(), &data, &log, Some("info"), &[]);
+    // The runtime file may not fit: where the kiosk listens is read from the log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kiosk: std::net::SocketAddr = loop {
+        let text = process.log_text();
+        let ready = text.lines().find(|l| l.contains("photoboothd ready"));
+        if let Some(addr) = ready.and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("kiosk="))) {
+            break addr.parse().unwrap();
+        }
+        // Panics with the log if the daemon exited.
+        assert!(
+            process.poll_ready().is_none(),
+            "{what}: a runtime file fitted on the full disk"
+        );
+        assert!(Instant::now() < deadline, "{what}: the daemon did not start:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, v) = kiosk_request(kiosk, "GET", "/api/status", "").await.unwrap();
+    assert_eq!((status, &v["accepting_orders"]), (200, &json!(false)), "{what}: {v}");
+    // Space returns: the same process is back in service.
+    drop(filler);
+    let status = || async { kiosk_request(kiosk, "GET", "/api/status", "").await.unwrap().1 };
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        status,
+        |v| v["accepting_orders"] == true,
+        |v| format!("{what}: never back in service: {v}\n{}", process.log_text()),
+    )
+    .await;
+    assert!(process.poll_ready().is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // What the kiosk shows while the store cannot write.
 // ---------------------------------------------------------------------------------------------
