@@ -30,6 +30,9 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 const AUTO_RESUME_EVERY: Duration = Duration::from_secs(60);
 /// After a store error, wait before trying again rather than spinning.
 const STORE_RETRY: Duration = Duration::from_secs(2);
+/// While the store keeps failing, its first failure and then one in this many are logged (about a
+/// line a minute): a disk can stay full for hours, and journald writes to the same card.
+const STORE_LOG_EVERY: u32 = 30;
 /// Retry backoff after a transient printer fault: 2 s doubling, capped, forever. A paid job is
 /// never dropped for a printer that is merely unplugged or busy.
 const BACKOFF_BASE_MS: i64 = 2_000;
@@ -202,6 +205,7 @@ impl PrintLoop {
 
     /// Prints due jobs until none is left, the printer has trouble, or shutdown starts.
     async fn drain(&self, shutdown: &watch::Receiver<bool>) -> Drained {
+        let mut store_failures = 0;
         while !*shutdown.borrow() {
             let claimed = self
                 .blocking(|s| {
@@ -218,7 +222,10 @@ impl PrintLoop {
                 Some(Ok(Ok(job))) => job,
                 Some(Ok(Err(next_due))) => return Drained::Idle(next_due),
                 Some(Err(e)) => {
-                    tracing::error!(error = %e, "print loop cannot read the queue");
+                    store_failures += 1;
+                    if worth_logging(store_failures) {
+                        tracing::error!(error = %e, failures = store_failures, "print loop cannot read the queue");
+                    }
                     self.wait_for_store().await;
                     continue;
                 }
@@ -265,6 +272,7 @@ impl PrintLoop {
         // The outcome must reach the store: a job left `printing` would never be retried (if it
         // failed) or would print again after a restart (if it succeeded). A full or read-only disk
         // clears up, so keep trying until it does or the daemon stops.
+        let mut store_failures = 0;
         let saved = loop {
             let (job, outcome) = (job.clone(), outcome.clone());
             let attempt = self
@@ -272,7 +280,10 @@ impl PrintLoop {
                 .await;
             match attempt {
                 Some(Err(e)) if !*shutdown.borrow() => {
-                    tracing::error!(job_id, error = %e, "cannot record the print result; retrying");
+                    store_failures += 1;
+                    if worth_logging(store_failures) {
+                        tracing::error!(job_id, error = %e, failures = store_failures, "cannot record the print result; retrying");
+                    }
                     self.wait_for_store().await;
                 }
                 other => break other,
@@ -397,6 +408,11 @@ impl PrintLoop {
             .map(|img| Some(img.to_rgb8()))
             .map_err(|e| PrintError::permanent(format!("cannot read the session's page {}: {e}", path.display())))
     }
+}
+
+/// Whether the `failures`-th store failure in a row is logged (see `STORE_LOG_EVERY`).
+fn worth_logging(failures: u32) -> bool {
+    failures % STORE_LOG_EVERY == 1
 }
 
 /// A queue the spooler stopped itself after the printer failed, as opposed to one paused by hand:
