@@ -615,19 +615,6 @@ async fn disk_full_while_printing_retries_the_job_and_prints_once_space_returns(
     rig.assert_still_running("print folder full");
 }
 
-/// `mkfifo(3)`: a named pipe the file printer opens as its temporary file and then blocks on until
-/// the test reads it, which holds the print loop in the middle of a job for as long as needed.
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    extern "C" {
-        fn mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
-    }
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path; mkfifo has no other memory effects.
-    let rc = unsafe { mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
-}
-
 /// The disk under both the database and the print folder (the default layout) fills up while the
 /// print loop is writing a job: `copies` = 2 makes the second copy fail with ENOSPC (a transient
 /// fault whose retry must be recorded), `copies` = 1 lets the print finish (its success must be

@@ -302,6 +302,43 @@ async fn a_job_put_off_by_the_last_run_prints_at_once_when_the_clock_comes_up_be
     d.wait_for_status(&order, "printed").await;
 }
 
+/// `systemctl stop` or a package upgrade in the middle of a print (the unit sends SIGTERM to the
+/// daemon only): the job on the printer finishes and is recorded before the daemon exits, so the
+/// next start does not print it again. Nothing else stops the daemon mid-print gracefully.
+#[tokio::test]
+async fn sigterm_mid_print_finishes_and_records_the_job_before_the_daemon_exits() {
+    let mut d = Daemon::start().await;
+    let (order, amount) = d.new_order(1).await;
+    let id = payme_id(order.parse().unwrap());
+    d.create_tx(&id, &order, amount).await;
+    // The copy is written into a pipe: the print loop waits there, mid-job, until it is read.
+    let job = d.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
+    let prints = d.data_dir().join("prints");
+    std::fs::create_dir_all(&prints).unwrap();
+    let pipe = prints.join(format!(".order-{order}-job-{job}-copy-1.png.tmp"));
+    mkfifo(&pipe);
+    d.perform_tx(&id).await;
+    let printing = format!("SELECT count(*) FROM print_jobs WHERE id = {job} AND status = 'printing'");
+    wait_until("the job on the printer", &d, || d.count(&printing) == 1).await;
+    let sent = Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_until("the daemon shutting down", &d, || d.log().contains("shutting down")).await;
+    let page = tokio::task::spawn_blocking(move || std::fs::read(&pipe))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(page.starts_with(b"\x89PNG"), "the copy is not a PNG");
+    let exit = d.terminate();
+    assert!(exit.success(), "{exit}\n{}", d.log());
+    let printed = format!("SELECT count(*) FROM print_jobs WHERE id = {job} AND status = 'printed'");
+    // Recorded `printed`: a restart's requeue (of `printing` jobs) leaves it alone.
+    assert_eq!(d.count(&printed), 1, "{}", d.log());
+    assert_eq!(d.prints().len(), 1, "{:?}", d.prints());
+}
+
 #[tokio::test]
 async fn sixty_four_idle_event_streams_do_not_delay_the_api() {
     let d = Daemon::start().await;

@@ -633,6 +633,19 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// `mkfifo(3)`: a named pipe the file printer opens as its temporary file and then blocks on until
+/// the test reads it, which holds the print loop in the middle of a job for as long as needed.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    extern "C" {
+        fn mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no other memory effects.
+    let rc = unsafe { mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
 /// A test that cannot run on this machine (no cupsd, no Chromium, not root...): prints
 /// `SKIPPED: <why>` straight to stdout, past the test harness's capture, so a `cargo test` that
 /// skipped something does not read as a full pass. With `CI` set it fails instead: CI installs
