@@ -632,11 +632,7 @@ async fn disk_fills_mid_print(copies: u32, full_for: Duration, env: Vec<(String,
     d.create_tx(&id, &order, amount).await;
 
     // The job's first copy will be written into a pipe: the print loop waits there mid-job.
-    let job = d.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
-    let prints = d.data_dir().join("prints");
-    std::fs::create_dir_all(&prints).unwrap();
-    let pipe = prints.join(format!(".order-{order}-job-{job}-copy-1.png.tmp"));
-    mkfifo(&pipe);
+    let (job, pipe) = d.pipe_next_print(&order);
     let v = d.rpc("PerformTransaction", json!({ "id": id })).await;
     assert_eq!(v["result"]["state"], 2, "{v}");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -312,11 +312,7 @@ async fn sigterm_mid_print_finishes_and_records_the_job_before_the_daemon_exits(
     let id = payme_id(order.parse().unwrap());
     d.create_tx(&id, &order, amount).await;
     // The copy is written into a pipe: the print loop waits there, mid-job, until it is read.
-    let job = d.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
-    let prints = d.data_dir().join("prints");
-    std::fs::create_dir_all(&prints).unwrap();
-    let pipe = prints.join(format!(".order-{order}-job-{job}-copy-1.png.tmp"));
-    mkfifo(&pipe);
+    let (job, pipe) = d.pipe_next_print(&order);
     d.perform_tx(&id).await;
     let printing = format!("SELECT count(*) FROM print_jobs WHERE id = {job} AND status = 'printing'");
     wait_until("the job on the printer", &d, || d.count(&printing) == 1).await;

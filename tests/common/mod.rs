@@ -615,6 +615,17 @@ impl Daemon {
     }
 
     /// The first page the file printer wrote, after checking it wrote `count` pages in all.
+    /// Makes the next print job's first copy of `order` go into a pipe ([`mkfifo`]): the print loop
+    /// waits there, mid-job, until the test reads it. Returns the job's id and the pipe.
+    pub fn pipe_next_print(&self, order: &str) -> (i64, PathBuf) {
+        let job = self.count("SELECT coalesce(max(id), 0) + 1 FROM print_jobs");
+        let prints = self.data_dir().join("prints");
+        std::fs::create_dir_all(&prints).unwrap();
+        let pipe = prints.join(format!(".order-{order}-job-{job}-copy-1.png.tmp"));
+        mkfifo(&pipe);
+        (job, pipe)
+    }
+
     pub fn first_print(&self, count: usize) -> image::DynamicImage {
         let prints = self.prints();
         assert_eq!(prints.len(), count, "{prints:?}");
