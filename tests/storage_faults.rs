@@ -716,14 +716,31 @@ async fn disk_full_for_minutes_after_a_print_keeps_the_watchdog_pinged_and_print
 
 /// The disk is already full when the daemon starts (after a crash, an upgrade, a power cut): it
 /// must start out of service, as it is when the disk fills while it runs, rather than exit and be
-/// started again by systemd every 5 s while the kiosk shows the browser's error page.
+/// started again by systemd every 5 s while the kiosk shows the browser's error page. The job the
+/// power cut caught mid-print cannot be requeued on the full disk: it is once space returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_started_on_a_full_disk_runs_out_of_service() {
     let what = "start on a full disk";
     let Some(mut rig) = Rig::on_tmpfs_or_skip(what, "", "16m", Vec::new()).await else {
         return;
     };
+    let (order, amount) = rig.d.new_order(1).await;
+    let id = payme_id(order.parse().unwrap());
+    rig.d.create_tx(&id, &order, amount).await;
+    let (job, pipe) = rig.d.pipe_next_print(&order);
+    rig.d.perform_tx(&id).await;
+    let printing = format!("SELECT count(*) FROM print_jobs WHERE id = {job} AND status = 'printing'");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.d.count(&printing) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the job was never claimed\n{}",
+            rig.d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     rig.d.kill();
+    std::fs::remove_file(&pipe).unwrap();
     // The free-space watermark on (1 MB of this 16 MB disk), as in the default config.
     let config = std::fs::read_to_string(rig.d.config_path()).unwrap();
     std::fs::write(
@@ -765,6 +782,21 @@ async fn a_daemon_started_on_a_full_disk_runs_out_of_service() {
         |v| format!("{what}: never back in service: {v}\n{}", process.log_text()),
     )
     .await;
+    let order_status = || async {
+        kiosk_request(kiosk, "GET", &format!("/api/orders/{order}"), "")
+            .await
+            .unwrap()
+            .1
+    };
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        order_status,
+        |v| v["status"] == "printed",
+        |v| format!("{what}: the interrupted job never printed: {v}\n{}", process.log_text()),
+    )
+    .await;
+    assert_eq!(prints_of(&rig.d, &order).len(), 1, "{:?}", rig.d.prints());
     assert!(process.poll_ready().is_none());
 }
 

@@ -64,19 +64,7 @@ enum Drained {
 
 impl PrintLoop {
     pub async fn run(self, mut wake: mpsc::Receiver<i64>, mut shutdown: watch::Receiver<bool>) {
-        match self
-            .blocking(|s| s.store.write(|tx| jobs::requeue_interrupted(tx, clock::now_ms())))
-            .await
-        {
-            Some(Ok(ids)) if !ids.is_empty() => {
-                tracing::warn!(
-                    ?ids,
-                    "print jobs interrupted by a restart are queued again; they may have printed already"
-                );
-            }
-            Some(Err(e)) => tracing::error!(error = %e, "cannot requeue interrupted print jobs"),
-            _ => {}
-        }
+        self.requeue_interrupted(&shutdown).await;
         tracing::info!(printer = self.printer.backend(), "print loop started");
         let mut last_auto_resume = None;
         loop {
@@ -236,6 +224,36 @@ impl PrintLoop {
             }
         }
         Drained::Idle(None)
+    }
+
+    /// Jobs a crash left `printing` go back to the queue before anything is claimed. A store that
+    /// takes no writes at start (a full disk) is waited for: a job left `printing` never prints.
+    async fn requeue_interrupted(&self, shutdown: &watch::Receiver<bool>) {
+        let mut store_failures = 0;
+        while !*shutdown.borrow() {
+            match self
+                .blocking(|s| s.store.write(|tx| jobs::requeue_interrupted(tx, clock::now_ms())))
+                .await
+            {
+                Some(Ok(ids)) => {
+                    if !ids.is_empty() {
+                        tracing::warn!(
+                            ?ids,
+                            "print jobs interrupted by a restart are queued again; they may have printed already"
+                        );
+                    }
+                    return;
+                }
+                Some(Err(e)) => {
+                    store_failures += 1;
+                    if worth_logging(store_failures) {
+                        tracing::error!(error = %e, failures = store_failures, "cannot requeue interrupted print jobs; retrying");
+                    }
+                    self.wait_for_store().await;
+                }
+                None => return,
+            }
+        }
     }
 
     /// Waits before trying the store again. The loop is waiting for the disk, not stuck: it tells
