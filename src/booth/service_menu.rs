@@ -356,10 +356,13 @@ impl ServiceMenu {
                     return Ok(Err(ServiceError::NotPaid(format!("order {order_id} was never paid"))))
                 }
             }
-            Ok(Ok((
-                reports::queue_reprint(tx, order_id, order.copies, false, now)?,
-                order.copies,
-            )))
+            // Paid or event, read in this same write: the store takes the job.
+            match reports::queue_reprint(tx, order_id, order.copies, false, now)? {
+                Some(job) => Ok(Ok((job, order.copies))),
+                None => Ok(Err(ServiceError::NotPaid(format!(
+                    "order {order_id} cannot be printed"
+                )))),
+            }
         })??;
         let (job_id, copies) = queued;
         tracing::warn!(
