@@ -286,3 +286,29 @@ async fn the_summary_leaves_simulated_payments_out() {
         );
     }
 }
+
+/// A digital-only order paid for no print: the menu shows it no Reprint button, and the API
+/// refuses one too (a free print otherwise).
+#[tokio::test]
+async fn a_digital_only_order_is_not_reprinted() {
+    let d = Daemon::start_with_config(|data_dir| {
+        config_text_full(
+            data_dir,
+            "[service]\npin = \"0123\"\n[camera]\ncountdown_s = 0\nshots = 1\nwidth = 640\nheight = 480\n",
+            "capacity = 50\n[digital]\nprice = 10000\n",
+        )
+    })
+    .await;
+    let token = d.service_token(PIN).await;
+    d.to_copies_screen().await;
+    let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"digital_only": true}"#).await;
+    assert_eq!((status, order["kind"].as_str()), (200, Some("digital")), "{order}");
+    let id = order["order_id"].as_i64().unwrap();
+    d.pay(&id.to_string(), order["amount_tiyin"].as_i64().unwrap()).await;
+    d.wait_for_status(&id.to_string(), "delivered").await;
+    let body = json!({ "order_id": id }).to_string();
+    d.service("POST", "/api/service/reprint", Some(&token), &body)
+        .await
+        .refused(409, "not_paid");
+    assert_eq!(d.count("SELECT count(*) FROM print_jobs"), 0);
+}
