@@ -1149,6 +1149,12 @@ async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
     // The customer is typing the card code: a live Payme transaction holds the order.
     let payme_id = common::payme_id(7);
     s.d.create_tx(&payme_id, &order_id, amount).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!(
+        "DEBUG after create {} / {}",
+        s.session().await["order"]["payment_in_progress"],
+        s.d.order(&order_id).await["payment_in_progress"]
+    );
     s.b().tap("#cancel").await;
     let b = s.b();
     s.wait_for("cancel refused and hidden", Duration::from_secs(10), async || {
@@ -1189,6 +1195,50 @@ async fn cancel_refused_while_paying_and_a_refund_ends_the_session() {
     assert_eq!(s.b().text("#error-title").await, "Toʻlov bekor qilindi");
     s.follow_until("out_of_service", Duration::from_secs(20)).await;
     assert_eq!(s.d.order(&order_id).await["status"], "refunded");
+    s.close().await;
+}
+
+/// The customer's card is declined: Payme cancels its transaction before perform (state -1), the
+/// order is payable again and nothing holds it, so the payment screen shows the payment steps and
+/// the cancel button again instead of "payment in progress" until the order expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_declined_card_gives_the_payment_screen_back() {
+    let Some((s, order_id)) = Scenario::awaiting_payment("declined", Cfg::default()).await else {
+        return;
+    };
+    let order_id = order_id.to_string();
+    let amount = s.d.order(&order_id).await["amount_tiyin"].as_i64().unwrap();
+    let payme_id = common::payme_id(8);
+    s.d.create_tx(&payme_id, &order_id, amount).await;
+    // The screen has seen Payme take the order; the customer's cancel is refused.
+    s.d.wait_for(
+        "the screen to see the payment in progress",
+        || s.d.session_view(),
+        |v| v["order"]["payment_in_progress"] == true,
+    )
+    .await;
+    s.b().tap("#cancel").await;
+    let b = s.b();
+    s.wait_for("cancel refused and hidden", Duration::from_secs(10), async || {
+        b.displayed("#pay-in-progress").await && !b.displayed("#cancel").await
+    })
+    .await;
+
+    // The card is declined: Payme cancels its transaction before perform.
+    let v =
+        s.d.rpc("CancelTransaction", json!({ "id": payme_id, "reason": 3 }))
+            .await;
+    assert_eq!(v["result"]["state"], -1, "{v}");
+    let b = s.b();
+    s.wait_for(
+        "the payment steps and cancel again",
+        Duration::from_secs(10),
+        async || {
+            b.displayed("#pay-steps").await && !b.displayed("#pay-in-progress").await && b.displayed("#cancel").await
+        },
+    )
+    .await;
+    assert_eq!(s.session().await["stage"], "awaiting_payment");
     s.close().await;
 }
 

@@ -124,14 +124,7 @@ fn check_config_names_the_bad_key_and_the_file() {
     let text = photoboothd::config::DEFAULT_TOML.replace("max_copies = 10", "max_copies = 10\ncopies_max = 3");
     std::fs::write(&path, text).unwrap();
     // `check-config` names the key and the file; `run` refuses the same file before binding anything.
-    for command in ["check-config", "run"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
-            .args([command, "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{command}");
-        let err = String::from_utf8_lossy(&out.stderr);
+    for (command, err) in refused_by_both(&path) {
         assert!(
             err.contains("copies_max") && err.contains("bad.toml"),
             "{command}: {err}"
@@ -144,4 +137,47 @@ fn check_config_names_the_bad_key_and_the_file() {
         .unwrap();
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration is valid"));
+}
+
+/// A typo on the line of a secret (the Payme key, the service PIN) is still refused with the line
+/// and column, but the line's value is not echoed: stderr goes to journald, and the key is never
+/// logged (docs/payme.md, "Transport").
+#[test]
+fn a_config_error_on_a_secret_line_does_not_print_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let bad = [
+        "[payme]\nkey = \"Sup3rS3cretK\\qey\"\n",
+        "[payme]\nkey = Sup3rS3cretKey\n",
+        "[payme]\nkey = 31415926535\n",
+        "payme.key = \"Sup3rS3cretK\\qey\"\n",
+        "payme = { merchant_id = \"m\", key = 31415926535 }\n",
+        "[service]\npin = 27182818\n",
+    ];
+    for text in bad {
+        std::fs::write(&path, text).unwrap();
+        for (command, err) in refused_by_both(&path) {
+            assert!(err.contains("bad.toml") && err.contains("line"), "{command}: {err}");
+            for secret in ["Sup3rS3cret", "31415926535", "27182818"] {
+                assert!(!err.contains(secret), "{command} printed a secret: {err}");
+            }
+        }
+    }
+}
+
+/// Runs `check-config` and `run` on the configuration at `path`; both must refuse it. Returns each
+/// command with its standard error.
+fn refused_by_both(path: &std::path::Path) -> Vec<(&'static str, String)> {
+    ["check-config", "run"]
+        .into_iter()
+        .map(|command| {
+            let out = Command::new(env!("CARGO_BIN_EXE_photoboothd"))
+                .args([command, "--config"])
+                .arg(path)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{command} accepted {}", path.display());
+            (command, String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+        .collect()
 }

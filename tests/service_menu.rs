@@ -244,3 +244,71 @@ async fn wait_until(d: &Daemon, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// `photoboothd pay` is a sandbox simulation, not money: like `stats` and the metrics, the service
+/// menu's figures leave its payments and refunds out (docs/payme.md, "Transactions of `photoboothd
+/// pay`").
+#[tokio::test]
+async fn the_summary_leaves_simulated_payments_out() {
+    let d = with_pin().await;
+    let token = d.service_token(PIN).await;
+    let (real, _) = paid_order(&d, 1).await;
+    for copies in [1, 2] {
+        let (simulated, _) = d.new_order(copies).await;
+        let (ok, out) = d.cli(&["pay", &simulated]);
+        assert!(ok, "{out}");
+        d.wait_for_status(&simulated, "printed").await;
+    }
+    d.wait_for_status(&real, "printed").await;
+    let refunded: String = d
+        .db()
+        .query_row(
+            "SELECT payme_id FROM payme_transactions WHERE simulated = 1 ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let refund = d.rpc("CancelTransaction", json!({ "id": refunded, "reason": 5 })).await;
+    assert_eq!(refund["result"]["state"], -2, "{refund}");
+
+    let (status, summary) = d.service("GET", "/api/service/summary", Some(&token), "").await;
+    assert_eq!(status, 200, "{summary}");
+    for period in ["today", "month"] {
+        let p = &summary[period];
+        assert_eq!(
+            (
+                p["paid_orders"].as_i64(),
+                p["revenue_tiyin"].as_i64(),
+                p["refunds"].as_i64()
+            ),
+            (Some(1), Some(PRICE_TIYIN), Some(0)),
+            "{period}: {summary}"
+        );
+    }
+}
+
+/// A digital-only order paid for no print: the menu shows it no Reprint button, and the API
+/// refuses one too (a free print otherwise).
+#[tokio::test]
+async fn a_digital_only_order_is_not_reprinted() {
+    let d = Daemon::start_with_config(|data_dir| {
+        config_text_full(
+            data_dir,
+            "[service]\npin = \"0123\"\n[camera]\ncountdown_s = 0\nshots = 1\nwidth = 640\nheight = 480\n",
+            "capacity = 50\n[digital]\nprice = 10000\n",
+        )
+    })
+    .await;
+    let token = d.service_token(PIN).await;
+    d.to_copies_screen().await;
+    let (status, order) = d.kiosk("POST", "/api/generate-qr", r#"{"digital_only": true}"#).await;
+    assert_eq!((status, order["kind"].as_str()), (200, Some("digital")), "{order}");
+    let id = order["order_id"].as_i64().unwrap();
+    d.pay(&id.to_string(), order["amount_tiyin"].as_i64().unwrap()).await;
+    d.wait_for_status(&id.to_string(), "delivered").await;
+    let body = json!({ "order_id": id }).to_string();
+    d.service("POST", "/api/service/reprint", Some(&token), &body)
+        .await
+        .refused(409, "not_paid");
+    assert_eq!(d.count("SELECT count(*) FROM print_jobs"), 0);
+}

@@ -258,3 +258,41 @@ async fn a_printer_that_cannot_print_refuses_sessions_and_orders() {
     assert_eq!(d.count("SELECT count(*) FROM orders"), 0);
     assert_eq!(session(&d).await["blocker"]["reason"], "printer_offline");
 }
+
+/// Payme pays and refunds the order between two of the screen's looks at it (it looks twice a
+/// second), and the customer then taps cancel on the payment screen: the order was refunded and
+/// must stay so (a refund is final; "cancelled" would hide it from the refund figures and make
+/// `reprint --force` queue a job that never prints). Repeated until the tap lands in that window
+/// at least once (the tap is refused when the screen has already seen the payment).
+#[tokio::test]
+async fn a_cancel_tap_after_a_refund_leaves_the_order_refunded() {
+    let d = Daemon::start_with(FAST).await;
+    let mut raced = 0;
+    for attempt in 0..5u64 {
+        start_to_review(&d).await;
+        act(&d, "accept").await;
+        let (_, order) = d.kiosk("POST", "/api/generate-qr", r#"{"copies": 1}"#).await;
+        let order_id = order["order_id"].as_i64().unwrap().to_string();
+        wait_stage(&d, "awaiting_payment").await;
+        let id = payme_id(900 + attempt);
+        d.create_tx(&id, &order_id, order["amount_tiyin"].as_i64().unwrap())
+            .await;
+        d.perform_tx(&id).await;
+        let refund = d.rpc("CancelTransaction", json!({ "id": id, "reason": 5 })).await;
+        assert_eq!(refund["result"]["state"], -2, "{refund}");
+        if act(&d, "cancel").await.0 == 200 {
+            raced += 1;
+        }
+        assert_eq!(d.order(&order_id).await["status"], "refunded", "attempt {attempt}");
+        let status: String = d
+            .db()
+            .query_row("SELECT status FROM orders WHERE id = ?1", [&order_id], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "refunded", "attempt {attempt}");
+        wait_stage(&d, "idle").await;
+        if raced > 0 {
+            assert!(d.log().contains("the order had already ended"), "{}", d.log());
+            break;
+        }
+    }
+}

@@ -373,6 +373,11 @@
       state.copies = 1;
       state.cancelRefusedFor = null;
     }
+    // A cancel is refused only while Payme holds the order: once it lets go (a declined card, a
+    // timeout), the payment steps and the cancel button come back.
+    if (v.order && v.order.order_id === state.cancelRefusedFor && !v.order.payment_in_progress) {
+      state.cancelRefusedFor = null;
+    }
     state.view = v;
     render();
   }

@@ -356,10 +356,19 @@ impl ServiceMenu {
                     return Ok(Err(ServiceError::NotPaid(format!("order {order_id} was never paid"))))
                 }
             }
-            Ok(Ok((
-                reports::queue_reprint(tx, order_id, order.copies, false, now)?,
-                order.copies,
-            )))
+            // The menu offers no Reprint for a digital-only order; the API agrees with it.
+            if order.kind == orders::OrderKind::Digital {
+                return Ok(Err(ServiceError::NotPaid(format!(
+                    "order {order_id} was digital-only: no print was paid for"
+                ))));
+            }
+            // Paid or event, read in this same write: the store takes the job.
+            match reports::queue_reprint(tx, order_id, order.copies, false, now)? {
+                Some(job) => Ok(Ok((job, order.copies))),
+                None => Ok(Err(ServiceError::NotPaid(format!(
+                    "order {order_id} cannot be printed"
+                )))),
+            }
         })??;
         let (job_id, copies) = queued;
         tracing::warn!(

@@ -369,7 +369,11 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Re
     }
     let job = store
         .write(|tx| reports::queue_reprint(tx, id, copies, refunded, now))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        // Refunded between the look above and this write (Payme's cancel arrived meanwhile).
+        .ok_or_else(|| {
+            format!("order {id} was refunded just now: its prints are stopped. Run `photoboothd reprint {id} --force` to print it anyway")
+        })?;
     if refunded {
         tracing::warn!(
             order_id = id,

@@ -113,8 +113,8 @@ impl Config {
             key,
             message,
         };
-        // toml's messages already name the key and show the line.
-        let toml_error = |e: toml::de::Error| error(None, e.to_string().trim_end().to_string());
+        // toml's messages already name the key and show the line (but not a secret's line).
+        let toml_error = |e: toml::de::Error| error(None, toml_message(text, &e));
         let mut raw = DeTable::parse(text).map_err(toml_error)?;
         let defaults = DeTable::parse(DEFAULT_TOML).map_err(toml_error)?;
         merge_defaults(raw.get_mut(), defaults.into_inner());
@@ -164,6 +164,43 @@ impl Config {
         }
         PathBuf::from("data")
     }
+}
+
+/// The keys whose values are secrets: `payme.key` and `service.pin`.
+const SECRET_KEYS: [&str; 2] = ["key", "pin"];
+
+/// toml's error message, which quotes the offending line and may quote its value. On a line that
+/// sets a secret that would print the secret to stderr, which journald keeps, so such an error
+/// says only where it is.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let full = e.to_string().trim_end().to_string();
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return full;
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    if !sets_a_secret(line) {
+        return full;
+    }
+    format!(
+        "TOML parse error at line {}, column {}: the line sets a secret, so it is not shown here; \
+         a secret is a quoted string, like key = \"...\"",
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1
+    )
+}
+
+/// Whether a TOML line assigns one of `SECRET_KEYS` (as `key =`, `payme.key =` or inside an
+/// inline table).
+fn sets_a_secret(line: &str) -> bool {
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    SECRET_KEYS.iter().any(|name| {
+        line.match_indices(name).any(|(at, _)| {
+            let starts = !line[..at].chars().next_back().is_some_and(bare);
+            let after = line[at + name.len()..].trim_start();
+            starts && after.starts_with('=')
+        })
+    })
 }
 
 /// Fills every key `user` leaves out (at any depth) with the built-in value. Filled-in values get

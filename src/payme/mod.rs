@@ -28,8 +28,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// "No payment without its deliverable": `Some(reason)` while something stops the booth from
 /// delivering an order of this kind (a print: printer stopped, empty or offline, media counter at
-/// 0, and any later blocker; digital copies: only storage and clock), so Check and a new Create
-/// answer -31008. The daemon supplies it from `booth::health`; a store that cannot write is not
+/// 0, and any later blocker that stops printing), so Check and a new Create answer -31008. A
+/// digital-only order is never refused: its photos are already taken, and low storage or an
+/// unsynchronised clock only stop new sessions. The daemon supplies it from `booth::health`; a store that cannot write is not
 /// its business (that stays -32400, so Payme retries).
 pub type DeliveryGate = Arc<dyn Fn(OrderKind) -> Option<String> + Send + Sync>;
 

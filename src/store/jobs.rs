@@ -276,9 +276,13 @@ mod tests {
         let forced = store
             .write(|tx| crate::store::reports::queue_reprint(tx, order, 1, true, 3))
             .unwrap();
+        assert!(forced.is_some());
         assert_eq!(
             store.write(|tx| claim_next(tx, i64::MAX)).unwrap().map(|j| j.id),
-            Some(forced)
+            forced
         );
+        // Without --force the store takes no reprint of it: one that could never print.
+        let unforced = store.write(|tx| crate::store::reports::queue_reprint(tx, order, 1, false, 4));
+        assert_eq!(unforced.unwrap(), None);
     }
 }

@@ -191,12 +191,15 @@ pub fn mark_simulated(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Ends an order for good: refunded after payment, or cancelled before it.
-pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusqlite::Result<()> {
+/// Ends an order for good: refunded after payment, or cancelled before it. An order that has
+/// already ended stays as it ended: a customer's cancel tap arriving after a refund the screen has
+/// not seen yet must not turn the refund into a cancel. Returns whether it ended now.
+pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusqlite::Result<bool> {
     debug_assert!(matches!(status, StoredStatus::Refunded | StoredStatus::Cancelled));
-    conn.prepare_cached("UPDATE orders SET status = ?2, closed_at = ?3 WHERE id = ?1")?
+    let changed = conn
+        .prepare_cached("UPDATE orders SET status = ?2, closed_at = ?3 WHERE id = ?1 AND status IN ('open', 'paid')")?
         .execute(params![id, status.as_str(), now])?;
-    Ok(())
+    Ok(changed > 0)
 }
 
 #[cfg(test)]

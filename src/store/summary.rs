@@ -11,7 +11,8 @@ pub struct Period {
     pub from: i64,
     pub to: i64,
     pub sessions: i64,
-    /// Orders Payme paid in the window (refunded later or not).
+    /// Orders Payme paid in the window (refunded later or not); simulated ones (`photoboothd pay`)
+    /// are never counted here.
     pub paid_orders: i64,
     /// Paid and not refunded, in tiyin.
     pub revenue_tiyin: i64,
@@ -36,11 +37,15 @@ pub fn period(conn: &Connection, from: i64, to: i64) -> rusqlite::Result<Period>
         from,
         to,
         sessions: one("SELECT count(*) FROM sessions WHERE started_at >= ?1 AND started_at < ?2")?,
-        paid_orders: one("SELECT count(*) FROM orders WHERE paid_at >= ?1 AND paid_at < ?2")?,
+        // Orders paid by `photoboothd pay` (simulated) are no money, as in `reports::daily`.
+        paid_orders: one("SELECT count(*) FROM orders WHERE paid_at >= ?1 AND paid_at < ?2 AND simulated = 0")?,
         revenue_tiyin: one(
-            "SELECT coalesce(sum(amount_tiyin), 0) FROM orders WHERE status = 'paid' AND paid_at >= ?1 AND paid_at < ?2",
+            "SELECT coalesce(sum(amount_tiyin), 0) FROM orders
+             WHERE status = 'paid' AND paid_at >= ?1 AND paid_at < ?2 AND simulated = 0",
         )?,
-        refunds: one("SELECT count(*) FROM orders WHERE status = 'refunded' AND closed_at >= ?1 AND closed_at < ?2")?,
+        refunds: one(
+            "SELECT count(*) FROM orders WHERE status = 'refunded' AND closed_at >= ?1 AND closed_at < ?2 AND simulated = 0",
+        )?,
         prints: one(&printed(false))?,
         event_orders: one("SELECT count(*) FROM orders WHERE status = 'event' AND created_at >= ?1 AND created_at < ?2")?,
         event_prints: one(&printed(true))?,

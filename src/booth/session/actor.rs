@@ -306,25 +306,31 @@ impl SessionManager {
     /// right now, and the order must stay payable or Payme would debit a card for a cancelled order.
     async fn cancel_order(&self, order_id: i64) -> Result<Option<Event>, SessionError> {
         let now = clock::now_ms();
-        let cancelled = self
+        let closed = self
             .blocking(move |store| {
                 store.write(|tx| {
                     if transactions::live_for_order(tx, order_id)?.is_some() {
-                        return Ok(false);
+                        return Ok(None);
                     }
-                    orders::close(tx, order_id, orders::StoredStatus::Cancelled, now)?;
-                    Ok(true)
+                    orders::close(tx, order_id, orders::StoredStatus::Cancelled, now).map(Some)
                 })
             })
             .await
             .map_err(store_error)?;
-        if !cancelled {
-            return Err(SessionError::new(
-                Refusal::PaymentInProgress,
-                "a payment is in progress",
-            ));
+        match closed {
+            None => {
+                return Err(SessionError::new(
+                    Refusal::PaymentInProgress,
+                    "a payment is in progress",
+                ))
+            }
+            Some(true) => tracing::info!(order_id, "order cancelled by the customer before paying"),
+            // Paid and refunded before the screen noticed: the refund stands.
+            Some(false) => tracing::info!(
+                order_id,
+                "customer left; the order had already ended (refunded or cancelled)"
+            ),
         }
-        tracing::info!(order_id, "order cancelled by the customer before paying");
         Ok(Some(Event::OrderCancelled))
     }
 

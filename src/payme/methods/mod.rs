@@ -47,7 +47,7 @@ pub fn is_simulated(payme_id: &str) -> bool {
 }
 
 /// "No payment without its deliverable": a new payment is refused with -31008 while the booth
-/// cannot deliver it (a print; digital copies only need storage and a clock). Only Check and a new Create ask; Perform of a created transaction goes on
+/// cannot deliver it (see `payme::DeliveryGate`). Only Check and a new Create ask; Perform of a created transaction goes on
 /// (the customer has confirmed in the app) and its job waits for the printer.
 fn refuse_if_undeliverable(env: &Env<'_>, order: &Order, method: &str) -> Result<(), Fail> {
     let order_id = order.id;
