@@ -627,9 +627,7 @@ async fn disk_fills_mid_print(copies: u32, full_for: Duration, env: Vec<(String,
         return;
     };
     let d = &rig.d;
-    let (order, amount) = d.new_order(copies).await;
-    let id = payme_id(order.parse().unwrap());
-    d.create_tx(&id, &order, amount).await;
+    let (order, id) = d.created_order(copies).await;
 
     // The job's first copy will be written into a pipe: the print loop waits there mid-job.
     let (job, pipe) = d.pipe_next_print(&order);
@@ -724,9 +722,7 @@ async fn a_daemon_started_on_a_full_disk_runs_out_of_service() {
     let Some(mut rig) = Rig::on_tmpfs_or_skip(what, "", "16m", Vec::new()).await else {
         return;
     };
-    let (order, amount) = rig.d.new_order(1).await;
-    let id = payme_id(order.parse().unwrap());
-    rig.d.create_tx(&id, &order, amount).await;
+    let (order, id) = rig.d.created_order(1).await;
     let (job, pipe) = rig.d.pipe_next_print(&order);
     rig.d.perform_tx(&id).await;
     let printing = format!("SELECT count(*) FROM print_jobs WHERE id = {job} AND status = 'printing'");

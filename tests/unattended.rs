@@ -276,9 +276,7 @@ async fn under_systemd_orders_wait_for_a_synchronised_clock_by_default() {
 #[tokio::test]
 async fn a_job_put_off_by_the_last_run_prints_at_once_when_the_clock_comes_up_behind() {
     let mut d = Daemon::start().await;
-    let (order, amount) = d.new_order(1).await;
-    let id = payme_id(order.parse().unwrap());
-    d.create_tx(&id, &order, amount).await;
+    let (order, id) = d.created_order(1).await;
     // The file printer is offline while its folder is a plain file: the paid job waits queued.
     let prints = d.data_dir().join("prints");
     let _ = std::fs::remove_dir_all(&prints);
@@ -308,9 +306,7 @@ async fn a_job_put_off_by_the_last_run_prints_at_once_when_the_clock_comes_up_be
 #[tokio::test]
 async fn sigterm_mid_print_finishes_and_records_the_job_before_the_daemon_exits() {
     let mut d = Daemon::start().await;
-    let (order, amount) = d.new_order(1).await;
-    let id = payme_id(order.parse().unwrap());
-    d.create_tx(&id, &order, amount).await;
+    let (order, id) = d.created_order(1).await;
     // The copy is written into a pipe: the print loop waits there, mid-job, until it is read.
     let (job, pipe) = d.pipe_next_print(&order);
     d.perform_tx(&id).await;

@@ -815,6 +815,15 @@ impl Daemon {
         id
     }
 
+    /// A new order of `copies` that Payme has created its transaction for, not yet performed:
+    /// returns the order id and the Payme id.
+    pub async fn created_order(&self, copies: u32) -> (String, String) {
+        let (order, amount) = self.new_order(copies).await;
+        let id = payme_id(order.parse().unwrap_or(0));
+        self.create_tx(&id, &order, amount).await;
+        (order, id)
+    }
+
     /// CreateTransaction `id` for the order's whole amount; asserts it was created (state 1).
     pub async fn create_tx(&self, id: &str, order_id: &str, amount: i64) {
         let create = self.create_at(id, now_ms(), amount, order_id).await;
