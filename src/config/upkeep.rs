@@ -6,7 +6,8 @@ use super::Config;
 
 impl Config {
     /// Whether orders wait for a synchronised clock: as configured, else only under systemd
-    /// (`NOTIFY_SOCKET` or `INVOCATION_ID` set), where the unit orders itself after time-sync.target.
+    /// (`NOTIFY_SOCKET` or `INVOCATION_ID` set): a Pi's clock comes up on the last saved time, and
+    /// the unit starts without waiting for the network time (docs/deploy.md, "The clock").
     pub fn requires_synced_clock(&self) -> bool {
         self.booth.require_synced_clock.unwrap_or_else(|| {
             std::env::var_os("NOTIFY_SOCKET").is_some() || std::env::var_os("INVOCATION_ID").is_some()
