@@ -41,6 +41,13 @@ fn journal_request(line: &str, order_id: i64, copies: u32) -> Option<String> {
     Some(request.to_string())
 }
 
+fn write_synced(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
 impl Journal {
     /// A journal in memory only (lost on restart).
     pub(super) fn in_memory() -> Journal {
@@ -83,11 +90,14 @@ impl Journal {
         let (Some(dir), Some(file)) = (&self.dir, self.file(job_id)) else {
             return;
         };
-        // Written aside and renamed, so a crash never leaves half an id.
+        // Written aside and renamed, so a crash never leaves half an id; synced before and after
+        // the rename, so a power cut right after `lp` (CUPS keeps the job it spooled) cannot lose
+        // the entry and have the next start send the print again.
         let tmp = dir.join(format!(".job-{job_id}.tmp"));
         let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, format!("{line}\n")))
-            .and_then(|()| std::fs::rename(&tmp, &file));
+            .and_then(|()| write_synced(&tmp, &format!("{line}\n")))
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .and_then(|()| std::fs::File::open(dir)?.sync_all());
         if let Err(e) = written {
             // Only a restart in the next minutes would miss it; not worth failing a paid print over.
             tracing::warn!(dir = %dir.display(), error = %e, "cups: cannot write the job journal");
