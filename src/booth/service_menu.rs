@@ -16,7 +16,7 @@ use crate::config::{pin_sha256, Config};
 use crate::digital::gallery::{self, GalleryLink};
 use crate::hw::printer::Printer;
 use crate::store::summary::{self, Period};
-use crate::store::{events, jobs, media, orders, reports, Store, StoreError};
+use crate::store::{events, jobs, media, orders, Store, StoreError};
 use crate::{clock, date};
 
 /// Wrong PINs in a row that lock the menu.
@@ -362,13 +362,11 @@ impl ServiceMenu {
                     "order {order_id} was digital-only: no print was paid for"
                 ))));
             }
-            // Paid or event, read in this same write: the store takes the job.
-            match reports::queue_reprint(tx, order_id, order.copies, false, now)? {
-                Some(job) => Ok(Ok((job, order.copies))),
-                None => Ok(Err(ServiceError::NotPaid(format!(
-                    "order {order_id} cannot be printed"
-                )))),
-            }
+            // Paid or event, read in this same write: the refund rule lets the job print.
+            let job = jobs::queue_reprint(tx, order_id, order.copies, false, now)?;
+            Ok(job
+                .map(|job| (job, order.copies))
+                .ok_or_else(|| ServiceError::NotPaid(format!("order {order_id} cannot be printed"))))
         })??;
         let (job_id, copies) = queued;
         tracing::warn!(

@@ -368,7 +368,7 @@ pub fn reprint(config: &Config, id: i64, copies: Option<u32>, force: bool) -> Re
         return Err(format!("--copies must be from 1 to {}", config.booth.max_copies));
     }
     let job = store
-        .write(|tx| reports::queue_reprint(tx, id, copies, refunded, now))
+        .write(|tx| jobs::queue_reprint(tx, id, copies, refunded, now))
         .map_err(|e| e.to_string())?
         // Refunded between the look above and this write (Payme's cancel arrived meanwhile).
         .ok_or_else(|| {

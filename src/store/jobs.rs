@@ -70,6 +70,29 @@ pub fn paid_job_for_order(conn: &Connection, order_id: i64) -> rusqlite::Result<
 /// was set back. Such a job is due now, not when that hour has passed again.
 pub const LONGEST_WAIT_MS: i64 = 60_000;
 
+/// Queues a reprint of an order's page; `forced` lets it print although the order was refunded.
+/// Returns the new job's id, or `None` when the refund rule would never let it print: checked in
+/// the same write, so a refund that lands after the caller looked leaves no job waiting forever.
+pub fn queue_reprint(
+    conn: &Connection,
+    order_id: i64,
+    copies: u32,
+    forced: bool,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.execute(
+        "INSERT INTO print_jobs (order_id, kind, copies, status, created_at, updated_at, next_attempt_at, forced)
+         VALUES (?1, 'reprint', ?2, 'queued', ?3, ?3, ?3, ?4)",
+        params![order_id, copies, now, forced],
+    )?;
+    let id = conn.last_insert_rowid();
+    let undeliverable = conn.execute(
+        concat!("DELETE FROM print_jobs WHERE id = ?1 AND NOT ", deliverable!()),
+        [id],
+    )?;
+    Ok((undeliverable == 0).then_some(id))
+}
+
 /// Takes the oldest queued job that is due and deliverable and marks it printing, or returns `None`.
 pub fn claim_next(conn: &Connection, now: i64) -> rusqlite::Result<Option<PrintJob>> {
     let id: Option<i64> = conn
@@ -273,16 +296,14 @@ mod tests {
         assert_eq!(store.write(|tx| claim_next(tx, i64::MAX)).unwrap(), None);
         assert_eq!(status(&store, job), JobStatus::Queued);
         // A forced reprint of the refunded order is the one exception.
-        let forced = store
-            .write(|tx| crate::store::reports::queue_reprint(tx, order, 1, true, 3))
-            .unwrap();
+        let forced = store.write(|tx| queue_reprint(tx, order, 1, true, 3)).unwrap();
         assert!(forced.is_some());
         assert_eq!(
             store.write(|tx| claim_next(tx, i64::MAX)).unwrap().map(|j| j.id),
             forced
         );
         // Without --force the store takes no reprint of it: one that could never print.
-        let unforced = store.write(|tx| crate::store::reports::queue_reprint(tx, order, 1, false, 4));
+        let unforced = store.write(|tx| queue_reprint(tx, order, 1, false, 4));
         assert_eq!(unforced.unwrap(), None);
     }
 }

@@ -134,23 +134,3 @@ pub fn daily(conn: &Connection, since_day: i64, offset_ms: i64) -> rusqlite::Res
     )?;
     Ok(days.into_values().collect())
 }
-
-/// Queues a reprint of an order's page; `forced` lets it print although the order was refunded.
-/// Returns the new job's id, or `None` when the order is not one the job could print (checked in
-/// the same write: a refund that lands after the caller looked must not leave a job that waits
-/// forever).
-pub fn queue_reprint(
-    conn: &Connection,
-    order_id: i64,
-    copies: u32,
-    forced: bool,
-    now: i64,
-) -> rusqlite::Result<Option<i64>> {
-    let inserted = conn.execute(
-        "INSERT INTO print_jobs (order_id, kind, copies, status, created_at, updated_at, next_attempt_at, forced)
-         SELECT ?1, 'reprint', ?2, 'queued', ?3, ?3, ?3, ?4 FROM orders
-         WHERE id = ?1 AND (status IN ('paid', 'event') OR (?4 AND status = 'refunded'))",
-        params![order_id, copies, now, forced],
-    )?;
-    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
-}
