@@ -228,7 +228,7 @@ pub async fn run(mut config: Config) -> Result<(), DaemonError> {
         // store blockers) and comes back when space does, instead of systemd starting it again
         // every 5 s while the kiosk shows the browser's error page. Without the file the CLI finds
         // no daemon rather than a killed run's ports.
-        tracing::error!(error = %e, "the CLI cannot find this daemon");
+        tracing::error!(error = %e, "the CLI cannot find this daemon until it restarts with disk space free");
         let _ = std::fs::remove_file(data_dir.join(RUNTIME_FILE));
         let _ = std::fs::remove_file(data_dir.join(format!(".{RUNTIME_FILE}.tmp")));
     }

@@ -210,11 +210,10 @@ impl PrintLoop {
                 Some(Ok(Ok(job))) => job,
                 Some(Ok(Err(next_due))) => return Drained::Idle(next_due),
                 Some(Err(e)) => {
-                    store_failures += 1;
-                    if worth_logging(store_failures) {
-                        tracing::error!(error = %e, failures = store_failures, "print loop cannot read the queue");
-                    }
-                    self.wait_for_store().await;
+                    self.store_failed(&mut store_failures, |n| {
+                        tracing::error!(error = %e, failures = n, "print loop cannot read the queue");
+                    })
+                    .await;
                     continue;
                 }
                 None => return Drained::PrinterTrouble,
@@ -245,20 +244,25 @@ impl PrintLoop {
                     return;
                 }
                 Some(Err(e)) => {
-                    store_failures += 1;
-                    if worth_logging(store_failures) {
-                        tracing::error!(error = %e, failures = store_failures, "cannot requeue interrupted print jobs; retrying");
-                    }
-                    self.wait_for_store().await;
+                    self.store_failed(&mut store_failures, |n| {
+                        tracing::error!(error = %e, failures = n, "cannot requeue interrupted print jobs; retrying");
+                    })
+                    .await;
                 }
                 None => return,
             }
         }
     }
 
-    /// Waits before trying the store again. The loop is waiting for the disk, not stuck: it tells
-    /// the watchdog so, since a restart would forget how the print it holds ended.
-    async fn wait_for_store(&self) {
+    /// One more store failure in a row (`failures` counts them): `log` says so for the first and
+    /// then one in `STORE_LOG_EVERY`, then this waits before the next try. The loop is waiting for
+    /// the disk, not stuck: it tells the watchdog so, since a restart would forget how the print it
+    /// holds ended.
+    async fn store_failed(&self, failures: &mut u32, log: impl FnOnce(u32)) {
+        *failures += 1;
+        if *failures % STORE_LOG_EVERY == 1 {
+            log(*failures);
+        }
         self.health.print_loop_beat(clock::mono_ms());
         tokio::time::sleep(STORE_RETRY).await;
     }
@@ -298,11 +302,10 @@ impl PrintLoop {
                 .await;
             match attempt {
                 Some(Err(e)) if !*shutdown.borrow() => {
-                    store_failures += 1;
-                    if worth_logging(store_failures) {
-                        tracing::error!(job_id, error = %e, failures = store_failures, "cannot record the print result; retrying");
-                    }
-                    self.wait_for_store().await;
+                    self.store_failed(&mut store_failures, |n| {
+                        tracing::error!(job_id, error = %e, failures = n, "cannot record the print result; retrying");
+                    })
+                    .await;
                 }
                 other => break other,
             }
@@ -426,11 +429,6 @@ impl PrintLoop {
             .map(|img| Some(img.to_rgb8()))
             .map_err(|e| PrintError::permanent(format!("cannot read the session's page {}: {e}", path.display())))
     }
-}
-
-/// Whether the `failures`-th store failure in a row is logged (see `STORE_LOG_EVERY`).
-fn worth_logging(failures: u32) -> bool {
-    failures % STORE_LOG_EVERY == 1
 }
 
 /// A queue the spooler stopped itself after the printer failed, as opposed to one paused by hand:

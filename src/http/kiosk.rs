@@ -503,8 +503,8 @@ mod tests {
     }
 
     /// Where `text` (one language's) differs in form from `en`, one line each into `problems`.
-    /// A text may be one string or plural forms in either language (English needs none for
-    /// "{shots} photos", Uzbek none for any number), but its placeholders are English's.
+    /// A text may be one string or plural forms in either language (Uzbek needs none for any
+    /// number, Russian more than English), but its placeholders are English's.
     fn same_form(path: &str, en: &Value, text: &Value, problems: &mut Vec<String>) {
         let plural = |v: &Value| v.get("plural").is_some();
         let is_text = |v: &Value| v.is_string() || plural(v);

@@ -614,7 +614,6 @@ impl Daemon {
         names
     }
 
-    /// The first page the file printer wrote, after checking it wrote `count` pages in all.
     /// Makes the next print job's first copy of `order` go into a pipe ([`mkfifo`]): the print loop
     /// waits there, mid-job, until the test reads it. Returns the job's id and the pipe.
     pub fn pipe_next_print(&self, order: &str) -> (i64, PathBuf) {
@@ -626,6 +625,7 @@ impl Daemon {
         (job, pipe)
     }
 
+    /// The first page the file printer wrote, after checking it wrote `count` pages in all.
     pub fn first_print(&self, count: usize) -> image::DynamicImage {
         let prints = self.prints();
         assert_eq!(prints.len(), count, "{prints:?}");
