@@ -100,24 +100,15 @@ mod tests {
 
     #[test]
     fn a_wall_clock_jump_of_13_hours_either_way_moves_no_deadline() {
-        use crate::store::orders::{Order, StoredStatus};
+        use crate::store::orders::{self, Order, StoredStatus};
         for jump in [H13, -H13] {
             let start = 1_800_000_000_000;
             let (wall, clock) = fake_wall(start);
             let created = clock.now_ms();
             let order = Order {
-                id: 1,
-                copies: 1,
-                price_per_copy_tiyin: 100,
-                amount_tiyin: 100,
-                status: StoredStatus::Open,
                 created_at: created,
                 expires_at: created + 600_000,
-                paid_at: None,
-                closed_at: None,
-                language: None,
-                event_id: None,
-                kind: Default::default(),
+                ..orders::sample(1, StoredStatus::Open)
             };
             wall.fetch_add(jump, Ordering::SeqCst);
             let now = clock.now_ms();

@@ -59,6 +59,12 @@ async fn no_new_payment_while_the_printer_cannot_print_but_a_created_one_complet
         1
     );
 
+    // Allowed twice while the printer works: the second answer is the remembered one
+    // (`payme/recent.rs`), and the printer going away must still be asked about below.
+    for _ in 0..2 {
+        assert_eq!(check(&d, &new, new_amount).await["result"]["allow"], true);
+    }
+
     // The printer goes offline (the file printer's folder becomes a plain file).
     let prints = d.data_dir().join("prints");
     let _ = std::fs::remove_dir_all(&prints);
@@ -85,6 +91,54 @@ async fn no_new_payment_while_the_printer_cannot_print_but_a_created_one_complet
     d.wait_accepting(true).await;
     assert_eq!(check(&d, &new, new_amount).await["result"]["allow"], true);
     d.wait_for_status(&held, "printed").await;
+}
+
+/// A Check asked again is answered from the last answer only while nothing has been written
+/// (`payme/recent.rs`): every write of the daemon is seen at once; a write by another process (the
+/// CLI) within a second, and Create re-checks the database whatever Check said.
+#[tokio::test]
+async fn a_check_asked_again_sees_every_write_since() {
+    let d = Daemon::start().await;
+    let (order, amount) = d.new_order(1).await;
+    for _ in 0..3 {
+        assert_eq!(result(&check(&d, &order, amount).await), &json!({ "allow": true }));
+    }
+    assert_eq!(
+        error_code(&check(&d, &order, amount + 100).await),
+        -31001,
+        "another amount"
+    );
+    let id = payme_id(1);
+    assert_eq!(d.create_at(&id, now_ms(), amount, &order).await["result"]["state"], 1);
+    assert_eq!(
+        error_code(&check(&d, &order, amount).await),
+        -31008,
+        "held by the created transaction"
+    );
+    d.perform_tx(&id).await;
+    // Paid: the performed transaction still holds the order, which Payme's sandbox expects first.
+    assert_eq!(error_code(&check(&d, &order, amount).await), -31008, "paid");
+
+    // Another process pays an order the daemon has just allowed.
+    let (other, other_amount) = d.new_order(1).await;
+    assert_eq!(
+        result(&check(&d, &other, other_amount).await),
+        &json!({ "allow": true })
+    );
+    let (ok, out) = d.cli(&["pay", &other]);
+    assert!(ok, "{out}");
+    let create = d.create_at(&payme_id(2), now_ms(), other_amount, &other).await;
+    assert_eq!(
+        error_code(&create),
+        -31008,
+        "Create reads the database, not the last Check"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        error_code(&check(&d, &other, other_amount).await),
+        -31008,
+        "seen within a second"
+    );
 }
 
 #[tokio::test]

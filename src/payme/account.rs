@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::methods::Fail;
 use super::methods::TIMEOUT_MS;
-use super::rpc::{code, RpcError, Text};
+use super::rpc::{code, Params, RpcError, Text};
 use crate::store::orders::{NotPayable, Order};
 use crate::store::transactions::{self, TxState};
 
@@ -18,6 +18,13 @@ fn order_id(account: &Map<String, Value>, field: &str) -> Option<i64> {
         _ => None,
     }
     .filter(|id| *id > 0)
+}
+
+/// The order id and amount a CheckPerformTransaction names, when both are well-formed: the key of
+/// a remembered answer (`payme::recent`).
+pub fn named_order(p: &Params<'_>, field: &str) -> Option<(i64, i64)> {
+    let amount = p.amount().ok()?;
+    Some((order_id(p.object("account").ok()?, field)?, amount))
 }
 
 fn not_found(field: &str) -> RpcError {

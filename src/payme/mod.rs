@@ -7,6 +7,7 @@ mod account;
 pub mod auth;
 pub mod checkout;
 pub mod methods;
+mod recent;
 pub mod rpc;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::store::OrderKind;
 use crate::store::Store;
 use auth::KeyRing;
 use methods::{Access, Effects, Env, Fail};
+use recent::RecentChecks;
 use rpc::{Params, RpcError};
 
 /// Payme's requests are a few hundred bytes; anything near this is not Payme.
@@ -50,6 +52,8 @@ pub struct Merchant {
     /// Payme's sandbox.
     simulations: bool,
     rejected: RejectedLog,
+    /// CheckPerformTransaction answers to give again while nothing has been written.
+    recent: RecentChecks,
 }
 
 /// A reply ready to send, with the method name for logs and metrics.
@@ -78,6 +82,7 @@ impl Merchant {
             delivery: Arc::new(|_| None),
             simulations: false,
             rejected: RejectedLog::default(),
+            recent: RecentChecks::default(),
         }
     }
 
@@ -116,11 +121,12 @@ impl Merchant {
         self.rejected.note();
     }
 
-    /// Handles one webhook body. Blocking (SQLite): call from `spawn_blocking`.
+    /// Handles one webhook body the way the webhook does (a lookup in place when it can be).
+    /// Blocking (SQLite): call from `spawn_blocking`.
     pub fn handle(&self, body: &[u8], authorization: Option<&[u8]>) -> Reply {
         match self.prepare(body, authorization) {
             Prepared::Done(reply) => reply,
-            Prepared::Call(call) => self.call(&call),
+            Prepared::Call(call) => self.call_in_place(&call).unwrap_or_else(|| self.call(&call)),
         }
     }
 
@@ -191,16 +197,35 @@ impl Merchant {
         if call.method.access != Access::Lookup {
             return None;
         }
+        // Read before anything else, so that a write committed during this call is never missed.
+        let generation = self.store.generation();
+        if let Some(reply) = self.check_again(call, generation) {
+            return Some(reply);
+        }
         let mut fx = Effects::default();
         let is_current = |k: &str| self.keys.is_current(k);
         let outcome = self
             .store
             .try_read(|conn| self.apply(call, conn, &mut fx, &is_current))?;
-        Some(self.finish(call, outcome.map_err(|e| e.to_string()), fx))
+        Some(self.finish(call, outcome.map_err(|e| e.to_string()), fx, generation))
+    }
+
+    /// A CheckPerformTransaction the store allowed for the same order and amount, with nothing
+    /// written since, answered again without the store (`recent.rs` says why that is safe).
+    fn check_again(&self, call: &Call, generation: u64) -> Option<Reply> {
+        if call.method.name != "CheckPerformTransaction" {
+            return None;
+        }
+        let (order_id, amount) = account::named_order(&Params(&call.params), &self.account_field)?;
+        let order = self.recent.get(order_id, amount, generation)?;
+        let delivery = |kind| (self.delivery)(kind);
+        let result = methods::check_perform::again(&order, &self.env(&|_| false, &delivery))?;
+        Some(self.finish(call, Ok(Ok(result)), Effects::default(), generation))
     }
 
     /// Runs a prepared call on the store. Blocking (SQLite, and an fsync for writes).
     pub fn call(&self, call: &Call) -> Reply {
+        let generation = self.store.generation();
         let run = |is_current: &dyn Fn(&str) -> bool| {
             let mut fx = Effects::default();
             let outcome = match call.method.access {
@@ -220,7 +245,7 @@ impl Merchant {
         } else {
             run(&|k: &str| self.keys.is_current(k))
         };
-        self.finish(call, outcome, fx)
+        self.finish(call, outcome, fx, generation)
     }
 
     /// The method itself. Rpc errors are replies and commit (only the 12-hour expiry writes before
@@ -233,15 +258,7 @@ impl Merchant {
         key_is_current: &dyn Fn(&str) -> bool,
     ) -> rusqlite::Result<Result<Value, RpcError>> {
         let delivery = |kind| (self.delivery)(kind);
-        let env = Env {
-            now: (self.clock)(),
-            account_field: &self.account_field,
-            fiscal: self.fiscal.as_ref(),
-            configured_key: self.keys.configured(),
-            key_is_current,
-            digital: self.digital,
-            delivery_blocked: &delivery,
-        };
+        let env = self.env(key_is_current, &delivery);
         match (call.method.run)(conn, &Params(&call.params), &env, fx) {
             Ok(result) => Ok(Ok(result)),
             Err(Fail::Rpc(e)) => Ok(Err(e)),
@@ -249,14 +266,39 @@ impl Merchant {
         }
     }
 
-    /// Effects after the commit, then the reply.
-    fn finish(&self, call: &Call, outcome: Result<Result<Value, RpcError>, String>, fx: Effects) -> Reply {
+    fn env<'a>(
+        &'a self,
+        key_is_current: &'a dyn Fn(&str) -> bool,
+        delivery_blocked: &'a dyn Fn(OrderKind) -> Option<String>,
+    ) -> Env<'a> {
+        Env {
+            now: (self.clock)(),
+            account_field: &self.account_field,
+            fiscal: self.fiscal.as_ref(),
+            configured_key: self.keys.configured(),
+            key_is_current,
+            digital: self.digital,
+            delivery_blocked,
+        }
+    }
+
+    /// Effects after the commit, then the reply. `generation` is the store's before the call.
+    fn finish(
+        &self,
+        call: &Call,
+        outcome: Result<Result<Value, RpcError>, String>,
+        fx: Effects,
+        generation: u64,
+    ) -> Reply {
         let name = call.method.name;
         match outcome {
             Ok(Ok(result)) => {
                 if let Some(job_id) = fx.job_queued {
                     // Full or closed only means the loop is busy or stopping; it rescans the store.
                     let _ = self.print_wake.try_send(job_id);
+                }
+                if let Some(order) = fx.allowed {
+                    self.recent.put(order, generation);
                 }
                 Reply {
                     body: rpc::reply_ok(&call.id, result),

@@ -5,6 +5,10 @@
 //! logic. Reads go to a few separate connections: in WAL mode they see the last committed state
 //! without waiting for a writer's fsync. Callers on the async runtime go through `spawn_blocking`,
 //! except point lookups (`try_read`: microseconds, on a reader that is free right now).
+//!
+//! Every write through [`Store::write`] moves the store's `generation` on, so an answer computed
+//! from a read can be reused while the generation has not moved (the webhook's repeated Check:
+//! `payme::recent`). Writes by another process (the CLI) do not move it.
 
 /// Declares a struct that is one table row: each field is read from the column of the same name
 /// (`SELECT *`), so a field list is written once and a mapper cannot fall out of step with it.
@@ -103,7 +107,7 @@ pub mod transactions;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -156,6 +160,8 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     write_fault: std::sync::RwLock<Option<String>>,
+    /// Moves on after every write of this process, committed or not (see [`Store::generation`]).
+    generation: AtomicU64,
 }
 
 fn is_storage_fault(e: &rusqlite::Error) -> bool {
@@ -194,6 +200,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             write_fault: std::sync::RwLock::new(None),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -212,8 +219,19 @@ impl Store {
                 tx.commit()?;
                 Ok(value)
             });
+        // After the commit, under the writer's lock: a reader that sees this generation sees the
+        // write. A rolled-back write moves it too; that only costs a reuse.
+        self.generation.fetch_add(1, Ordering::Release);
         self.note_write(&result);
         Ok(result?)
+    }
+
+    /// A number that changes after every write this process makes through [`Store::write`]. Read
+    /// it *before* a read: if it is the same later, nothing this process wrote since can have
+    /// changed what that read saw. Another process's writes (the CLI) do not change it, so a
+    /// reuse must also be short-lived.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Remembers whether the disk takes writes: a full or read-only disk must take the booth out

@@ -202,25 +202,32 @@ pub fn close(conn: &Connection, id: i64, status: StoredStatus, now: i64) -> rusq
     Ok(changed > 0)
 }
 
+/// An order for unit tests that need no store: two copies at 100 tiyin, made at 0, payable
+/// until 1 000.
+#[cfg(test)]
+pub(crate) fn sample(id: i64, status: StoredStatus) -> Order {
+    Order {
+        id,
+        copies: 2,
+        price_per_copy_tiyin: 100,
+        amount_tiyin: 200,
+        kind: OrderKind::Print,
+        status,
+        created_at: 0,
+        expires_at: 1_000,
+        paid_at: None,
+        closed_at: None,
+        language: None,
+        event_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn order(status: StoredStatus) -> Order {
-        Order {
-            id: 1,
-            copies: 2,
-            price_per_copy_tiyin: 100,
-            amount_tiyin: 200,
-            kind: OrderKind::Print,
-            status,
-            created_at: 0,
-            expires_at: 1_000,
-            paid_at: None,
-            closed_at: None,
-            language: None,
-            event_id: None,
-        }
+        sample(1, status)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 mod cancel;
 mod change_password;
 mod check;
-mod check_perform;
+pub mod check_perform;
 mod create;
 mod perform;
 mod set_fiscal_data;
@@ -67,6 +67,9 @@ pub struct Effects {
     pub job_queued: Option<i64>,
     /// ChangePassword: switch the live key.
     pub new_key: Option<String>,
+    /// CheckPerformTransaction allowed this order: remembered for the same question asked again
+    /// (`payme::recent`).
+    pub allowed: Option<Order>,
 }
 
 /// Why a method did not produce a result: a reply Payme should see, or a store failure that
