@@ -283,7 +283,7 @@ pub fn store_rotation(conn: &Connection, configured: &str, new_key: &str) -> rus
 /// The live key, checked on every request and swapped by ChangePassword.
 pub struct KeyRing {
     configured: String,
-    /// `Paycom:<key>` as the decoded Basic credentials must read.
+    /// `base64(Paycom:<key>)`, as the Basic credentials must read (see `expected_credentials`).
     expected: RwLock<Arc<[u8]>>,
 }
 
@@ -322,12 +322,12 @@ impl KeyRing {
 
     /// Whether the request's `Authorization` header carries `Basic base64(Paycom:<key>)`.
     pub fn authorized(&self, header: Option<&[u8]>) -> bool {
-        let Some(decoded) = header.and_then(decode_basic) else {
+        let Some(encoded) = header.and_then(basic_credentials) else {
             return false;
         };
-        let expected = self.expected.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let expected = self.expected.read().unwrap_or_else(|p| p.into_inner());
         // Lengths may differ (then ct_eq is false at once); the content is compared in constant time.
-        bool::from(decoded.as_slice().ct_eq(&expected))
+        bool::from(encoded.ct_eq(&expected))
     }
 
     /// Whether `candidate` is the key in force (ChangePassword with the same key is a no-op).
@@ -337,17 +337,22 @@ impl KeyRing {
     }
 }
 
+/// The credentials compared in their base64 form, so a request costs no decoding: the standard
+/// alphabet with canonical padding and no stray trailing bits (the `STANDARD` engine's rules) has
+/// exactly one spelling for each byte string, so "decodes to `Paycom:<key>`" and "reads exactly
+/// `base64(Paycom:<key>)`" accept the same headers.
 fn expected_credentials(key: &str) -> Arc<[u8]> {
-    format!("{LOGIN}:{key}").into_bytes().into()
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{LOGIN}:{key}"))
+        .into_bytes()
+        .into()
 }
 
-fn decode_basic(header: &[u8]) -> Option<Vec<u8>> {
+/// The base64 part of `Basic <credentials>`; the scheme's case and surrounding blanks do not matter.
+fn basic_credentials(header: &[u8]) -> Option<&[u8]> {
     let text = std::str::from_utf8(header).ok()?.trim();
     let (scheme, encoded) = text.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()
+    scheme.eq_ignore_ascii_case("basic").then(|| encoded.trim().as_bytes())
 }
 
 /// The header a client (the `pay` command, tests) sends.
@@ -370,6 +375,42 @@ mod tests {
         assert!(!ring.authorized(Some(b"Basic !!!not-base64")));
         let other_login = base64::engine::general_purpose::STANDARD.encode("Admin:k:%&?@#!");
         assert!(!ring.authorized(Some(format!("Basic {other_login}").as_bytes())));
+    }
+
+    /// Comparing the base64 text accepts exactly the headers whose credentials decode to
+    /// `Paycom:<key>` (the rule before the comparison moved to the encoded form).
+    #[test]
+    fn the_encoded_comparison_accepts_what_decoding_would_and_nothing_else() {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+        let key = "k:%&?@#!x"; // "Paycom:k:%&?@#!x": 16 bytes, so its base64 ends in "=="
+        let ring = KeyRing::new(key.into(), key);
+        let canonical = STANDARD.encode(format!("{LOGIN}:{key}"));
+        let mut stray_bits = canonical.clone().into_bytes();
+        let last = canonical.len() - 3; // the character before "==" carries 4 unused bits
+        stray_bits[last] = if stray_bits[last] == b'A' {
+            b'B'
+        } else {
+            stray_bits[last] + 1
+        };
+        let headers = [
+            format!("Basic {canonical}"),
+            format!("basic   {canonical}  "),
+            format!(" BASIC {canonical}"),
+            format!("Basic {}", STANDARD_NO_PAD.encode(format!("{LOGIN}:{key}"))),
+            format!("Basic {}", String::from_utf8(stray_bits).unwrap()),
+            format!("Basic {canonical}="),
+            format!("Basic {}", canonical.replace('+', "-")),
+            format!("Basic{canonical}"),
+        ];
+        for header in headers {
+            let decodes = header
+                .trim()
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
+                .is_some_and(|plain| plain == format!("{LOGIN}:{key}").as_bytes());
+            assert_eq!(ring.authorized(Some(header.as_bytes())), decodes, "{header:?}");
+        }
     }
 
     #[test]

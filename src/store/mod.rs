@@ -107,7 +107,7 @@ pub mod transactions;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -160,6 +160,8 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     write_fault: std::sync::RwLock<Option<String>>,
+    /// Whether `write_fault` holds a fault: asked on every Check, so the usual answer costs no lock.
+    failing: AtomicBool,
     /// Moves on after every write of this process, committed or not (see [`Store::generation`]).
     generation: AtomicU64,
 }
@@ -200,6 +202,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             write_fault: std::sync::RwLock::new(None),
+            failing: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         })
     }
@@ -252,12 +255,16 @@ impl Store {
                     None => tracing::warn!("the database takes writes again; back in service"),
                 }
             }
+            self.failing.store(failing.is_some(), Ordering::Release);
             *w = failing;
         }
     }
 
     /// `Some(why)` while the last write failed for a storage reason (disk full, read-only, I/O).
     pub fn write_fault(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
         self.write_fault.read().ok().and_then(|w| w.clone())
     }
 
