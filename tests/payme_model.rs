@@ -985,11 +985,11 @@ impl Booth {
         let header = basic_header(&self.model.key);
         let (_, reply) = self.raw_call(Some(&header), method, &params);
         ensure!(
-            reply.body.get("error").is_none(),
+            reply.json().get("error").is_none(),
             "{method} {params} failed: {}",
-            reply.body
+            reply.json()
         );
-        Ok(reply.body["result"].clone())
+        Ok(reply.json()["result"].clone())
     }
 
     fn clock_step(&mut self, sel: &ClockSel) {
@@ -1051,9 +1051,9 @@ impl Booth {
         }
 
         // Repeats of Create, Perform and Cancel are byte-identical to the first success.
-        let succeeded = reply.body.get("error").is_none();
+        let succeeded = reply.json().get("error").is_none();
         if let (true, Some(id)) = (succeeded, params.get("id").and_then(Value::as_str)) {
-            let text = serde_json::to_string(&reply.body["result"]).unwrap();
+            let text = serde_json::to_string(&reply.json()["result"]).unwrap();
             if matches!(
                 method.as_str(),
                 "CreateTransaction" | "PerformTransaction" | "CancelTransaction"
@@ -1250,7 +1250,7 @@ fn tally(method: &str, out: &Outcome) {
 }
 
 fn check_reply(reply: &Reply, rpc_id: i64, method: &str, expect: &Expected) -> Result<(), String> {
-    let body = &reply.body;
+    let body = &reply.json();
     ensure_eq!(body["id"], json!(rpc_id), "the reply must echo the request id");
     match expect {
         Ok(result) => {
@@ -1359,7 +1359,7 @@ const ONE_DAY: i64 = 24 * 3_600_000;
 fn call(booth: &mut Booth, method: &str, params: Value) -> Value {
     let header = basic_header(&booth.model.key);
     let (_, reply) = booth.raw_call(Some(&header), method, &params);
-    reply.body
+    reply.json()
 }
 
 fn code(v: &Value) -> i64 {

@@ -24,12 +24,17 @@ use serde_json::Value;
 
 /// A JSON response with the given status.
 fn json(status: StatusCode, body: &Value) -> Response {
+    // Straight into a buffer, not through `Display`'s formatter (a share of a webhook Check).
+    // A `Value` always serialises (string keys, no fallible impls); the fallback is unreachable.
+    json_bytes(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A response with the given status and JSON already serialised.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        // Straight into a buffer, not through `Display`'s formatter (a share of a webhook Check).
-        // A `Value` always serialises (string keys, no fallible impls); the fallback is unreachable.
-        serde_json::to_vec(body).unwrap_or_default(),
+        body,
     )
         .into_response()
 }

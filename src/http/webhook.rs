@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
@@ -16,7 +16,7 @@ use axum::Router;
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 
-use super::json;
+use super::{json, json_bytes};
 use crate::metrics::Metrics;
 use crate::payme::rpc::{self, RpcError};
 use crate::payme::{Merchant, Prepared, Reply, MAX_BODY_BYTES};
@@ -41,9 +41,12 @@ pub fn router(state: Webhook) -> Router {
         .with_state(state)
 }
 
-async fn payme(State(state): State<Webhook>, method: Method, headers: HeaderMap, body: Body) -> Response {
+async fn payme(State(state): State<Webhook>, request: Request) -> Response {
     let started = Instant::now();
-    let handled = handle(&state.merchant, method, headers, body).await;
+    // Taken apart rather than extracted: the `HeaderMap` extractor clones every header, a visible
+    // share of a Check's time (BENCHMARKS.md, issue 17).
+    let (parts, body) = request.into_parts();
+    let handled = handle(&state.merchant, &parts.method, &parts.headers, body).await;
     state
         .metrics
         .observe_webhook(handled.method, handled.error_code, started.elapsed());
@@ -60,25 +63,24 @@ struct Handled {
 /// An error reply before any method ran.
 fn refused(error: &RpcError) -> Handled {
     Handled {
-        response: ok(rpc::reply_err(&Value::Null, error)),
+        response: ok(&rpc::reply_err(&Value::Null, error)),
         method: None,
         error_code: Some(error.code),
     }
 }
 
-async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, body: Body) -> Handled {
-    let merchant = merchant.clone();
+async fn handle(merchant: &Arc<Merchant>, method: &Method, headers: &HeaderMap, body: Body) -> Handled {
     if method != Method::POST {
         return refused(&RpcError::not_post());
     }
-    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
     // Credentials before the body: a stranger costs no body read and no blocking thread.
-    if !merchant.authorized(authorization.as_deref()) {
+    if !merchant.authorized(authorization) {
         merchant.note_rejected();
-        let id = stranger_id(&headers, body).await;
+        let id = stranger_id(headers, body).await;
         let error = RpcError::unauthorized();
         return Handled {
-            response: ok(rpc::reply_err(&id, &error)),
+            response: ok(&rpc::reply_err(&id, &error)),
             method: None,
             error_code: Some(error.code),
         };
@@ -105,6 +107,7 @@ async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, bo
     if let Some(reply) = merchant.call_in_place(&call) {
         return finish(reply);
     }
+    let merchant = merchant.clone();
     let reply = match tokio::task::spawn_blocking(move || merchant.call(&call)).await {
         Ok(reply) => reply,
         Err(e) => {
@@ -118,7 +121,7 @@ async fn handle(merchant: &Arc<Merchant>, method: Method, headers: HeaderMap, bo
 fn finish(reply: Reply) -> Handled {
     tracing::debug!(method = reply.method, code = reply.error_code, "payme: replied");
     Handled {
-        response: ok(reply.body),
+        response: json_bytes(StatusCode::OK, reply.body),
         method: reply.method,
         error_code: reply.error_code,
     }
@@ -146,6 +149,6 @@ async fn stranger_id(headers: &HeaderMap, body: Body) -> Value {
     }
 }
 
-fn ok(body: Value) -> Response {
-    json(StatusCode::OK, &body)
+fn ok(body: &Value) -> Response {
+    json(StatusCode::OK, body)
 }

@@ -58,9 +58,17 @@ pub struct Merchant {
 
 /// A reply ready to send, with the method name for logs and metrics.
 pub struct Reply {
-    pub body: Value,
+    /// The JSON-RPC reply, serialised.
+    pub body: Vec<u8>,
     pub method: Option<&'static str>,
     pub error_code: Option<i64>,
+}
+
+impl Reply {
+    /// The reply as JSON (tests; the webhook sends `body` as it is).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
 }
 
 impl Merchant {
@@ -301,7 +309,7 @@ impl Merchant {
                     self.recent.put(order, generation);
                 }
                 Reply {
-                    body: rpc::reply_ok(&call.id, result),
+                    body: rpc::reply_ok(&call.id, &result),
                     method: Some(name),
                     error_code: None,
                 }
@@ -362,7 +370,7 @@ fn parse_body(body: &[u8]) -> Result<Value, serde_json::Error> {
 
 fn error(id: &Value, method: Option<&'static str>, e: RpcError) -> Reply {
     Reply {
-        body: rpc::reply_err(id, &e),
+        body: serde_json::to_vec(&rpc::reply_err(id, &e)).unwrap_or_default(),
         method,
         error_code: Some(e.code),
     }
