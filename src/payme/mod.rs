@@ -226,8 +226,8 @@ impl Merchant {
         }
         let (order_id, amount) = account::named_order(&Params(&call.params), &self.account_field)?;
         let order = self.recent.get(order_id, amount, generation)?;
-        let delivery = |kind| (self.delivery)(kind);
-        let result = methods::check_perform::again(&order, &self.env(&|_| false, &delivery))?;
+        let is_current = |k: &str| self.keys.is_current(k);
+        let result = methods::check_perform::again(&order, &self.env(&is_current))?;
         Some(self.finish(call, Ok(Ok(result)), Effects::default(), generation))
     }
 
@@ -265,8 +265,7 @@ impl Merchant {
         fx: &mut Effects,
         key_is_current: &dyn Fn(&str) -> bool,
     ) -> rusqlite::Result<Result<Value, RpcError>> {
-        let delivery = |kind| (self.delivery)(kind);
-        let env = self.env(key_is_current, &delivery);
+        let env = self.env(key_is_current);
         match (call.method.run)(conn, &Params(&call.params), &env, fx) {
             Ok(result) => Ok(Ok(result)),
             Err(Fail::Rpc(e)) => Ok(Err(e)),
@@ -274,11 +273,7 @@ impl Merchant {
         }
     }
 
-    fn env<'a>(
-        &'a self,
-        key_is_current: &'a dyn Fn(&str) -> bool,
-        delivery_blocked: &'a dyn Fn(OrderKind) -> Option<String>,
-    ) -> Env<'a> {
+    fn env<'a>(&'a self, key_is_current: &'a dyn Fn(&str) -> bool) -> Env<'a> {
         Env {
             now: (self.clock)(),
             account_field: &self.account_field,
@@ -286,7 +281,7 @@ impl Merchant {
             configured_key: self.keys.configured(),
             key_is_current,
             digital: self.digital,
-            delivery_blocked,
+            delivery_blocked: &*self.delivery,
         }
     }
 

@@ -5,7 +5,7 @@
 mod cancel;
 mod change_password;
 mod check;
-pub mod check_perform;
+pub(super) mod check_perform;
 mod create;
 mod perform;
 mod set_fiscal_data;
