@@ -138,13 +138,9 @@ async fn stranger_id(headers: &HeaderMap, body: Body) -> Value {
         return Value::Null;
     }
     match tokio::time::timeout(STRANGER_BODY_TIMEOUT, Limited::new(body, STRANGER_BODY_BYTES).collect()).await {
-        Ok(Ok(collected)) => {
-            let bytes = collected.to_bytes();
-            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-            serde_json::from_slice::<Value>(bytes)
-                .map(|v| rpc::peek_id(&v))
-                .unwrap_or(Value::Null)
-        }
+        Ok(Ok(collected)) => rpc::Envelope::read(&collected.to_bytes())
+            .map(|envelope| envelope.id)
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }

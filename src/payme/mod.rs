@@ -23,7 +23,7 @@ use crate::store::Store;
 use auth::KeyRing;
 use methods::{Access, Effects, Env, Fail};
 use recent::RecentChecks;
-use rpc::{Params, RpcError};
+use rpc::{Envelope, Params, RpcError};
 
 /// Payme's requests are a few hundred bytes; anything near this is not Payme.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -141,11 +141,11 @@ impl Merchant {
     /// Everything short of the store: auth, JSON, envelope, method. Cheap and non-blocking, so the
     /// webhook runs it on the async thread and only the store work may need a blocking one.
     pub fn prepare(&self, body: &[u8], authorization: Option<&[u8]>) -> Prepared {
-        let parsed = parse_body(body);
+        let parsed = Envelope::read(body);
         // Credentials first, for every request, before anything reads the store.
         if !self.keys.authorized(authorization) {
             self.note_rejected();
-            let id = parsed.as_ref().map(rpc::peek_id).unwrap_or(Value::Null);
+            let id = parsed.map(|envelope| envelope.id).unwrap_or(Value::Null);
             return Prepared::Done(error(&id, None, RpcError::unauthorized()));
         }
         self.prepare_parsed(parsed)
@@ -154,18 +154,17 @@ impl Merchant {
     /// `prepare` for a caller that has checked the credentials itself (the webhook checks them
     /// before reading the body), so the key is not compared twice per request.
     pub fn prepare_authorized(&self, body: &[u8]) -> Prepared {
-        self.prepare_parsed(parse_body(body))
+        self.prepare_parsed(Envelope::read(body))
     }
 
-    fn prepare_parsed(&self, parsed: Result<Value, serde_json::Error>) -> Prepared {
-        let Ok(value) = parsed else {
+    fn prepare_parsed(&self, parsed: Result<Envelope, serde_json::Error>) -> Prepared {
+        let Ok(envelope) = parsed else {
             return Prepared::Done(error(&Value::Null, None, RpcError::parse()));
         };
-        let id = rpc::peek_id(&value);
         // The method is checked before the params: an unknown one is -32601 even without params.
-        let request = match rpc::parse_request(value, |m| methods::find(m).is_some()) {
+        let request = match envelope.into_request(|m| methods::find(m).is_some()) {
             Ok(r) => r,
-            Err(e) => {
+            Err((id, e)) => {
                 if e.code == rpc::code::METHOD_NOT_FOUND {
                     tracing::warn!("payme: unknown method (-32601)");
                 }
@@ -225,10 +224,16 @@ impl Merchant {
             return None;
         }
         let (order_id, amount) = account::named_order(&Params(&call.params), &self.account_field)?;
-        let order = self.recent.get(order_id, amount, generation)?;
+        let allowed = self.recent.get(order_id, amount, generation)?;
         let is_current = |k: &str| self.keys.is_current(k);
-        let result = methods::check_perform::again(&order, &self.env(&is_current))?;
-        Some(self.finish(call, Ok(Ok(result)), Effects::default(), generation))
+        if !methods::check_perform::again(&allowed.order, &self.env(&is_current)) {
+            return None;
+        }
+        Some(Reply {
+            body: rpc::reply_ok(&call.id, &allowed.result_json),
+            method: Some(call.method.name),
+            error_code: None,
+        })
     }
 
     /// Runs a prepared call on the store. Blocking (SQLite, and an fsync for writes).
@@ -300,11 +305,13 @@ impl Merchant {
                     // Full or closed only means the loop is busy or stopping; it rescans the store.
                     let _ = self.print_wake.try_send(job_id);
                 }
+                let result_json = rpc::result_json(&result);
                 if let Some(order) = fx.allowed {
-                    self.recent.put(order, generation);
+                    let result_json = result_json.clone();
+                    self.recent.put(recent::Allowed { order, result_json }, generation);
                 }
                 Reply {
-                    body: rpc::reply_ok(&call.id, &result),
+                    body: rpc::reply_ok(&call.id, &result_json),
                     method: Some(name),
                     error_code: None,
                 }
@@ -356,11 +363,6 @@ pub struct Call {
     method: &'static methods::Method,
     id: Value,
     params: serde_json::Map<String, Value>,
-}
-
-/// The request's JSON; some HTTP stacks put a UTF-8 byte order mark before it.
-fn parse_body(body: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body))
 }
 
 fn error(id: &Value, method: Option<&'static str>, e: RpcError) -> Reply {

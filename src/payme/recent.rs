@@ -28,17 +28,24 @@ const MAX_ORDERS: usize = 8;
 #[derive(Default)]
 pub struct RecentChecks(Mutex<Recent>);
 
+/// An order the store allowed, with the result Check answered for it, serialised: sent again as
+/// it is (the result depends only on the order and the merchant's fiscal settings).
+pub struct Allowed {
+    pub order: Order,
+    pub result_json: Vec<u8>,
+}
+
 #[derive(Default)]
 struct Recent {
     /// The store generation every entry was read at.
     generation: u64,
-    orders: Vec<(Arc<Order>, Instant)>,
+    orders: Vec<(Arc<Allowed>, Instant)>,
 }
 
 impl RecentChecks {
     /// The order last allowed for `order_id` and `amount`, if the store has not been written since
     /// (`generation` is the store's now) and the answer is fresh.
-    pub fn get(&self, order_id: i64, amount: i64, generation: u64) -> Option<Arc<Order>> {
+    pub fn get(&self, order_id: i64, amount: i64, generation: u64) -> Option<Arc<Allowed>> {
         let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if recent.generation != generation {
             return None;
@@ -46,12 +53,13 @@ impl RecentChecks {
         recent
             .orders
             .iter()
-            .find(|(o, at)| o.id == order_id && o.amount_tiyin == amount && at.elapsed() < FRESH_FOR)
-            .map(|(o, _)| o.clone())
+            .find(|(a, at)| a.order.id == order_id && a.order.amount_tiyin == amount && at.elapsed() < FRESH_FOR)
+            .map(|(a, _)| a.clone())
     }
 
-    /// Remembers that `order` was allowed by a read that began at store generation `generation`.
-    pub fn put(&self, order: Order, generation: u64) {
+    /// Remembers that `allowed.order` was allowed by a read that began at store generation
+    /// `generation`.
+    pub fn put(&self, allowed: Allowed, generation: u64) {
         let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if generation < recent.generation {
             // Read before a write that another reuse has already seen: already stale.
@@ -63,11 +71,11 @@ impl RecentChecks {
         }
         recent
             .orders
-            .retain(|(o, at)| o.id != order.id && at.elapsed() < FRESH_FOR);
+            .retain(|(a, at)| a.order.id != allowed.order.id && at.elapsed() < FRESH_FOR);
         if recent.orders.len() >= MAX_ORDERS {
             recent.orders.remove(0);
         }
-        recent.orders.push((Arc::new(order), Instant::now()));
+        recent.orders.push((Arc::new(allowed), Instant::now()));
     }
 }
 
@@ -76,15 +84,18 @@ mod tests {
     use super::*;
     use crate::store::orders::{self, StoredStatus};
 
-    fn order(id: i64) -> Order {
-        orders::sample(id, StoredStatus::Open)
+    fn order(id: i64) -> Allowed {
+        Allowed {
+            order: orders::sample(id, StoredStatus::Open),
+            result_json: br#"{"allow":true}"#.to_vec(),
+        }
     }
 
     #[test]
     fn an_answer_is_reused_only_for_the_same_order_amount_and_generation() {
         let recent = RecentChecks::default();
         recent.put(order(7), 3);
-        assert_eq!(recent.get(7, 200, 3).map(|o| o.id), Some(7));
+        assert_eq!(recent.get(7, 200, 3).map(|a| a.order.id), Some(7));
         assert!(recent.get(7, 201, 3).is_none(), "another amount");
         assert!(recent.get(8, 200, 3).is_none(), "another order");
         assert!(recent.get(7, 200, 4).is_none(), "a write since");

@@ -190,53 +190,152 @@ pub struct Request {
     pub params: Map<String, Value>,
 }
 
-/// The `id` of a body, if it parses at all: even a rejected request echoes the id it carried.
-pub fn peek_id(body: &Value) -> Value {
-    body.get("id")
-        .filter(|v| !v.is_object() && !v.is_array())
-        .cloned()
-        .unwrap_or(Value::Null)
+/// A request body as the envelope needs it: the three members it reads, taken straight from the
+/// bytes. The map of the whole body that a `Value` builds (its keys, its nodes, the removals and
+/// the drop) was a visible share of a Check (BENCHMARKS.md, issue 17). The rules stay those of a
+/// map: each member may be any JSON value, so a wrong type is an envelope error (-32600 naming it)
+/// and never a parse error; a repeated member keeps its last value; other members are parsed and
+/// dropped, under the same depth limit.
+#[derive(Debug, Default)]
+pub struct Envelope {
+    /// The id to echo, `Null` when it is absent or is an object or an array.
+    pub id: Value,
+    method: Option<Value>,
+    params: Option<Value>,
+    /// False when the body is JSON but not an object.
+    object: bool,
 }
 
-/// Checks the envelope: an object with a string `method` that `known` knows (else -32601, before
-/// anything about `params`), and an object `params`. Extra members (such as `"jsonrpc": "2.0"`) are
-/// tolerated: Payme may add fields.
-pub fn parse_request(body: Value, known: impl Fn(&str) -> bool) -> Result<Request, RpcError> {
-    let id = peek_id(&body);
-    let Value::Object(mut obj) = body else {
-        return Err(RpcError::invalid("request"));
-    };
-    let method = match obj.remove("method") {
-        Some(Value::String(m)) => m,
-        _ => return Err(RpcError::invalid("method")),
-    };
-    if !known(&method) {
-        return Err(RpcError::method_not_found(&method));
+impl Envelope {
+    /// Reads a body, after a UTF-8 byte order mark if it has one (some HTTP stacks put one before
+    /// the JSON). `Err` is a parse error (-32700).
+    pub fn read(body: &[u8]) -> Result<Envelope, serde_json::Error> {
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let first = body.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first == Some(&b'{') {
+            let mut envelope: Envelope = serde_json::from_slice(body)?;
+            if envelope.id.is_object() || envelope.id.is_array() {
+                envelope.id = Value::Null;
+            }
+            return Ok(envelope);
+        }
+        // Anything else is not a request; the general parser tells a parse error from a value.
+        serde_json::from_slice::<Value>(body).map(|_| Envelope::default())
     }
-    let params = match obj.remove("params") {
-        Some(Value::Object(p)) => p,
-        _ => return Err(RpcError::invalid("params")),
-    };
-    Ok(Request { id, method, params })
+
+    /// Checks the envelope: an object with a string `method` that `known` knows (else -32601,
+    /// before anything about `params`), and an object `params`. Extra members (such as
+    /// `"jsonrpc": "2.0"`) are tolerated: Payme may add fields. An error comes with the id to echo.
+    pub fn into_request(self, known: impl Fn(&str) -> bool) -> Result<Request, (Value, RpcError)> {
+        let Envelope {
+            id,
+            method,
+            params,
+            object,
+        } = self;
+        if !object {
+            return Err((id, RpcError::invalid("request")));
+        }
+        let method = match method {
+            Some(Value::String(m)) => m,
+            _ => return Err((id, RpcError::invalid("method"))),
+        };
+        if !known(&method) {
+            return Err((id, RpcError::method_not_found(&method)));
+        }
+        let params = match params {
+            Some(Value::Object(p)) => p,
+            _ => return Err((id, RpcError::invalid("params"))),
+        };
+        Ok(Request { id, method, params })
+    }
 }
 
-/// A success reply, serialised straight to bytes: no map of the envelope is built on the way
-/// (a visible share of a Check, BENCHMARKS.md issue 17). The members come in the order a `json!`
-/// map would give them, so the bytes are the same as before.
-pub fn reply_ok(id: &Value, result: &Value) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Success<'a> {
-        id: &'a Value,
-        jsonrpc: &'static str,
-        result: &'a Value,
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Envelope, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
     }
-    // A `Value` always serialises (string keys, no fallible impls); the fallback is unreachable.
-    serde_json::to_vec(&Success {
-        id,
-        jsonrpc: "2.0",
-        result,
-    })
-    .unwrap_or_default()
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC request object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut envelope = Envelope {
+            object: true,
+            ..Envelope::default()
+        };
+        while let Some(member) = map.next_key::<Member>()? {
+            match member {
+                Member::Id => envelope.id = map.next_value()?,
+                Member::Method => envelope.method = Some(map.next_value()?),
+                Member::Params => envelope.params = Some(map.next_value()?),
+                // Parsed as a `Value` (not skipped) so a member nested too deep is the same
+                // parse error it was when the whole body was a `Value`.
+                Member::Other => drop(map.next_value::<Value>()?),
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+/// A member name of the envelope, compared without being kept.
+enum Member {
+    Id,
+    Method,
+    Params,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Member, D::Error> {
+        deserializer.deserialize_identifier(MemberVisitor)
+    }
+}
+
+struct MemberVisitor;
+
+impl serde::de::Visitor<'_> for MemberVisitor {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Member, E> {
+        Ok(match name {
+            "id" => Member::Id,
+            "method" => Member::Method,
+            "params" => Member::Params,
+            _ => Member::Other,
+        })
+    }
+}
+
+/// A success reply around a result already serialised (`result_json`): no map of the envelope is
+/// built on the way (a visible share of a Check, BENCHMARKS.md issue 17), and a remembered Check
+/// answer is sent again without serialising it again. The members come in the order a `json!` map
+/// would give them, so the bytes are the same as the map's.
+pub fn reply_ok(id: &Value, result_json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result_json.len() + 48);
+    out.extend_from_slice(b"{\"id\":");
+    // Writing a `Value` into a `Vec` cannot fail (string keys, no I/O); nothing to handle.
+    let _ = serde_json::to_writer(&mut out, id);
+    out.extend_from_slice(b",\"jsonrpc\":\"2.0\",\"result\":");
+    out.extend_from_slice(result_json);
+    out.push(b'}');
+    out
+}
+
+/// A result as the JSON `reply_ok` takes. A `Value` always serialises; the fallback is unreachable.
+pub fn result_json(result: &Value) -> Vec<u8> {
+    serde_json::to_vec(result).unwrap_or_else(|_| b"null".to_vec())
 }
 
 pub fn reply_err(id: &Value, e: &RpcError) -> Value {
@@ -328,29 +427,153 @@ mod tests {
     #[test]
     fn a_success_reply_is_the_envelope_payme_expects() {
         let result = json!({ "allow": true, "detail": { "receipt_type": 0 } });
-        for id in [json!(7), json!("abc"), Value::Null] {
+        let ids = [
+            json!(7),
+            json!("abc"),
+            Value::Null,
+            json!(1.50),
+            json!(-0),
+            json!("q\"\\\u{1}"),
+            json!(true),
+        ];
+        for id in ids {
             let built = json!({ "jsonrpc": "2.0", "id": id, "result": result });
-            assert_eq!(reply_ok(&id, &result), serde_json::to_vec(&built).unwrap());
+            assert_eq!(
+                reply_ok(&id, &result_json(&result)),
+                serde_json::to_vec(&built).unwrap()
+            );
+        }
+    }
+
+    /// What a body gives: the request (id, method, params), or the error with the id it echoes,
+    /// or a parse error (`None`).
+    type Outcome = Option<Result<(Value, String, Map<String, Value>), (Value, i64, Option<Value>)>>;
+
+    fn read(body: &[u8]) -> Outcome {
+        let known = |m: &str| m == "X";
+        let envelope = Envelope::read(body).ok()?;
+        Some(
+            envelope
+                .into_request(known)
+                .map(|r| (r.id, r.method, r.params))
+                .map_err(|(id, e)| (id, e.code, e.data)),
+        )
+    }
+
+    /// The envelope's rules written over a `Value` of the whole body, as they were before the body
+    /// was read member by member: the oracle for `Envelope`.
+    fn read_as_value(body: &[u8]) -> Outcome {
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let id = value
+            .get("id")
+            .filter(|v| !v.is_object() && !v.is_array())
+            .cloned()
+            .unwrap_or(Value::Null);
+        let fail = |e: RpcError| Some(Err((id.clone(), e.code, e.data)));
+        let Value::Object(mut obj) = value else {
+            return fail(RpcError::invalid("request"));
+        };
+        let method = match obj.remove("method") {
+            Some(Value::String(m)) => m,
+            _ => return fail(RpcError::invalid("method")),
+        };
+        if method != "X" {
+            return fail(RpcError::method_not_found(&method));
+        }
+        match obj.remove("params") {
+            Some(Value::Object(p)) => Some(Ok((id, method, p))),
+            _ => fail(RpcError::invalid("params")),
         }
     }
 
     #[test]
     fn envelope_needs_method_and_params_and_keeps_the_id() {
-        let known = |m: &str| m == "X";
-        let e = parse_request(json!({"id": 7, "params": {}}), known).err().unwrap();
-        assert_eq!((e.code, e.data), (code::INVALID_REQUEST, Some(json!("method"))));
-        let e = parse_request(json!({"id": 7, "method": "X", "params": []}), known)
+        let e = read(br#"{"id": 7, "params": {}}"#).unwrap().err().unwrap();
+        assert_eq!(e, (json!(7), code::INVALID_REQUEST, Some(json!("method"))));
+        let e = read(br#"{"id": 7, "method": "X", "params": []}"#)
+            .unwrap()
             .err()
             .unwrap();
-        assert_eq!(e.data, Some(json!("params")));
+        assert_eq!(e, (json!(7), code::INVALID_REQUEST, Some(json!("params"))));
         // The method is checked before the params.
-        let e = parse_request(json!({"id": 7, "method": "Y"}), known).err().unwrap();
-        assert_eq!((e.code, e.data), (code::METHOD_NOT_FOUND, Some(json!("Y"))));
-        let r = parse_request(json!({"jsonrpc": "2.0", "id": 7, "method": "X", "params": {}}), known)
+        let e = read(br#"{"id": 7, "method": "Y"}"#).unwrap().err().unwrap();
+        assert_eq!(e, (json!(7), code::METHOD_NOT_FOUND, Some(json!("Y"))));
+        let r = read(br#"{"jsonrpc": "2.0", "id": 7, "method": "X", "params": {"a": 1}}"#)
+            .unwrap()
             .ok()
             .unwrap();
-        assert_eq!((r.id, r.method.as_str()), (json!(7), "X"));
-        assert_eq!(peek_id(&json!([1])), Value::Null);
+        assert_eq!(
+            r,
+            (json!(7), "X".to_string(), json!({"a": 1}).as_object().unwrap().clone())
+        );
+        let e = read(b"[1]").unwrap().err().unwrap();
+        assert_eq!(e, (Value::Null, code::INVALID_REQUEST, Some(json!("request"))));
+        assert_eq!(read(b"{"), None);
+    }
+
+    #[test]
+    fn the_envelope_read_member_by_member_follows_the_rules_of_a_map() {
+        let deep = format!(
+            r#"{{"id":1,"method":"X","params":{{}},"x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let deep_ok = format!(
+            r#"{{"id":1,"method":"X","params":{{}},"x":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let bodies: Vec<&[u8]> = vec![
+            br#"{"method":"X","params":{},"id":10}"#,
+            b"\xEF\xBB\xBF{\"method\":\"X\",\"params\":{},\"id\":10}",
+            b" \t\r\n{\"method\":\"X\",\"params\":{},\"id\":\"a\"} \n",
+            br#"{"id":1,"id":2,"method":"Y","method":"X","params":[],"params":{"b":2}}"#,
+            br#"{"id":{"a":1},"method":"X","params":{}}"#,
+            br#"{"id":[1],"method":"X","params":{}}"#,
+            br#"{"id":1,"id":{},"method":"X","params":{}}"#,
+            br#"{"id":null,"method":"X","params":{}}"#,
+            br#"{"id":123456789012345678901234567890,"method":"X","params":{}}"#,
+            br#"{"id":1.50,"method":"X","params":{}}"#,
+            br#"{"id":-0,"method":"X","params":{}}"#,
+            br#"{"m\u0065thod":"X","\u0070arams":{},"\u0069d":3}"#,
+            br#"{"method":"X\u0000","params":{},"id":3}"#,
+            br#"{"method":5,"params":{},"id":3}"#,
+            br#"{"method":null,"params":{},"id":3}"#,
+            br#"{"method":"X","params":null,"id":3}"#,
+            br#"{"method":"X","id":3}"#,
+            br#"{"method":"X","params":{},"id":3,"jsonrpc":"2.0","extra":{"a":[1,2,{"b":null}]}}"#,
+            br#"{"method":"X","params":{},"id":3} x"#,
+            br#"{"method":"X","params":{},"id":3,}"#,
+            br#"{"method":"X","params":{},"id":3"#,
+            br#"{}"#,
+            br#"[]"#,
+            br#"[{"method":"X","params":{}}]"#,
+            b"7",
+            b"\"X\"",
+            b"null",
+            b"true",
+            b"",
+            b"   ",
+            b"\xEF\xBB\xBF",
+            b"\xEF\xBB\xBF\xEF\xBB\xBF{}",
+            b"{\"method\":\"\xff\",\"params\":{}}",
+            deep.as_bytes(),
+            deep_ok.as_bytes(),
+        ];
+        for body in bodies {
+            assert_eq!(
+                read(body),
+                read_as_value(body),
+                "body {:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // One body where they part, and the member-by-member reading is the right one: serde_json's
+        // `arbitrary_precision` reads this object as a `Value` number, so the map rules called it
+        // "not an object". It is an object without a method.
+        let e = read(br#"{"$serde_json::private::Number":"5"}"#).unwrap().err().unwrap();
+        assert_eq!(e, (Value::Null, code::INVALID_REQUEST, Some(json!("method"))));
     }
 
     #[test]

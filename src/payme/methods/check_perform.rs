@@ -23,17 +23,17 @@ pub fn run(conn: &rusqlite::Connection, p: &Params<'_>, env: &Env<'_>, fx: &mut 
 
 /// The same question again, about an order the store allowed and nothing this process wrote has
 /// changed since (`payme::recent`): the rules that move with the clock and the booth are asked
-/// again, and `None` sends the question back to the store, which words and logs any refusal.
-pub fn again(order: &Order, env: &Env<'_>) -> Option<Value> {
-    order.payability(false, env.now).ok()?;
-    if (env.delivery_blocked)(order.kind).is_some() {
-        return None;
+/// again. `true` lets the remembered result be sent again; `false` sends the question back to the
+/// store, which words and logs any refusal.
+pub fn again(order: &Order, env: &Env<'_>) -> bool {
+    if order.payability(false, env.now).is_err() || (env.delivery_blocked)(order.kind).is_some() {
+        return false;
     }
     tracing::debug!(
         order_id = order.id,
         "payme: CheckPerformTransaction allowed again, nothing written since"
     );
-    Some(allowed(order, env))
+    true
 }
 
 fn allowed(order: &Order, env: &Env<'_>) -> Value {
@@ -89,8 +89,8 @@ mod tests {
         let order = orders::sample(7, StoredStatus::Open);
         let works = |_| None;
         let stopped = |_| Some("the printer queue is stopped".to_string());
-        assert_eq!(again(&order, &env(999, &works)), Some(json!({ "allow": true })));
-        assert_eq!(again(&order, &env(1_000, &works)), None, "expired since");
-        assert_eq!(again(&order, &env(1, &stopped)), None, "the printer stopped since");
+        assert!(again(&order, &env(999, &works)));
+        assert!(!again(&order, &env(1_000, &works)), "expired since");
+        assert!(!again(&order, &env(1, &stopped)), "the printer stopped since");
     }
 }
