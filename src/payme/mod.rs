@@ -229,11 +229,7 @@ impl Merchant {
         if !methods::check_perform::again(&allowed.order, &self.env(&is_current)) {
             return None;
         }
-        Some(Reply {
-            body: rpc::reply_ok(&call.id, &allowed.result_json),
-            method: Some(call.method.name),
-            error_code: None,
-        })
+        Some(success(call, &allowed.result_json))
     }
 
     /// Runs a prepared call on the store. Blocking (SQLite, and an fsync for writes).
@@ -310,11 +306,7 @@ impl Merchant {
                     let result_json = result_json.clone();
                     self.recent.put(recent::Allowed { order, result_json }, generation);
                 }
-                Reply {
-                    body: rpc::reply_ok(&call.id, &result_json),
-                    method: Some(name),
-                    error_code: None,
-                }
+                success(call, &result_json)
             }
             Ok(Err(e)) => {
                 tracing::info!(method = name, code = e.code, "payme: replied with an error");
@@ -363,6 +355,15 @@ pub struct Call {
     method: &'static methods::Method,
     id: Value,
     params: serde_json::Map<String, Value>,
+}
+
+/// The reply to `call` with its result, already serialised.
+fn success(call: &Call, result_json: &[u8]) -> Reply {
+    Reply {
+        body: rpc::reply_ok(&call.id, result_json),
+        method: Some(call.method.name),
+        error_code: None,
+    }
 }
 
 fn error(id: &Value, method: Option<&'static str>, e: RpcError) -> Reply {

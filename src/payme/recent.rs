@@ -43,7 +43,7 @@ struct Recent {
 }
 
 impl RecentChecks {
-    /// The order last allowed for `order_id` and `amount`, if the store has not been written since
+    /// The answer last allowed for `order_id` and `amount`, if the store has not been written since
     /// (`generation` is the store's now) and the answer is fresh.
     pub fn get(&self, order_id: i64, amount: i64, generation: u64) -> Option<Arc<Allowed>> {
         let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,7 +84,7 @@ mod tests {
     use super::*;
     use crate::store::orders::{self, StoredStatus};
 
-    fn order(id: i64) -> Allowed {
+    fn allowed(id: i64) -> Allowed {
         Allowed {
             order: orders::sample(id, StoredStatus::Open),
             result_json: br#"{"allow":true}"#.to_vec(),
@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn an_answer_is_reused_only_for_the_same_order_amount_and_generation() {
         let recent = RecentChecks::default();
-        recent.put(order(7), 3);
+        recent.put(allowed(7), 3);
         assert_eq!(recent.get(7, 200, 3).map(|a| a.order.id), Some(7));
         assert!(recent.get(7, 201, 3).is_none(), "another amount");
         assert!(recent.get(8, 200, 3).is_none(), "another order");
@@ -104,11 +104,11 @@ mod tests {
     #[test]
     fn a_read_older_than_the_remembered_ones_is_not_kept_and_a_newer_one_drops_them() {
         let recent = RecentChecks::default();
-        recent.put(order(7), 5);
-        recent.put(order(8), 4);
+        recent.put(allowed(7), 5);
+        recent.put(allowed(8), 4);
         assert!(recent.get(8, 200, 4).is_none());
         assert!(recent.get(8, 200, 5).is_none());
-        recent.put(order(9), 6);
+        recent.put(allowed(9), 6);
         assert!(recent.get(7, 200, 6).is_none());
         assert!(recent.get(9, 200, 6).is_some());
     }
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn an_answer_goes_stale_after_a_second_even_without_a_write() {
         let recent = RecentChecks::default();
-        recent.put(order(7), 1);
+        recent.put(allowed(7), 1);
         let long_ago = Instant::now().checked_sub(FRESH_FOR).unwrap();
         recent.0.lock().unwrap().orders[0].1 = long_ago;
         assert!(recent.get(7, 200, 1).is_none());
@@ -126,7 +126,7 @@ mod tests {
     fn at_most_a_few_orders_are_remembered() {
         let recent = RecentChecks::default();
         for id in 1..=MAX_ORDERS as i64 + 1 {
-            recent.put(order(id), 1);
+            recent.put(allowed(id), 1);
         }
         assert!(recent.get(1, 200, 1).is_none(), "the oldest went");
         assert!(recent.get(MAX_ORDERS as i64 + 1, 200, 1).is_some());
