@@ -15,13 +15,13 @@
 # The daemon runs at its default log level (RUST_LOG unset -> info) with stderr to /dev/null,
 # unless BENCH_RUST_LOG is set (e.g. BENCH_RUST_LOG=warn, for a comparison only).
 # WRK_CHECK=0 skips the per-reply check in the Lua script.
+# Prints the idle RSS, wrk's report, VmRSS sampled every 0.5 s during the run, and RSS after.
 #
 # ROUNDS=N (N > 0) measures the share differently: the bare server and the daemon run side by side,
 # and wrk alternates between them for N rounds of DURATION each (bare first in odd rounds, the
 # daemon first in even ones). A machine that slows down for a while then slows both servers of a
 # round alike, where the sequential runs above can put a slow minute on one server only. It prints
 # each round's share, their median, and the share of all requests over all rounds.
-# Prints the idle RSS, wrk's report, VmRSS sampled every 0.5 s during the run, and RSS after.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +30,8 @@ bin="${PHOTOBOOTHD_BIN:-$root/target/release/photoboothd}"
 duration="${DURATION:-30s}"
 connections="${CONNECTIONS:-16}"
 threads="${THREADS:-2}"
+rounds="${ROUNDS:-0}"
+case "$rounds" in ''|*[!0-9]*) echo "ROUNDS must be a whole number, not '$rounds'" >&2; exit 1 ;; esac
 key='Bench:KEY%&?@#!aBcDeFgHiJkLmNoPqRsT'
 
 [ -x "$bin" ] || { echo "no $bin: run 'cargo build --release' first" >&2; exit 1; }
@@ -38,9 +40,11 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get update && apt-get in
 tmp="$(mktemp -d /tmp/photoboothd-wrk.XXXXXX)"
 pid=""
 sampler=""
+bare_pid=""
 cleanup() {
   if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  if [ -n "$bare_pid" ]; then kill "$bare_pid" 2>/dev/null || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -123,29 +127,39 @@ per_request() { # label "user0 sys0" "user1 sys1" rate
 
 # One anchor run: benches/bare_axum.rs with extra environment ($2), under the same wrk load;
 # prints its wrk report and leaves the rate in $tmp/$1.rate.
-run_bare() {
-  local name="$1" extra="$2" bare_pid bare_addr
+# Starts benches/bare_axum.rs with extra environment ($2), its output in $tmp/$1.out; sets
+# bare_pid (which cleanup stops) and bare_addr.
+start_bare() {
+  local name="$1" extra="$2"
   env $extra BARE_REPLY="$probe" "$bare_bin" > "$tmp/$name.out" 2>&1 &
   bare_pid=$!
   for _ in $(seq 1 500); do grep -q '^listening' "$tmp/$name.out" && break; sleep 0.01; done
   bare_addr="$(sed -n 's/^listening //p' "$tmp/$name.out")"
-  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/$name.out")" >&2; kill "$bare_pid"; exit 1; }
+  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/$name.out")" >&2; exit 1; }
+}
+
+stop_bare() {
+  kill "$bare_pid" 2>/dev/null || true
+  wait "$bare_pid" 2>/dev/null || true
+  bare_pid=""
+}
+
+run_bare() {
+  local name="$1" extra="$2"
+  start_bare "$name" "$extra"
   echo "== anchor: $name at $bare_addr"
   local c0 c1
   c0="$(proc_cpu "$bare_pid")"
   wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$here/check_perform.lua" "http://$bare_addr/payme" \
     | tee "$tmp/$name.wrk"
   c1="$(proc_cpu "$bare_pid")"
-  kill "$bare_pid" 2>/dev/null || true
-  wait "$bare_pid" 2>/dev/null || true
+  stop_bare
   sed -n 's/^req_per_s //p' "$tmp/$name.wrk" > "$tmp/$name.rate"
   per_request "$name" "$c0" "$c1" "$(cat "$tmp/$name.rate")" > "$tmp/$name.cpu"
 }
 
 bare_rate=""
 sqlite_rate=""
-rounds="${ROUNDS:-0}"
-case "$rounds" in ''|*[!0-9]*) echo "ROUNDS must be a whole number, not '$rounds'" >&2; exit 1 ;; esac
 if [ "${BARE:-1}" != 0 ] || [ "$rounds" -gt 0 ]; then
   (cd "$root" && cargo bench --bench bare_axum --no-run --message-format=json 2>/dev/null) \
     | sed -n 's/.*"executable":"\([^"]*bare_axum[^"]*\)".*/\1/p' | tail -1 > "$tmp/bare_bin"
@@ -161,11 +175,7 @@ wrk_rate() {
 }
 
 if [ "$rounds" -gt 0 ]; then
-  env BARE_REPLY="$probe" "$bare_bin" > "$tmp/bare.out" 2>&1 &
-  bare_pid=$!
-  for _ in $(seq 1 500); do grep -q '^listening' "$tmp/bare.out" && break; sleep 0.01; done
-  bare_addr="$(sed -n 's/^listening //p' "$tmp/bare.out")"
-  [ -n "$bare_addr" ] || { echo "bare_axum did not start: $(cat "$tmp/bare.out")" >&2; kill "$bare_pid"; exit 1; }
+  start_bare bare ""
   echo "== $rounds interleaved rounds of $duration each: bare axum at $bare_addr, photoboothd at $webhook"
   echo "wrk -t$threads -c$connections -d$duration --latency -s $here/check_perform.lua <server>/payme"
   # The daemon's thread count every 0.5 s over the rounds (the issue asks for it bounded).
@@ -189,8 +199,7 @@ if [ "$rounds" -gt 0 ]; then
       printf "round %d: bare axum %.0f req/s, photoboothd %.0f req/s: %.1f%%\n", r, b, d, 100 * d / b }'
   done
   bc1="$(proc_cpu "$bare_pid")"; dc1="$(proc_cpu "$pid")"
-  kill "$bare_pid" 2>/dev/null || true
-  wait "$bare_pid" 2>/dev/null || true
+  stop_bare
   # CPU per request over all rounds: the rates' mean times the rounds stands in for the count.
   mean() { awk -v c="$1" '{s += $c} END {print s / NR}' "$tmp/rounds"; }
   secs=$((secs * rounds))
